@@ -1,0 +1,44 @@
+# AE Lab: `make run` starts the app, `make test` runs the whole test suite.
+# Both create .venv on first use and reinstall only when a requirements file changes.
+PYTHON ?= python3
+VENV   ?= .venv
+PORT   ?= 8501
+PY     := $(VENV)/bin/python
+
+.PHONY: run dev test bench examples data browser clean
+
+run: $(VENV)/.runtime data
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+
+# Like `run`, but reloads pages when their files change.
+dev: $(VENV)/.runtime data
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.fileWatcherType auto --server.runOnSave true
+
+test: $(VENV)/.dev data browser
+	$(PY) -m pytest
+
+bench: $(VENV)/.dev data
+	$(PY) -m bench
+
+# Retrain the example runs shipped in examples/ (read-only in the app).
+examples: $(VENV)/.runtime data
+	$(PY) scripts/train_examples.py
+
+data:
+	@scripts/apt-ensure $$(cat packages.txt)
+
+browser:
+	@scripts/apt-ensure chromium
+
+$(VENV)/.runtime: requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "AE Lab needs Python >= 3.10, this is " + sys.version.split()[0]'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache

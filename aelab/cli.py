@@ -1,0 +1,205 @@
+"""Command line: ``python -m aelab {train,eval,runs,data}``.
+
+Every RunConfig field is a flag of ``train`` (``--lr``, ``--hidden 100,30``, ``--tied``/``--no-tied`` ...),
+applied on top of ``--preset``. Usage errors exit with code 2, other failures with 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+
+from . import data as data_mod
+from .config import ConfigError, RunConfig, flat_fields, with_overrides
+from .presets import PRESETS, preset
+from .runs import RunError, RunStore
+
+FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
+
+
+def _flag(section: str, name: str) -> str:
+    return "--" + FLAG_NAMES.get((section, name), name).replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m aelab", description="AE Lab: train and inspect autoencoders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save it as a run",
+                       description="Train a preset or a custom model. Flags override the preset's values.")
+    t.add_argument("--preset", choices=list(PRESETS), help="start from one of the book's recipes")
+    t.add_argument("--name", help="run name (default: preset-data-timestamp)")
+    t.add_argument("--runs-dir", help="where runs are stored (default $AELAB_RUNS_DIR or runs/)")
+    t.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
+    t.add_argument("--no-eval", action="store_true", help="skip test-set metrics and probes after training")
+    for section, name, hint, default in flat_fields():
+        flag = _flag(section, name)
+        if hint is bool:
+            t.add_argument(flag, dest=f"{section}.{name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{section} setting (default {default})")
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            t.add_argument(flag, dest=f"{section}.{name}", default=None, metavar="VALUE",
+                           help=f"{section} setting (default {shown}" + (", comma-separated" if isinstance(default, tuple) else "") + ")")
+
+    e = sub.add_parser("eval", help="test-set metrics and probes of a saved run")
+    e.add_argument("run")
+    e.add_argument("--runs-dir")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--no-probes", action="store_true", help="skip the kNN / logistic-regression probes")
+
+    t.set_defaults(func=cmd_train, subparser=t)
+    e.set_defaults(func=cmd_eval, subparser=e)
+    r = sub.add_parser("runs", help="list saved runs")
+    r.add_argument("--runs-dir")
+    r.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("data", help="which data sets are available and from where")
+    d.add_argument("--data-dir")
+    d.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_runs, subparser=r)
+    d.set_defaults(func=cmd_data, subparser=d)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset (or defaults) with every flag that was given applied; validated."""
+    overrides = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    data_name = overrides.get("data.name", "fashion-mnist")
+    base = preset(args.preset, data_name) if args.preset else RunConfig()
+    return with_overrides(base, overrides).validate()
+
+
+class _Progress:
+    """tqdm bar per epoch on stderr, and a line per epoch with the validation loss."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self._tqdm, self.bar = tqdm, None
+
+    def on_train_begin(self, state): ...
+
+    def on_batch_end(self, state):
+        if self.bar is None:
+            self.bar = self._tqdm(total=state.batches, desc=f"epoch {state.epoch}/{state.epochs}", unit="batch",
+                                  file=sys.stderr, leave=False)
+        self.bar.update(1)
+        if state.batch % 50 == 0 or state.batch == state.batches:
+            self.bar.set_postfix(loss=f"{state.loss:.4f}", refresh=False)
+
+    def on_epoch_end(self, state):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        h = state.history
+        print(f"epoch {h['epoch'][-1]:g}/{state.epochs}  loss {h['loss'][-1]:.4f}  val_loss {h['val_loss'][-1]:.4f}"
+              f"  {h['seconds'][-1]:.1f}s", file=sys.stderr)
+
+    def on_train_end(self, state):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _finite(x):
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def cmd_train(args, parser) -> int:
+    from .experiment import train
+    from .train import TrainingDiverged
+
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        parser.error(str(e))
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):  # first Ctrl-C: finish the batch and save; second: abort
+        print("\nstopping after this batch (Ctrl-C again to abort)...", file=sys.stderr)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        exp = train(cfg, runs_dir=args.runs_dir, name=args.name, callbacks=[_Progress()], stop_event=stop,
+                    evaluate=not args.no_eval)
+    except ConfigError as e:
+        parser.error(str(e))
+    except (data_mod.DataError, RunError, TrainingDiverged, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    run = exp.run
+    summary = {"run": run.name, "path": str(run.path), "status": exp.fit.status, "epochs": run.epochs_done,
+               "val_loss": _finite(run.final_val_loss), "seconds_per_epoch": _finite(exp.fit.seconds_per_epoch),
+               "device": exp.fit.device, "metrics": run.metrics.get("test", {})}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"saved run {run.name} ({exp.fit.status}) in {run.path}: val_loss {summary['val_loss']}, "
+              f"{summary['seconds_per_epoch']} s/epoch")
+    return 0
+
+
+def cmd_eval(args, parser) -> int:
+    from .experiment import evaluate_run
+
+    try:
+        run = RunStore(args.runs_dir).open(args.run)
+        dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir)
+        metrics = evaluate_run(run.load_model(), dataset, probes=not args.no_probes)
+        run.save_metrics(metrics)
+    except (RunError, data_mod.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"run": run.name, **metrics}))
+    else:
+        print(f"run {run.name} on the {run.config.data.name} test set")
+        for k, v in metrics["test"].items():
+            print(f"  {k:6s} {v:.4f}")
+        if "probes" in metrics:
+            p = metrics["probes"]
+            for probe in ("knn", "logreg"):
+                print(f"  {probe} accuracy: codes {p['codes'][probe]:.4f}, raw pixels {p['pixels'][probe]:.4f}")
+    return 0
+
+
+def cmd_runs(args, parser) -> int:
+    runs, problems = RunStore(args.runs_dir).scan()
+    rows = [{"run": r.name, "preset": r.config.preset, "data": r.config.data.name, "epochs": r.epochs_done,
+             "val_loss": _finite(r.final_val_loss), "status": r.meta.get("status"), "created": r.meta.get("created")}
+            for r in runs]
+    if args.json:
+        print(json.dumps({"runs": rows, "problems": problems}))
+        return 0
+    for row in rows:
+        print(f"{row['run']:40s} {row['data']:14s} epochs {row['epochs']:<5g} val_loss {row['val_loss']}")
+    for name, err in problems.items():
+        print(f"{name}: {err}", file=sys.stderr)
+    if not rows and not problems:
+        print("no runs yet: python -m aelab train --preset stacked", file=sys.stderr)
+    return 0
+
+
+def cmd_data(args, parser) -> int:
+    rows = data_mod.available(args.data_dir)
+    default, why = data_mod.default_dataset(args.data_dir)
+    if args.json:
+        print(json.dumps({"datasets": rows, "default": default, "reason": why}))
+        return 0
+    for row in rows:
+        print(f"{row['name']:14s} {'yes' if row['available'] else 'no ':3s}  {row['source']}")
+    print(f"default: {default} ({why})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args, args.subparser)

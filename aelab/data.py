@@ -1,0 +1,235 @@
+"""Data sets: Fashion-MNIST and MNIST from IDX files, scikit-learn's embedded 8x8 digits.
+
+Images are kept as uint8 tensors of shape (N, 1, H, W) and converted to floats per batch.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+IDX_FILES = {  # split -> (images, labels), as published
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+DATASETS = ("fashion-mnist", "mnist", "digits")
+_IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
+
+
+class DataError(RuntimeError):
+    """A data set is missing or damaged; the message says which file and how to get it."""
+
+
+@dataclass
+class Dataset:
+    """A data set in memory: uint8 images (N, 1, H, W), int64 labels, and where it came from."""
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, validation_split: float) -> "Split":
+        """Hold out the *last* fraction of the training set, unshuffled, like Keras's validation_split."""
+        n_val = int(round(len(self.x_train) * validation_split))
+        if not 0 < n_val < len(self.x_train):
+            raise DataError(f"validation_split {validation_split} leaves no training or no validation images "
+                            f"out of {len(self.x_train)}")
+        cut = len(self.x_train) - n_val
+        return Split(self.x_train[:cut], self.y_train[:cut], self.x_train[cut:], self.y_train[cut:])
+
+
+@dataclass
+class Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1]."""
+    return x.float().div_(255.0)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("AELAB_DATA_DIR") or Path.home() / ".cache" / "aelab")
+
+
+# ---------------------------------------------------------------------------------------- IDX files
+
+def read_idx(path: str | Path, kind: str) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of ``kind`` 'images' (N, H, W) or 'labels' (N,), checked."""
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read ({e}); the file is damaged, delete it and fetch it again") from None
+    magic, dims = (_IMAGES_MAGIC, 3) if kind == "images" else (_LABELS_MAGIC, 1)
+    header = 4 + 4 * dims
+    found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
+    if found != magic:
+        shown = "none" if found is None else f"{found:#010x}"
+        raise DataError(f"{path}: not an IDX {kind} file (magic {shown}, expected {magic:#010x})")
+    if len(raw) < header:
+        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes); the file is truncated")
+    shape = struct.unpack(f">{dims}I", raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: holds {len(raw) - header} bytes of data, its header promises "
+                        f"{expected} for shape {shape}; the file is truncated or damaged")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def load_idx_dir(directory: str | Path, name: str) -> Dataset:
+    """Load the four published IDX files from ``directory``, checking counts and shapes agree."""
+    directory = Path(directory)
+    arrays = {}
+    for split, stems in IDX_FILES.items():
+        files = [_find_idx(directory, s) for s in stems]
+        if None in files:
+            missing = [s for s, f in zip(stems, files) if f is None]
+            raise DataError(f"{directory}: missing {', '.join(missing)} (.gz or plain)")
+        images, labels = read_idx(files[0], "images"), read_idx(files[1], "labels")
+        if len(images) != len(labels):
+            raise DataError(f"{files[0]} has {len(images)} images but {files[1]} has {len(labels)} labels")
+        if labels.size and labels.max() >= 10:
+            raise DataError(f"{files[1]}: label {labels.max()} out of range 0..9")
+        arrays[split] = (images, labels)
+    if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
+        raise DataError(f"{directory}: train and test images differ in size")
+    classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
+    return _make(name, arrays["train"], arrays["test"], classes, source=str(directory))
+
+
+def _make(name, train, test, classes, source) -> Dataset:
+    def images(a):  # (N, H, W) uint8 -> (N, 1, H, W)
+        return torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)
+
+    def labels(a):
+        return torch.from_numpy(a.astype(np.int64))
+
+    return Dataset(name, images(train[0]), labels(train[1]), images(test[0]), labels(test[1]),
+                   tuple(classes), source)
+
+
+def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    """Where the IDX files of ``name`` are looked for, in order."""
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    env = os.environ.get("AELAB_DATA_DIR")
+    if env:
+        dirs.append(Path(env))
+    if name in DEBIAN_DIRS:
+        dirs.append(Path(DEBIAN_DIRS[name]))
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    dirs += [root / name, root / TORCHVISION_NAMES[name] / "raw"]  # our layout, torchvision's cache layout
+    return list(dict.fromkeys(dirs))
+
+
+def _load_idx_dataset(name: str, data_dir, download: bool) -> Dataset:
+    tried = []
+    for directory in candidate_dirs(name, data_dir):
+        if _find_idx(directory, IDX_FILES["train"][0]) is None:
+            tried.append(str(directory))
+            continue
+        return load_idx_dir(directory, name)  # present but damaged: its own clear error
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if download:
+        try:
+            import torchvision.datasets as tvd
+
+            getattr(tvd, TORCHVISION_NAMES[name])(root=str(root), train=True, download=True)
+            getattr(tvd, TORCHVISION_NAMES[name])(root=str(root), train=False, download=True)
+            return load_idx_dir(root / TORCHVISION_NAMES[name] / "raw", name)
+        except Exception as e:  # no network, blocked host, ...
+            tried.append(f"torchvision download into {root} ({type(e).__name__}: {e})")
+    debian = " `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or" if name in DEBIAN_DIRS else ""
+    raise DataError(
+        f"{name} not found. Looked in: {'; '.join(tried)}. To get it:{debian} put the four IDX files "
+        f"(train-images-idx3-ubyte.gz, ...) in a directory and pass it as data_dir / --data-dir or set "
+        f"AELAB_DATA_DIR, or allow a download (torchvision, needs internet). "
+        f"The embedded 'digits' data set always works offline.")
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
+    labels = d.target
+    n_test = 297  # the last ~1/6 (1500 train / 297 test), fixed so numbers compare across runs
+    return _make("digits", (images[:-n_test], labels[:-n_test]), (images[-n_test:], labels[-n_test:]),
+                 DIGIT_CLASSES, source="scikit-learn load_digits (embedded, 8x8, 1797 images)")
+
+
+@functools.lru_cache(maxsize=4)
+def load_dataset(name: str, data_dir: str | None = None, download: bool = True) -> Dataset:
+    """Load data set ``name`` ('fashion-mnist', 'mnist', 'digits'); cached per process.
+
+    IDX data sets are looked up in ``data_dir``, ``$AELAB_DATA_DIR``, the Debian package's
+    directory, our cache and torchvision's cache layout, then downloaded with torchvision
+    when ``download`` and the network allow. Raises :class:`DataError` saying how to get it.
+    """
+    if name == "digits":
+        return _load_digits()
+    if name in TORCHVISION_NAMES:
+        return _load_idx_dataset(name, data_dir, download)
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def find_local(name: str, data_dir: str | None = None) -> Path | None:
+    """The directory holding ``name``'s IDX files without downloading, or None."""
+    if name == "digits":
+        return None
+    for directory in candidate_dirs(name, data_dir):
+        if _find_idx(directory, IDX_FILES["train"][0]) is not None:
+            return directory
+    return None
+
+
+def default_dataset(data_dir: str | None = None) -> tuple[str, str]:
+    """(name, reason): fashion-mnist when its files are found locally, else the embedded digits."""
+    found = find_local("fashion-mnist", data_dir)
+    if found is not None:
+        return "fashion-mnist", f"Fashion-MNIST found in {found}"
+    return "digits", ("Fashion-MNIST not found locally (install Debian's dataset-fashion-mnist or set "
+                      "AELAB_DATA_DIR); using scikit-learn's embedded 8x8 digits")
+
+
+def available(data_dir: str | None = None) -> list[dict]:
+    """One dict per known data set: name, whether it is available offline, and from where."""
+    rows = []
+    for name in DATASETS:
+        if name == "digits":
+            rows.append({"name": name, "available": True, "source": "embedded (scikit-learn)"})
+        else:
+            found = find_local(name, data_dir)
+            rows.append({"name": name, "available": found is not None,
+                         "source": str(found) if found else "not found locally (download needs internet)"})
+    return rows

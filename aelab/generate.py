@@ -1,0 +1,55 @@
+"""Generation with a trained model: prior samples (VAE), interpolation, traversal, 2-D manifold grid."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import to_float
+from .latent import decode_codes as _decode
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def sample_prior(model, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """(n, H, W) images decoded from z ~ N(0, temperature^2 I). Needs a variational model."""
+    model.eval()
+    g = torch.Generator(_device(model)).manual_seed(seed)
+    return model.sample(n, temperature, g)[:, 0].cpu().numpy()
+
+
+@torch.no_grad()
+def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9) -> np.ndarray:
+    """(steps, H, W): decode codes on the straight line between the codes of two uint8 images (C, H, W)."""
+    model.eval()
+    xs = to_float(torch.stack([x_a, x_b]).to(_device(model)))
+    z = model.encode(xs)
+    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
+    return _decode(model, (1 - t) * z[0] + t * z[1])
+
+
+@torch.no_grad()
+def traverse(model, x: torch.Tensor, dim: int, span: float = 3.0, steps: int = 9) -> np.ndarray:
+    """(steps, H, W): vary code dimension ``dim`` of image ``x`` over [-span, span] around zero."""
+    model.eval()
+    z = model.encode(to_float(x[None].to(_device(model))))
+    if not 0 <= dim < z.shape[1]:
+        raise ValueError(f"dim must be in [0, {z.shape[1]}), got {dim}")
+    zs = z.repeat(steps, 1)
+    zs[:, dim] = torch.linspace(-span, span, steps, device=z.device)
+    return _decode(model, zs)
+
+
+@torch.no_grad()
+def manifold_grid(model, n: int = 15, quantile: float = 0.05) -> np.ndarray:
+    """(n, n, H, W): decode a grid of 2-D codes at Gaussian quantiles [q, 1-q] (Kingma & Welling, fig. 4)."""
+    if model.latent_dim != 2:
+        raise ValueError(f"the manifold map needs a 2-D latent space, this model has {model.latent_dim}")
+    model.eval()
+    p = torch.linspace(quantile, 1 - quantile, n)
+    v = torch.distributions.Normal(0.0, 1.0).icdf(p)
+    zz = torch.stack(torch.meshgrid(v.flip(0), v, indexing="ij"), -1).reshape(-1, 2)[:, [1, 0]]
+    imgs = _decode(model, zz.to(_device(model)))
+    return imgs.reshape(n, n, *imgs.shape[1:])

@@ -1,0 +1,41 @@
+"""Loss terms. Reconstruction losses are means per pixel (as Keras reports them)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def reconstruction_per_image(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B,) mean per-pixel loss of each image: 'bce' on logits, or 'mse' on sigmoid(logits)."""
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    elif kind == "mse":
+        per_pixel = (torch.sigmoid(logits) - x).square()
+    else:
+        raise ValueError(f"unknown reconstruction loss {kind!r}")
+    return per_pixel.flatten(1).mean(1)
+
+
+def reconstruction(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Scalar mean per-pixel reconstruction loss of a batch."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, x)
+    if kind == "mse":
+        return F.mse_loss(torch.sigmoid(logits), x)
+    raise ValueError(f"unknown reconstruction loss {kind!r}")
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """(B,) KL(N(mean, exp(logvar)) || N(0, I)) of each code, in nats."""
+    return -0.5 * (1 + logvar - logvar.exp() - mean.square()).sum(1)
+
+
+def l1_activity(z: torch.Tensor) -> torch.Tensor:
+    """Sum of |code| per image, averaged over the batch (Keras's L1 activity regulariser / batch)."""
+    return z.abs().sum(1).mean()
+
+
+def kl_sparsity(z: torch.Tensor, target: float, eps: float = 1e-7) -> torch.Tensor:
+    """Sum over code units of KL(target || mean activation over the batch), for codes in (0, 1)."""
+    rate = z.mean(0).clamp(eps, 1 - eps)
+    return (target * torch.log(target / rate) + (1 - target) * torch.log((1 - target) / (1 - rate))).sum()

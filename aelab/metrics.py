@@ -1,0 +1,138 @@
+"""Reconstruction metrics (BCE, MSE, PSNR, SSIM) and representation probes (kNN, logistic regression)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import to_float
+
+
+@torch.no_grad()
+def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = 1000, corruption: tuple[str, float] | None = None,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, reconstructions), floats (N, C, H, W) on the CPU, in eval mode.
+
+    ``corruption=(kind, level)`` feeds corrupted inputs (to see a denoiser at work); the
+    returned inputs are then the corrupted ones.
+    """
+    from .noise import corrupt
+
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator(device).manual_seed(seed)
+    ins, outs = [], []
+    for i in range(0, len(x_uint8), batch_size):
+        xb = to_float(x_uint8[i:i + batch_size].to(device))
+        if corruption is not None:
+            xb = corrupt(xb, corruption[0], corruption[1], g)
+        outs.append(torch.sigmoid(model.decode(model.encode(xb))).cpu())
+        ins.append(xb.cpu())
+    return torch.cat(ins), torch.cat(outs)
+
+
+def _gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-coords.square() / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N,) SSIM of images in [0, 1] (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, valid area).
+
+    Small images use the largest odd window that fits.
+    """
+    size = min(11, x.shape[-1] - (1 - x.shape[-1] % 2), x.shape[-2] - (1 - x.shape[-2] % 2))
+    w = _gaussian_window(size).to(x).repeat(x.shape[1], 1, 1, 1)
+    conv = lambda t: F.conv2d(t, w, groups=x.shape[1])  # noqa: E731
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = conv(x), conv(y)
+    vx, vy, cxy = conv(x * x) - mx ** 2, conv(y * y) - my ** 2, conv(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)
+
+
+def per_image_metrics(x: torch.Tensor, recon: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-image BCE (mean per pixel), MSE, PSNR (dB, peak 1) and SSIM of reconstructions in [0, 1]."""
+    eps = 1e-7
+    r = recon.clamp(eps, 1 - eps)
+    bce = -(x * r.log() + (1 - x) * (1 - r).log()).flatten(1).mean(1)
+    mse = (recon - x).square().flatten(1).mean(1)
+    psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    return {"bce": bce.numpy(), "mse": mse.numpy(), "psnr": psnr.numpy(), "ssim": ssim(x, recon).numpy()}
+
+
+@dataclass
+class ReconstructionReport:
+    means: dict[str, float]                  # over the whole set
+    per_image: dict[str, np.ndarray]         # (N,) each
+    per_class: dict[str, dict[str, float]]   # class name -> metric -> mean
+    worst: np.ndarray                        # indices of the worst images by BCE, worst first
+
+    def to_json(self) -> dict:
+        return {"test": self.means, "per_class": self.per_class}
+
+
+def reconstruction_report(model, x_uint8: torch.Tensor, y: torch.Tensor, class_names, n_worst: int = 16,
+                          batch_size: int = 1000) -> ReconstructionReport:
+    """Metrics of ``model`` on a labelled image set: means, per-class means and the worst images."""
+    x, recon = reconstruct(model, x_uint8, batch_size)
+    per = per_image_metrics(x, recon)
+    labels = y.numpy()
+    per_class = {}
+    for c, name in enumerate(class_names):
+        mask = labels == c
+        if mask.any():
+            per_class[name] = {k: float(v[mask].mean()) for k, v in per.items()}
+    worst = np.argsort(-per["bce"])[:n_worst]
+    return ReconstructionReport({k: float(v.mean()) for k, v in per.items()}, per, per_class, worst)
+
+
+def probe_accuracy(train_feats: np.ndarray, train_y: np.ndarray, test_feats: np.ndarray, test_y: np.ndarray,
+                   k: int = 5, seed: int = 0) -> dict[str, float]:
+    """Accuracy of a kNN (k=5) and of a logistic regression (standardised features) on test features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    knn = KNeighborsClassifier(n_neighbors=k).fit(train_feats, train_y)
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
+    logreg.fit(train_feats, train_y)
+    return {"knn": float(knn.score(test_feats, test_y)), "logreg": float(logreg.score(test_feats, test_y))}
+
+
+_PIXEL_BASELINES: dict[tuple, dict[str, float]] = {}
+
+
+def pixel_baseline(dataset, n_train: int = 5000, n_test: int = 5000) -> dict[str, float]:
+    """The probes on raw pixels (cached per data set): what the codes have to beat."""
+    key = (dataset.name, dataset.source, n_train, n_test)
+    if key not in _PIXEL_BASELINES:
+        xtr, xte = dataset.x_train[:n_train], dataset.x_test[:n_test]
+        _PIXEL_BASELINES[key] = probe_accuracy(xtr.flatten(1).numpy() / 255.0, dataset.y_train[:n_train].numpy(),
+                                               xte.flatten(1).numpy() / 255.0, dataset.y_test[:n_test].numpy())
+    return _PIXEL_BASELINES[key]
+
+
+def probe_report(model, dataset, n_train: int = 5000, n_test: int = 5000, baseline: bool = True) -> dict:
+    """kNN and logistic-regression accuracy on codes (fitted on the first ``n_train`` training images,
+    scored on the first ``n_test`` test images), beside the same probes on raw pixels."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from .latent import encode_images
+
+    xtr, ytr = dataset.x_train[:n_train], dataset.y_train[:n_train].numpy()
+    xte, yte = dataset.x_test[:n_test], dataset.y_test[:n_test].numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        out = {"codes": probe_accuracy(encode_images(model, xtr), ytr, encode_images(model, xte), yte),
+               "n_train": len(xtr), "n_test": len(xte)}
+        if baseline:
+            out["pixels"] = pixel_baseline(dataset, n_train, n_test)
+    return out

@@ -1,0 +1,213 @@
+"""The run store: one directory per run with config.json, history.json, metrics.json, model.safetensors.
+
+A run is written into a hidden temporary directory and renamed into place, so a crash never
+leaves a half-written run that looks complete. Weights are safetensors and everything else is
+JSON: opening a run never unpickles anything.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, RunConfig
+from .models import Autoencoder, build_model
+
+FORMAT = 1
+FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+class RunError(RuntimeError):
+    """A run is missing, damaged, read-only, or a name is invalid or taken."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("AELAB_RUNS_DIR") or "runs")
+
+
+def check_name(name: str) -> str:
+    """A run name: letters, digits, '.', '_', '-', at most 80 characters, no path parts."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
+                       f"(starting with a letter or digit, at most 80 characters)")
+    return name
+
+
+@dataclass
+class Run:
+    """A saved run. ``meta`` holds what is needed to rebuild the model and describe it."""
+    name: str
+    path: Path
+    config: RunConfig
+    meta: dict[str, Any]
+    history: dict[str, list[float]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    read_only: bool = False
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.meta["image_shape"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names", []))
+
+    @property
+    def final_val_loss(self) -> float | None:
+        v = self.history.get("val_loss") or []
+        return v[-1] if v else None
+
+    @property
+    def epochs_done(self) -> float:
+        e = self.history.get("epoch") or []
+        return e[-1] if e else 0.0
+
+    def load_model(self, device: str | torch.device = "cpu") -> Autoencoder:
+        """Rebuild the model from config.json and load its safetensors weights (strict)."""
+        model = build_model(self.config.model, self.image_shape)
+        try:
+            state = load_file(str(self.path / "model.safetensors"), device=str(device))
+            model.load_state_dict(state, strict=True)
+        except Exception as e:
+            raise RunError(f"run {self.name!r}: cannot load model.safetensors ({e})") from None
+        return model.to(device).eval()
+
+    def save_metrics(self, metrics: dict[str, Any]) -> None:
+        """Merge ``metrics`` into metrics.json (atomic replace)."""
+        if self.read_only:
+            raise RunError(f"run {self.name!r} is read-only")
+        self.metrics = {**self.metrics, **metrics}
+        _write_json_atomic(self.path / "metrics.json", self.metrics)
+
+
+class RunStore:
+    """Runs under ``root`` (``$AELAB_RUNS_DIR`` or ``runs/`` by default)."""
+
+    def __init__(self, root: str | Path | None = None, read_only: bool = False):
+        self.root = Path(root) if root is not None else default_runs_dir()
+        self.read_only = read_only
+
+    # ---------------------------------------------------------------------------- write
+    def save(self, model: torch.nn.Module, config: RunConfig, history: dict, meta: dict,
+             metrics: dict | None = None, name: str | None = None) -> Run:
+        """Write a new run atomically and return it. ``name`` defaults to preset-data-timestamp."""
+        self._writable()
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = check_name(name) if name else self.unique_name(config)
+        final = self.root / name
+        if final.exists():
+            raise RunError(f"a run named {name!r} exists already in {self.root}; choose another name")
+        meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"), **meta}
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
+        try:
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(tmp / "model.safetensors"))
+            _write_json(tmp / "history.json", history)
+            _write_json(tmp / "metrics.json", metrics or {})
+            _write_json(tmp / "config.json", {"meta": meta, "config": config.to_dict()})  # last: marks complete
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.open(name)
+
+    def unique_name(self, config: RunConfig) -> str:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", f"{config.preset or config.model.arch}-{config.data.name}-{stamp}")
+        base = base.strip("-.")[:72] or "run"
+        name, i = base, 2
+        while (self.root / name).exists():
+            name, i = f"{base}-{i}", i + 1
+        return name
+
+    def rename(self, old: str, new: str) -> Run:
+        self._writable()
+        src, dst = self._dir(old), self.root / check_name(new)
+        if not src.is_dir():
+            raise RunError(f"no run named {old!r}")
+        if dst.exists():
+            raise RunError(f"a run named {new!r} exists already")
+        os.rename(src, dst)
+        return self.open(new)
+
+    def delete(self, name: str) -> None:
+        self._writable()
+        path = self._dir(name)
+        if not path.is_dir():
+            raise RunError(f"no run named {name!r}")
+        shutil.rmtree(path)
+
+    # ----------------------------------------------------------------------------- read
+    def open(self, name: str) -> Run:
+        """Open run ``name``; a missing or damaged file gives a RunError naming it."""
+        path = self._dir(name)
+        if not path.is_dir():
+            raise RunError(f"no run named {name!r} in {self.root}")
+        for f in FILES:
+            if not (path / f).is_file():
+                raise RunError(f"run {name!r} is incomplete: {f} is missing")
+        doc = _read_json(path / "config.json", name)
+        try:
+            meta, config = doc["meta"], RunConfig.from_dict(doc["config"])
+            config.validate()
+            tuple(meta["image_shape"])
+        except (KeyError, TypeError, ConfigError) as e:
+            raise RunError(f"run {name!r}: config.json is not an AE Lab run config ({e})") from None
+        history = _read_json(path / "history.json", name)
+        metrics = _read_json(path / "metrics.json", name)
+        if not isinstance(history, dict) or not isinstance(metrics, dict):
+            raise RunError(f"run {name!r}: history.json and metrics.json must hold JSON objects")
+        return Run(name, path, config, meta, history, metrics, read_only=self.read_only)
+
+    def scan(self) -> tuple[list[Run], dict[str, str]]:
+        """All readable runs (newest first) and, separately, {name: error} for damaged ones."""
+        runs, problems = [], {}
+        if not self.root.is_dir():
+            return runs, problems
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            try:
+                runs.append(self.open(path.name))
+            except RunError as e:
+                problems[path.name] = str(e)
+        runs.sort(key=lambda r: r.meta.get("created", ""), reverse=True)
+        return runs, problems
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.scan()[0]]
+
+    def _dir(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RunError(f"the runs in {self.root} are read-only")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, allow_nan=True))
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, run: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"run {run!r}: {path.name} is damaged ({e})") from None

@@ -1,0 +1,41 @@
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aelab.data import load_dataset
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
+    """Write an IDX file as published (big-endian header, uint8 data), gzipped or plain."""
+    magic = 0x00000803 if array.ndim == 3 else 0x00000801
+    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+@pytest.fixture
+def idx_dir(tmp_path) -> Path:
+    """A tiny Fashion-MNIST-shaped IDX directory: 60 train and 20 test 28x28 images."""
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (60, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(60) % 10)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(20) % 10)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(autouse=True)
+def _isolate_env(monkeypatch, tmp_path_factory):
+    """No test reads the developer's runs or data cache by accident."""
+    monkeypatch.delenv("AELAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+import aelab
+from aelab import generate, latent, metrics
+from aelab.config import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def trained():
+    ds = aelab.load_dataset("digits")
+    cfg = aelab.preset("vae", data="digits")
+    cfg.model = ModelConfig(hidden=(64,), latent=2, variational=True, code_activation="linear")
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = 15, 32, 3e-3
+    model = aelab.build_model(cfg.model, ds.image_shape)
+    aelab.Trainer(cfg.train).fit(model, ds.split(0.1))
+    return model, ds
+
+
+def test_ssim_and_psnr_known_values():
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(metrics.ssim(x, x), torch.ones(3))
+    noisy = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    noisier = (x + 0.4 * torch.randn_like(x)).clamp(0, 1)
+    assert (metrics.ssim(x, noisier) < metrics.ssim(x, noisy)).all() and (metrics.ssim(x, noisier) < 0.7).all()
+    assert (metrics.ssim(x, 1 - x) < 0).all()   # inverted contrast: negative structure term
+    per = metrics.per_image_metrics(x, noisy)
+    mse = ((x - noisy) ** 2).flatten(1).mean(1).numpy()
+    assert np.allclose(per["psnr"], 10 * np.log10(1 / mse), rtol=1e-5)
+    assert metrics.ssim(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)).shape == (2,)
+
+
+def test_reconstruction_report(trained):
+    model, ds = trained
+    report = metrics.reconstruction_report(model, ds.x_test, ds.y_test, ds.class_names, n_worst=5)
+    assert set(report.means) == {"bce", "mse", "psnr", "ssim"} and len(report.per_class) == 10
+    assert len(report.worst) == 5
+    assert report.per_image["bce"][report.worst[0]] == report.per_image["bce"].max()
+
+
+def test_probes_beat_chance_and_report_the_baseline(trained):
+    model, ds = trained
+    p = metrics.probe_report(model, ds, n_train=1000, n_test=297)
+    assert p["codes"]["knn"] > 0.3 and p["pixels"]["knn"] > 0.9   # 2-D codes vs 64 raw pixels
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_projections(trained, method, dims):
+    model, ds = trained
+    codes = latent.encode_images(model, ds.x_test)
+    proj = latent.project(codes, method, dims, perplexity=20, max_iter=250)
+    assert proj.coords.shape == (len(codes), dims) and np.isfinite(proj.coords).all()
+    if method == "pca":
+        assert proj.explained_variance.sum() == pytest.approx(1.0, abs=1e-5)   # 2-D codes, 2 components
+    with pytest.raises(ValueError):
+        latent.project(codes, "umap")
+
+
+def test_generation(trained):
+    model, ds = trained
+    s1, s2 = generate.sample_prior(model, 6, seed=1), generate.sample_prior(model, 6, seed=1)
+    assert s1.shape == (6, 8, 8) and np.array_equal(s1, s2) and 0 <= s1.min() and s1.max() <= 1
+    assert not np.array_equal(s1, generate.sample_prior(model, 6, seed=2))
+    path = generate.interpolate(model, ds.x_test[0], ds.x_test[1], steps=7)
+    assert path.shape == (7, 8, 8)
+    ends = latent.decode_codes(model, latent.encode_images(model, ds.x_test[:2]))
+    assert np.allclose(path[0], ends[0], atol=1e-5) and np.allclose(path[-1], ends[1], atol=1e-5)
+    assert generate.traverse(model, ds.x_test[0], dim=1, steps=5).shape == (5, 8, 8)
+    assert generate.manifold_grid(model, n=4).shape == (4, 4, 8, 8)

@@ -1,0 +1,133 @@
+"""One test per architecture x objective: shapes, finite loss, learning, weights change, save/load."""
+import itertools
+from dataclasses import replace
+
+import pytest
+import torch
+
+from aelab.config import ConfigError, ModelConfig, TrainConfig
+from aelab.data import to_float
+from aelab.models import build_model
+from aelab.runs import RunStore
+from aelab.config import DataConfig, RunConfig
+
+ARCHS = {
+    "dense": ModelConfig(arch="dense", hidden=(32,), latent=8),
+    "dense-tied": ModelConfig(arch="dense", hidden=(32,), latent=8, tied=True),
+    "conv": ModelConfig(arch="conv", channels=(8, 16), latent=0),
+    "conv-dense-code": ModelConfig(arch="conv", channels=(8, 16), latent=8),
+}
+OBJECTIVES = {
+    "plain": {},
+    "gaussian": {"noise": "gaussian", "noise_level": 0.2},
+    "dropout": {"noise": "dropout", "noise_level": 0.3},
+    "l1": {"sparsity": "l1", "sparsity_weight": 1e-3},
+    "kl": {"sparsity": "kl", "sparsity_weight": 0.05, "code_activation": "sigmoid"},
+    "variational": {"variational": True, "code_activation": "linear"},
+    "mse": {"loss": "mse"},
+}
+INVALID = {("dense-tied", "variational"), ("conv", "variational")}
+COMBOS = [(a, o) for a, o in itertools.product(ARCHS, OBJECTIVES) if (a, o) not in INVALID]
+
+
+def make(arch, objective, image_shape=(1, 8, 8), seed=0):
+    return build_model(replace(ARCHS[arch], **OBJECTIVES[objective]), image_shape, seed)
+
+
+def recon_loss(model, x):
+    model.eval()
+    with torch.no_grad():
+        return torch.nn.functional.binary_cross_entropy_with_logits(model.decode(model.encode(x)), x).item()
+
+
+@pytest.mark.parametrize("arch, objective", COMBOS)
+def test_architecture_x_objective(arch, objective, digits, tmp_path):
+    torch.manual_seed(0)
+    x = to_float(digits.x_train[:256])
+    model = make(arch, objective)
+
+    out = model(x[:16])
+    assert out.logits.shape == (16, 1, 8, 8)
+    assert out.recon.min() >= 0 and out.recon.max() <= 1
+    assert out.z.shape == (16, model.latent_dim) and model.encode(x[:16]).shape == out.z.shape
+    assert torch.isfinite(out.loss) and out.loss.ndim == 0
+    assert "recon" in out.terms
+    if objective in ("l1", "kl"):
+        assert out.terms["sparsity"] > 0
+    if objective == "variational":
+        assert {"kl", "nelbo"} <= set(out.terms)
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss_before = recon_loss(model, x)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(60):
+        xb = x[(step * 32) % 256:][:32]
+        out = model(xb)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert recon_loss(model, x) < 0.95 * loss_before
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) == len(before), f"unchanged: {set(before) - set(changed)}"
+
+    cfg = RunConfig(DataConfig("digits"), model.cfg, TrainConfig())
+    run = RunStore(tmp_path).save(model, cfg, {"epoch": [1.0]}, {"image_shape": [1, 8, 8]})
+    loaded = run.load_model()
+    model.eval()
+    assert torch.equal(loaded.encode(x[:16]), model.encode(x[:16]))
+    assert torch.equal(loaded.decode(model.encode(x[:16])), model.decode(model.encode(x[:16])))
+
+
+def test_tied_decoder_shares_encoder_weights():
+    model = make("dense-tied", "plain", (1, 28, 28))
+    untied = make("dense", "plain", (1, 28, 28))
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    # tied: the decoder keeps only its biases (32 + 64)
+    assert n(untied) - n(model) == 8 * 32 + 32 * 784
+    with torch.no_grad():
+        model.to_code[0].weight.mul_(0)
+    assert model.decoder[0].tied_to[0].weight.abs().sum() == 0
+
+
+def test_keras_initialisation_is_glorot_uniform_with_zero_bias():
+    model = build_model(ModelConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1)
+    w = model.trunk[1].weight
+    limit = (6 / (784 + 100)) ** 0.5
+    assert w.abs().max() <= limit and w.abs().max() > 0.95 * limit
+    assert model.trunk[1].bias.abs().sum() == 0
+    assert torch.equal(w, build_model(ModelConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1).trunk[1].weight)
+
+
+@pytest.mark.parametrize("size", [(1, 28, 28), (1, 8, 8), (1, 20, 13), (3, 32, 32)])
+def test_conv_decoder_restores_any_input_size(size):
+    for latent in (0, 12):
+        model = build_model(ModelConfig(arch="conv", channels=(4, 8), latent=latent), size)
+        assert model.decode(model.encode(torch.rand(2, *size))).shape == (2, *size)
+
+
+def test_book_conv_shapes():
+    model = build_model(ModelConfig(arch="conv", channels=(16, 32, 64), latent=0), (1, 28, 28))
+    assert model.latent_dim == 64 * 3 * 3
+    convt = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.padding, m.output_padding) for m in convt] == [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((1, 1), (1, 1))]
+
+
+def test_too_many_pooling_steps_is_a_config_error():
+    with pytest.raises(ConfigError, match="pooling"):
+        build_model(ModelConfig(arch="conv", channels=(4, 8, 16, 32)), (1, 8, 8))
+
+
+def test_noise_only_in_training():
+    model = make("dense", "gaussian")
+    x = torch.rand(4, 1, 8, 8)
+    model.eval()
+    assert torch.equal(model(x).logits, model(x).logits)
+    model.train()
+    assert not torch.equal(model(x).logits, model(x).logits)
+
+
+def test_sampling_needs_a_vae():
+    with pytest.raises(TypeError, match="variational"):
+        make("dense", "plain").sample(4)
+    assert make("dense", "variational").sample(4).shape == (4, 1, 8, 8)

@@ -1,0 +1,23 @@
+"""The README's Python example runs as written, and its two commands are the ones CI uses."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_python_example_runs(tmp_path, monkeypatch, capsys):
+    block = README.split("<!-- README-EXAMPLE")[1]
+    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "val BCE" in out and "torch.Size([8, 30])" in out
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+def test_two_commands_at_the_top_and_ci_uses_the_test_command():
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

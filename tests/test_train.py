@@ -1,0 +1,102 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from aelab.config import ModelConfig, TrainConfig
+from aelab.models import build_model
+from aelab.train import Callback, Trainer, TrainingDiverged, make_optimizer, resolve_device
+
+SMALL = ModelConfig(hidden=(32,), latent=8)
+
+
+def fit(digits, model_cfg=SMALL, callbacks=(), stop=None, **train):
+    cfg = TrainConfig(**{"lr": 0.5, "epochs": 2, "batch_size": 64, **train})
+    model = build_model(model_cfg, digits.image_shape, cfg.seed)
+    return model, Trainer(cfg, list(callbacks), stop).fit(model, digits.split(0.1))
+
+
+def test_history_and_learning(digits):
+    _, result = fit(digits, epochs=3)
+    h = result.history
+    assert h["epoch"] == [1.0, 2.0, 3.0] and result.status == "finished"
+    assert {"loss", "val_loss", "recon", "val_recon", "seconds"} <= set(h)
+    assert h["val_loss"][-1] < h["val_loss"][0]
+    assert result.preview.shape == (8, 8, 8)
+
+
+def test_term_history_for_vae_and_sparse(digits):
+    _, vae = fit(digits, ModelConfig(hidden=(32,), latent=2, variational=True, code_activation="linear"),
+                 optimizer="rmsprop", lr=1e-3)
+    assert {"kl", "val_kl", "nelbo", "val_nelbo"} <= set(vae.history)
+    # loss = recon + KL / pixels (beta 1)
+    assert vae.history["val_loss"][-1] == pytest.approx(vae.history["val_recon"][-1] + vae.history["val_kl"][-1] / 64,
+                                                        rel=1e-4)
+    _, sparse = fit(digits, ModelConfig(hidden=(32,), latent=16, code_activation="sigmoid", sparsity="kl",
+                                        sparsity_weight=0.05))
+    assert "val_sparsity" in sparse.history
+
+
+def test_same_seed_same_numbers(digits):
+    cfg = ModelConfig(hidden=(32,), latent=8, noise="gaussian", noise_level=0.2)
+    a, ra = fit(digits, cfg)
+    b, rb = fit(digits, cfg)
+    c, rc = fit(digits, cfg, seed=7)
+    assert ra.history["val_loss"] == rb.history["val_loss"]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert ra.history["val_loss"] != rc.history["val_loss"]
+
+
+def test_stop_is_honoured_within_one_batch(digits):
+    stop = threading.Event()
+    seen = []
+
+    class StopAfterThree(Callback):
+        def on_batch_end(self, state):
+            seen.append((state.epoch, state.batch))
+            if state.batch == 3:
+                stop.set()
+
+    _, result = fit(digits, callbacks=[StopAfterThree()], stop=stop, epochs=5)
+    assert result.status == "stopped" and result.stopped_at == (1, 3)
+    assert seen[-1] == (1, 3)
+    assert result.history["epoch"] == [pytest.approx(3 / 22)]   # 1350 images / 64 = 22 batches
+    assert np.isfinite(result.history["val_loss"][0])
+
+
+def test_non_finite_loss_stops_with_a_clear_message(digits):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+/\d+.*smaller learning rate"):
+        fit(digits, ModelConfig(hidden=(32,), latent=8, activation="linear"), lr=1e30)
+
+
+def test_callbacks_see_every_batch_and_epoch(digits):
+    events = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, s): events.append("begin")
+        def on_batch_end(self, s): events.append("batch")
+        def on_epoch_end(self, s): events.append(("epoch", s.epoch, s.preview.shape))
+        def on_train_end(self, s): events.append(("end", s.status))
+
+    fit(digits, callbacks=[Recorder()], epochs=2)
+    assert events[0] == "begin" and events[-1] == ("end", "finished")
+    assert events.count("batch") == 2 * 22
+    assert ("epoch", 2, (8, 8, 8)) in events
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "nadam", "rmsprop"])
+def test_optimizers(name):
+    p = [torch.nn.Parameter(torch.ones(3))]
+    opt = make_optimizer(p, TrainConfig(optimizer=name, lr=0.1, momentum=0.5 if name == "sgd" else 0.0))
+    p[0].sum().backward()
+    opt.step()
+    assert (p[0] < 1).all()
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
