@@ -1,12 +1,17 @@
 """AE Lab: the router. Sets the page config, draws the shared sidebar and runs the chosen page."""
 import streamlit as st
 
-st.set_page_config(page_title="AE Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="AE Lab", page_icon=":material/science:", layout="wide")
 
 from pages import common  # noqa: E402  (after set_page_config)
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
+    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/inventory_2:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -108,6 +108,25 @@ def _finite(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+def command_line(cfg: RunConfig) -> str:
+    """The `python -m aelab train ...` line that reproduces ``cfg`` (the preset plus what differs from it)."""
+    base = preset(cfg.preset, cfg.data.name) if cfg.preset in PRESETS else RunConfig()
+    parts = ["python -m aelab train"] + ([f"--preset {cfg.preset}"] if cfg.preset in PRESETS else [])
+    parts.append(f"--data {cfg.data.name}")
+    for section, name, hint, _ in flat_fields():
+        if (section, name) == ("data", "name"):
+            continue
+        value, default = getattr(getattr(cfg, section), name), getattr(getattr(base, section), name)
+        if value == default:
+            continue
+        flag = _flag(section, name)
+        if hint is bool:
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts.append(f"{flag} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
+    return " ".join(parts)
+
+
 def cmd_train(args, parser) -> int:
     from .experiment import train
     from .train import TrainingDiverged

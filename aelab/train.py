@@ -57,8 +57,10 @@ class TrainState:
     batch: int                      # batches done in the current epoch
     batches: int                    # batches per epoch
     loss: float                     # running mean training loss of the current epoch
+    batch_loss: float               # loss of the last batch
     history: dict[str, list[float]]
     preview: np.ndarray | None = None   # (n, H, W) float reconstructions of the fixed preview images
+    preview_input: np.ndarray | None = None   # (n, H, W) the preview images themselves
     status: str = "running"         # running | finished | stopped
 
 
@@ -112,8 +114,8 @@ class Trainer:
         preview_x = to_float(x_val[preview_idx.to(device)])
 
         history: dict[str, list[float]] = {"epoch": []}
-        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), history,
-                           preview=self._reconstruct(model, preview_x))
+        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history,
+                           preview=self._reconstruct(model, preview_x), preview_input=preview_x[:, 0].cpu().numpy())
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
 
@@ -144,7 +146,7 @@ class Trainer:
                 with torch.no_grad():
                     for k, v in out.terms.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach()
-                state.batch, state.loss = b + 1, loss_sum / (b + 1)
+                state.batch, state.loss, state.batch_loss = b + 1, loss_sum / (b + 1), loss_value
                 self._emit("on_batch_end", state)
 
             done = state.batch

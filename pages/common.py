@@ -1,19 +1,216 @@
-"""What every page shares: cached data and runs, the sidebar, small drawing helpers."""
+"""What every page shares: cached data, models and runs, the sidebar, error reporting, small helpers."""
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
 
 import streamlit as st
 
 import aelab
 from aelab import data as data_mod
+from aelab.runs import Run, RunStore, default_runs_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES_DIR = Path(os.environ.get("AELAB_EXAMPLES_DIR") or ROOT / "examples")
+HOSTED = os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
+SESSION_TTL_S = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24")) * 3600
 
 
-@st.cache_data(show_spinner=False)
+# ------------------------------------------------------------------------------------ router
+def through_router() -> None:
+    """Make sure the page runs inside streamlit_app.py's navigation.
+
+    Streamlit treats a ``pages/`` folder as a legacy multipage app until some session's main script
+    calls ``st.navigation``; a share link that is the very first request to a fresh server would run
+    the page file alone (no sidebar, no page config). Switch the process to the router and rerun.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------------ errors
+@contextlib.contextmanager
+def guard(what: str = "This step"):
+    """Show any failure as a readable message instead of a traceback."""
+    try:
+        yield
+    except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, ValueError, TypeError) as e:
+        st.error(f"{what} failed: {e}", icon=":material/error:")
+    except Exception as e:  # anything unexpected: still no traceback on the page
+        st.error(f"{what} failed unexpectedly ({type(e).__name__}: {e}). Try again, or report it with this message.",
+                 icon=":material/error:")
+
+
+# -------------------------------------------------------------------------------------- data
+@st.cache_data(show_spinner=False, ttl=60)
 def default_dataset() -> tuple[str, str]:
     return data_mod.default_dataset()
 
 
+@st.cache_resource(show_spinner="Loading the data set…")
+def dataset(name: str) -> aelab.Dataset:
+    return aelab.load_dataset(name)
+
+
+def available_datasets() -> list[str]:
+    return [row["name"] for row in data_mod.available() if row["available"]]
+
+
+def current_dataset_name() -> str:
+    """The session's data set: a share link's ``data`` parameter on first visit, else the default."""
+    if "dataset" not in st.session_state:
+        linked = st.query_params.get("data")
+        st.session_state["dataset"] = linked if linked in available_datasets() else default_dataset()[0]
+    return st.session_state["dataset"]
+
+
+# -------------------------------------------------------------------------------------- runs
+def session_id() -> str:
+    if "session_id" not in st.session_state:
+        st.session_state["session_id"] = uuid.uuid4().hex[:16]
+    return st.session_state["session_id"]
+
+
+def user_runs_dir() -> Path:
+    """Where this visitor's runs go: the runs root, or in hosted mode a directory of their own."""
+    root = default_runs_dir()
+    return root / "sessions" / session_id() if HOSTED else root
+
+
+@st.cache_resource(ttl=3600, show_spinner=False)
+def _cleanup_old_sessions(root: str) -> int:
+    """Hosted mode: delete session run directories untouched for longer than the TTL (once an hour)."""
+    removed = 0
+    base = Path(root) / "sessions"
+    if base.is_dir():
+        for d in base.iterdir():
+            if d.is_dir() and time.time() - d.stat().st_mtime > SESSION_TTL_S:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+def stores() -> list[tuple[str, RunStore]]:
+    """(label, store) pairs: the shipped examples (read-only), then this visitor's runs."""
+    if HOSTED:
+        _cleanup_old_sessions(str(default_runs_dir()))
+    return [("example", RunStore(EXAMPLES_DIR, read_only=True)), ("run", RunStore(user_runs_dir()))]
+
+
+def run_key(label: str, name: str) -> str:
+    return f"{label}:{name}"
+
+
+def all_runs() -> dict[str, Run]:
+    """{key: run} over every store, user runs first (newest first), then examples."""
+    out: dict[str, Run] = {}
+    for label, store in reversed(stores()):
+        for run in store.scan()[0]:
+            out[run_key(label, run.name)] = run
+    return out
+
+
+def run_problems() -> dict[str, str]:
+    return {name: err for _, store in stores() for name, err in store.scan()[1].items()}
+
+
+def user_store() -> RunStore:
+    return stores()[1][1]
+
+
+def describe(run: Run) -> str:
+    tag = " (example)" if run.read_only else ""
+    loss = run.final_val_loss
+    return f"{run.name}{tag} · {run.config.data.name} · val {loss:.4f}" if loss is not None else f"{run.name}{tag}"
+
+
+def active_run() -> Run | None:
+    runs = all_runs()
+    key = st.session_state.get("active_run")
+    if key not in runs:
+        key = next(iter(runs), None)
+        st.session_state["active_run"] = key
+    return runs.get(key) if key else None
+
+
+def set_active_run(label: str, name: str) -> None:
+    st.session_state["active_run"] = run_key(label, name)
+
+
+def run_at(path: str) -> Run:
+    p = Path(path)
+    return RunStore(p.parent).open(p.name)
+
+
+def cache_key(run: Run) -> tuple[str, float]:
+    """(run directory, weights time): what cached results of a run depend on."""
+    return str(run.path), (run.path / "model.safetensors").stat().st_mtime
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def _model(path: str, mtime: float):
+    return run_at(path).load_model()
+
+
+def model_of(run: Run):
+    """The run's model on the CPU, cached per run directory and weights file time."""
+    return _model(*cache_key(run))
+
+
+# ----------------------------------------------------------------------------------- sidebar
+def keep_form_state() -> None:
+    """Streamlit drops the state of widgets a run does not draw; keep the Train form's ("f_*") alive
+    so that switching pages, or hiding a field, does not lose what the user typed."""
+    for k in list(st.session_state.keys()):
+        if isinstance(k, str) and (k.startswith("f_") or k == "run_name"):
+            st.session_state[k] = st.session_state[k]
+
+
 def sidebar() -> None:
-    name, why = default_dataset()
+    keep_form_state()
     with st.sidebar:
         st.markdown("### :material/science: AE Lab")
-        st.caption(f"Data set: **{name}**  \n{why}")
+        names = available_datasets()
+        if current_dataset_name() not in names:
+            st.session_state["dataset"] = names[0]
+        st.selectbox("Data set", names, key="dataset",
+                     help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded.")
+        source = {row["name"]: row["source"] for row in data_mod.available()}
+        st.caption(f"From {source.get(st.session_state['dataset'], '?')}")
+        runs = all_runs()
+        if runs:
+            st.session_state["sidebar_run"] = run_key("example" if active_run().read_only else "run",
+                                                      active_run().name)
+            st.selectbox("Active run", list(runs), format_func=lambda k: describe(runs[k]), key="sidebar_run",
+                         on_change=lambda: st.session_state.update(active_run=st.session_state["sidebar_run"]),
+                         help="The run the Reconstructions, Latent space and Generate pages show.")
+        else:
+            st.caption("No runs yet: train one on the Train page.")
+        from aelab.train import resolve_device
+
+        st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if HOSTED else ""))
+
+
+def need_run() -> Run | None:
+    """The active run, or a message pointing to the Train page (and None)."""
+    run = active_run()
+    if run is None:
+        st.info("No run yet. Train one on the **Train** page (a few seconds on the digits data set).",
+                icon=":material/info:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    return run
+
+
+def run_dataset(run: Run) -> aelab.Dataset | None:
+    try:
+        return dataset(run.config.data.name)
+    except aelab.DataError as e:
+        st.error(f"The data set of run {run.name} is not available here: {e}")
+        return None

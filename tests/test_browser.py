@@ -65,7 +65,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1900})
     pg = ctx.new_page()
     yield pg
     ctx.close()
@@ -78,6 +78,13 @@ def wait_idle(page, timeout=60_000):
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
 
 
+def wait_images(page, n, timeout=60_000):
+    """Wait until at least ``n`` images are on the page and every one of them has loaded."""
+    page.wait_for_function(
+        "n => { const imgs = [...document.querySelectorAll(\"[data-testid='stImage'] img\")];"
+        " return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }", arg=n, timeout=timeout)
+
+
 def assert_no_exception(page):
     assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")[:2000]
 
@@ -87,13 +94,70 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_home_page_loads(server, page):
-    started = time.perf_counter()
-    page.goto(server["url"])
-    page.get_by_text("Data set in use").wait_for(timeout=60_000)
-    wait_idle(page)
-    load = time.perf_counter() - started
-    assert_no_exception(page)
+def test_first_visit_through_a_share_link_uses_the_router(server, page):
+    """The very first request to a fresh server is a share link to the Train page."""
+    goto(page, f"{server['url']}/train?preset=vae&data=digits&latent=2", "Start training")
+    assert page.get_by_text("Active run").count() + page.get_by_text("No runs yet").count() >= 1   # the sidebar
+    assert page.get_by_role("spinbutton", name="Latent size").input_value() == "2"
     assert "AE Lab" in page.title()
+
+
+def goto(page, url, ready=None, images=0):
+    """Open ``url`` and wait until ``ready`` text (and ``images`` images) show; returns the seconds it took."""
+    started = time.perf_counter()
+    page.goto(url)
+    if ready:
+        page.get_by_text(ready).first.wait_for(timeout=60_000)
+    if images:
+        wait_images(page, images)
+    wait_idle(page)
+    assert_no_exception(page)
+    return time.perf_counter() - started
+
+
+def train_from_page(page, server, query):
+    """Open the Train page from a share link, press Start, wait for the saved run. Returns timings."""
+    goto(page, f"{server['url']}/train?{query}")
+    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Start training").click()
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
+    first_point = time.perf_counter() - started
+    page.get_by_text("saved (finished)").wait_for(timeout=300_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    return first_point
+
+
+def test_train_then_inspect_in_the_browser(server, page):
+    timings = {"home": goto(page, server["url"], "Data set in use")}
     shot(page, "home")
-    print(f"home page load: {load:.2f} s")
+
+    timings["Start -> first live point (stacked, digits)"] = train_from_page(
+        page, server, "preset=stacked&data=digits&epochs=3")
+    assert page.get_by_text("Validation loss").count() >= 1
+    shot(page, "train")
+    runs = [p.name for p in server["runs"].iterdir()]
+    assert len(runs) == 1 and runs[0].startswith("stacked-digits-")
+
+    timings["reconstructions"] = goto(page, f"{server['url']}/reconstructions", "worst-reconstructed", images=2)
+    shot(page, "reconstructions")
+
+    started = time.perf_counter()
+    page.goto(f"{server['url']}/latent")
+    page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=60_000)   # one legend entry per class
+    wait_idle(page)
+    assert_no_exception(page)
+    timings["latent space (PCA)"] = time.perf_counter() - started
+    shot(page, "latent")
+
+    train_from_page(page, server, "preset=vae&data=digits&epochs=5&batch_size=32&latent=2&lr=0.003")
+    # samples, interpolation, traversal and the 2-D manifold
+    timings["generate"] = goto(page, f"{server['url']}/generate", "Samples from the prior", images=4)
+    shot(page, "generate")
+
+    timings["runs"] = goto(page, f"{server['url']}/runs", "Select rows")
+    assert page.locator("[data-testid='stDataFrame']").count() == 1
+    shot(page, "runs")
+    for name, seconds in timings.items():
+        print(f"browser timing: {name}: {seconds:.2f} s")

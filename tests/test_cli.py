@@ -53,3 +53,18 @@ def test_data_command():
 def test_eval_of_missing_run_fails_cleanly(tmp_path):
     p = run_cli("eval", "ghost", "--runs-dir", str(tmp_path))
     assert p.returncode == 1 and "no run named 'ghost'" in p.stderr
+
+
+@pytest.mark.parametrize("change", [{}, {"model.latent": 2, "model.tied": True, "train.lr": 0.25},
+                                    {"model.hidden": (64, 16), "model.noise": "dropout", "model.noise_level": 0.3}])
+def test_command_line_reproduces_the_config(change):
+    import shlex
+
+    from aelab.cli import build_parser, command_line, config_from_args
+    from aelab.config import with_overrides
+    from aelab.presets import preset
+
+    cfg = with_overrides(preset("stacked", "digits"), change)
+    line = command_line(cfg)
+    args = build_parser().parse_args(shlex.split(line)[3:])
+    assert config_from_args(args) == cfg

@@ -1,0 +1,105 @@
+"""Plotly figures and image grids from arrays (pure functions, no Streamlit)."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import torch
+from torchvision.utils import make_grid
+
+TERM_LABELS = {"recon": "reconstruction (per pixel)", "kl": "KL (nats / image)", "nelbo": "−ELBO (nats / image)",
+               "sparsity": "sparsity penalty"}
+
+
+def _layout(fig: go.Figure, title: str, y: str, x: str = "epoch") -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=360,
+                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def loss_figure(history: dict, trace: list[tuple[float, float]] | None = None, reference: float | None = None,
+                reference_label: str = "book", epochs: int | None = None) -> go.Figure:
+    """Training and validation loss per epoch, the live batch trace, and an optional reference line."""
+    fig = go.Figure()
+    if trace:
+        xs, ys = zip(*trace)
+        fig.add_scatter(x=xs, y=ys, name="training (live)", mode="lines", line=dict(color="#A5B4FC", width=1))
+    ep = history.get("epoch", [])
+    if ep:
+        fig.add_scatter(x=ep, y=history["loss"], name="training", mode="lines+markers", line=dict(color="#4F46E5"))
+        fig.add_scatter(x=ep, y=history["val_loss"], name="validation", mode="lines+markers",
+                        line=dict(color="#F97316"))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dot", line_color="#059669",
+                      annotation_text=f"{reference_label}: {reference}", annotation_position="top right")
+    if epochs:
+        fig.update_xaxes(range=[0, epochs + 0.1])
+    return _layout(fig, "Loss", "loss")
+
+
+def terms_figure(history: dict) -> go.Figure | None:
+    """One line per named loss term (validation), or None when the model has only a reconstruction term."""
+    terms = [k for k in TERM_LABELS if k != "recon" and f"val_{k}" in history]
+    if not terms:
+        return None
+    fig = go.Figure()
+    for k in ["recon", *terms]:
+        fig.add_scatter(x=history["epoch"], y=history[f"val_{k}"], name=TERM_LABELS[k], mode="lines+markers",
+                        yaxis="y2" if k in ("kl", "nelbo", "sparsity") else "y")
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="nats / penalty"))
+    return _layout(fig, "Validation loss terms", "per pixel")
+
+
+def compare_figure(histories: dict[str, dict], key: str = "val_loss") -> go.Figure:
+    """Overlay one curve per run."""
+    fig = go.Figure()
+    for name, h in histories.items():
+        if h.get(key):
+            fig.add_scatter(x=h["epoch"], y=h[key], name=name, mode="lines+markers")
+    return _layout(fig, key.replace("_", " "), key)
+
+
+def image_grid(images: np.ndarray, ncols: int = 10, scale: int | None = None, pad: int = 2) -> np.ndarray:
+    """(N, H, W) floats in [0, 1] -> one uint8 image (rows of ``ncols``), small images scaled up (nearest)."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:   # (rows, cols, H, W)
+        ncols = images.shape[1]
+        images = images.reshape(-1, *images.shape[2:])
+    h = images.shape[-2]
+    scale = scale or max(1, 56 // h)
+    t = torch.from_numpy(images).clamp(0, 1)[:, None]
+    if scale > 1:
+        t = torch.nn.functional.interpolate(t, scale_factor=scale, mode="nearest")
+    grid = make_grid(t, nrow=ncols, padding=pad, pad_value=1.0)[0]
+    return (grid.numpy() * 255).round().astype(np.uint8)
+
+
+def upscale(image: np.ndarray, size: int = 112) -> np.ndarray:
+    """One (H, W) image in [0, 1] -> uint8 about ``size`` pixels wide (nearest)."""
+    return image_grid(image[None], 1, scale=max(1, size // image.shape[-1]), pad=0)
+
+
+def latent_scatter(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "") -> go.Figure:
+    """2-D or 3-D scatter coloured by class name; hover shows class and test-set index."""
+    names = np.asarray(class_names, dtype=object)[labels]
+    data = {"x": coords[:, 0], "y": coords[:, 1], "class": names, "index": np.arange(len(coords))}
+    order = {"class": list(class_names)}
+    if coords.shape[1] == 3:
+        data["z"] = coords[:, 2]
+        fig = px.scatter_3d(data, x="x", y="y", z="z", color="class", hover_data=["index"], category_orders=order,
+                            opacity=0.7)
+        fig.update_traces(marker_size=2)
+    else:
+        fig = px.scatter(data, x="x", y="y", color="class", hover_data=["index"], category_orders=order,
+                         opacity=0.7, render_mode="webgl")
+        fig.update_traces(marker_size=4)
+    fig.update_layout(title=title, template="plotly_white", height=600, margin=dict(l=10, r=10, t=50, b=10),
+                      legend_title_text="", dragmode="lasso" if coords.shape[1] == 2 else "orbit")
+    return fig
+
+
+def per_class_figure(per_class: dict[str, dict[str, float]], metric: str = "bce") -> go.Figure:
+    names = list(per_class)
+    fig = px.bar(x=names, y=[per_class[n][metric] for n in names], labels={"x": "class", "y": metric})
+    fig.update_traces(marker_color="#4F46E5")
+    return _layout(fig, f"Mean {metric} per class", metric, "class")

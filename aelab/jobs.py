@@ -1,0 +1,166 @@
+"""Background training for the app: one thread per job, a stop event, and a snapshot to poll.
+
+The worker thread never touches Streamlit: it only updates the job's snapshot under a lock, and
+pages read copies of it. One process-wide registry limits how many jobs run at once.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import RunConfig
+from .train import Callback, TrainState
+
+TRACE_EVERY = 20   # batches between two points of the live training-loss trace
+
+
+class JobRefused(RuntimeError):
+    """A job could not start (too many running, epoch cap); the message says why."""
+
+
+@dataclass
+class Snapshot:
+    status: str = "starting"          # starting | running | finished | stopped | failed
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    loss: float = float("nan")        # running mean training loss of the current epoch
+    history: dict[str, list[float]] = field(default_factory=dict)
+    trace: list[tuple[float, float]] = field(default_factory=list)   # (fractional epoch, mean loss of the chunk)
+    preview: np.ndarray | None = None
+    preview_input: np.ndarray | None = None
+    error: str | None = None
+    run_name: str | None = None
+    first_point_seconds: float | None = None   # from start to the first point of the trace
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "failed")
+
+
+class Job:
+    """One training run in a background thread."""
+
+    def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None):
+        self.id = uuid.uuid4().hex[:12]
+        self.cfg, self.runs_dir, self.owner, self.name = cfg, runs_dir, owner, name
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._snap = Snapshot(epochs=cfg.train.epochs)
+        self._chunk: list[float] = []
+        self._thread = threading.Thread(target=self._work, name=f"aelab-job-{self.id}", daemon=True)
+
+    # ------------------------------------------------------------------------ public
+    def start(self) -> "Job":
+        self._thread.start()
+        return self
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return copy.deepcopy(self._snap)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        from .experiment import train   # late import: keeps `import aelab.jobs` light
+
+        try:
+            exp = train(self.cfg, runs_dir=self.runs_dir, name=self.name, callbacks=[_Recorder(self)],
+                        stop_event=self._stop)
+            with self._lock:
+                self._snap.status = exp.fit.status
+                self._snap.run_name = exp.run.name
+        except Exception as e:   # shown to the user as a message, never a traceback
+            with self._lock:
+                self._snap.status = "failed"
+                self._snap.error = f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
+
+
+class _Recorder(Callback):
+    def __init__(self, job: Job):
+        self.job = job
+
+    def on_train_begin(self, state: TrainState) -> None:
+        with self.job._lock:
+            s = self.job._snap
+            s.status, s.batches, s.epochs = "running", state.batches, state.epochs
+            s.preview, s.preview_input = state.preview, state.preview_input
+
+    def on_batch_end(self, state: TrainState) -> None:
+        job = self.job
+        job._chunk.append(state.batch_loss)
+        with job._lock:
+            s = job._snap
+            s.epoch, s.batch, s.loss = state.epoch, state.batch, state.loss
+            if len(job._chunk) >= TRACE_EVERY or state.batch == state.batches:
+                s.trace.append((state.epoch - 1 + state.batch / state.batches, float(np.mean(job._chunk))))
+                job._chunk.clear()
+                if s.first_point_seconds is None:
+                    s.first_point_seconds = time.time() - job.started
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        with self.job._lock:
+            self.job._snap.history = copy.deepcopy(state.history)
+            self.job._snap.preview = state.preview
+
+
+class Registry:
+    """The process-wide set of jobs, with a limit on how many train at once."""
+
+    def __init__(self, max_jobs: int | None = None, max_epochs: int | None = None):
+        self.max_jobs = max_jobs if max_jobs is not None else int(os.environ.get("AELAB_MAX_JOBS", "2"))
+        cap = os.environ.get("AELAB_MAX_EPOCHS")
+        self.max_epochs = max_epochs if max_epochs is not None else (int(cap) if cap else None)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None) -> Job:
+        cfg.validate()
+        if self.max_epochs is not None and cfg.train.epochs > self.max_epochs:
+            raise JobRefused(f"this server caps training at {self.max_epochs} epochs per run; "
+                             f"lower epochs from {cfg.train.epochs}, or run AE Lab locally for longer training")
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.alive]
+            if len(running) >= self.max_jobs:
+                raise JobRefused(f"{len(running)} training job(s) are running on this server, the limit is "
+                                 f"{self.max_jobs} (AELAB_MAX_JOBS); wait for one to finish or stop yours")
+            job = Job(cfg, runs_dir, owner, name)
+            self._jobs[job.id] = job
+        return job.start()
+
+    def get(self, job_id: str | None) -> Job | None:
+        return self._jobs.get(job_id) if job_id else None
+
+    def running(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.alive]
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def registry() -> Registry:
+    """The process-wide registry (created on first use from the environment)."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = Registry()
+        return _registry

@@ -1,0 +1,84 @@
+"""Latent space: encode test images, project with PCA or t-SNE, select points, probe the codes."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from aelab import figures, latent, metrics
+from pages import common
+
+common.through_router()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def projection(path: str, mtime: float, n: int, method: str, dims: int, perplexity: float, learning_rate,
+               max_iter: int, seed: int):
+    run = common.run_at(path)
+    ds = common.dataset(run.config.data.name)
+    codes = latent.encode_images(common.model_of(run), ds.x_test[:n])
+    proj = latent.project(codes, method, dims, perplexity=perplexity, learning_rate=learning_rate,
+                          max_iter=max_iter, seed=seed)
+    return proj.coords, proj.explained_variance, proj.params
+
+
+@st.cache_data(show_spinner="Fitting the probes…", max_entries=8)
+def probes(path: str, mtime: float):
+    run = common.run_at(path)
+    return metrics.probe_report(common.model_of(run), common.dataset(run.config.data.name))
+
+
+st.title("Latent space")
+run = common.need_run()
+ds = common.run_dataset(run) if run else None
+if run and ds:
+    with common.guard("Projecting the codes"):
+        model = common.model_of(run)
+        c = st.columns([2, 1, 3])
+        method = c[0].radio("Projection", ["pca", "tsne"], horizontal=True, key="lat_method",
+                            format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE"}[m],
+                            help="PCA is linear and instant; t-SNE keeps neighbours together (slower).")
+        dims = c[1].radio("Dimensions", [2, 3], horizontal=True, key="lat_dims")
+        n_max = min(10_000, len(ds.x_test))
+        n = c[2].slider("Test images", min(100, n_max), n_max, min(5000 if method == "pca" else 2000, n_max),
+                        step=100 if n_max >= 1000 else 1, key="lat_n", help="How many test images to encode.")
+        perplexity, lr, iters, seed = 30.0, "auto", 1000, 0
+        if method == "tsne":
+            with st.expander("t-SNE settings", expanded=False):
+                t = st.columns(4)
+                perplexity = t[0].slider("Perplexity", 5.0, 100.0, 30.0, key="lat_perp",
+                                         help="About how many neighbours each point cares about.")
+                lr_choice = t[1].number_input("Learning rate (0 = auto)", 0.0, 5000.0, 0.0, key="lat_lr")
+                lr = "auto" if lr_choice == 0 else lr_choice
+                iters = t[2].slider("Iterations", 250, 2000, 1000, step=50, key="lat_iter")
+                seed = t[3].number_input("Seed", 0, 10_000, 0, key="lat_seed")
+        label = "t-SNE" if method == "tsne" else "PCA"
+        with st.spinner(f"{label} of {n} codes ({model.latent_dim}-D)…"):
+            coords, variance, params = projection(*common.cache_key(run), n, method, dims, perplexity, lr, iters, seed)
+        labels = ds.y_test[:n].numpy()
+        title = f"{label} of {n} test codes ({model.latent_dim}-D) · {run.name}"
+        if variance is not None:
+            title += f" · explained variance {', '.join(f'{v:.1%}' for v in variance)}"
+        event = st.plotly_chart(figures.latent_scatter(coords, labels, ds.class_names, title), key="lat_plot",
+                                on_select="rerun", selection_mode=("points", "box", "lasso"))
+        frame = pd.DataFrame(coords, columns=["x", "y", "z"][:dims])
+        frame.insert(0, "index", np.arange(n))
+        frame.insert(1, "class", np.asarray(ds.class_names, dtype=object)[labels])
+        st.download_button("Download coordinates (CSV)", frame.to_csv(index=False), f"{run.name}-{method}{dims}d.csv",
+                           mime="text/csv", icon=":material/download:")
+
+        selected = sorted({p["customdata"][0] if p.get("customdata") else p["point_index"]
+                           for p in (event.selection.points if event and event.selection else [])})
+        if selected:
+            st.markdown(f"**{len(selected)} selected images** (originals above, reconstructions below; first 30)")
+            x_in, x_out = metrics.reconstruct(model, ds.x_test[selected[:30]])
+            st.image(figures.image_grid(np.concatenate([x_in[:, 0].numpy(), x_out[:, 0].numpy()]),
+                                        ncols=min(len(selected), 30) if len(selected) < 30 else 15), width="stretch")
+        elif dims == 2:
+            st.caption("Tip: drag a box or lasso around points to see those images and their reconstructions.")
+
+        st.subheader("How much do the codes know?")
+        p = run.metrics.get("probes") or probes(*common.cache_key(run))
+        st.caption(f"A kNN (k=5) and a logistic regression fitted on codes of {p['n_train']:,} training images and "
+                   f"scored on {p['n_test']:,} test images, beside the same probes on the raw pixels.")
+        table = pd.DataFrame({"codes": p["codes"], "raw pixels": p["pixels"]}).T
+        table.columns = ["kNN accuracy", "logistic regression accuracy"]
+        st.dataframe(table.style.format("{:.2%}"))

@@ -1,0 +1,94 @@
+"""Runs: the table of saved runs, comparison, rename / delete, download, reproduce."""
+import io
+import json
+import zipfile
+
+import pandas as pd
+import streamlit as st
+
+from aelab import figures
+from aelab.cli import command_line
+from pages import common
+
+common.through_router()
+
+
+def zip_bytes(run) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(run.path.iterdir()):
+            if f.is_file():
+                z.write(f, f"{run.name}/{f.name}")
+    return buf.getvalue()
+
+
+st.title("Runs")
+runs = common.all_runs()
+problems = common.run_problems()
+for name, err in problems.items():
+    st.warning(f"Skipped a damaged run directory: {err}", icon=":material/warning:")
+if not runs:
+    st.info("No runs yet. Train one on the Train page.", icon=":material/info:")
+    st.stop()
+
+keys = list(runs)
+table = pd.DataFrame([{
+    "run": r.name, "source": "example" if r.read_only else "yours", "recipe": r.config.preset or "custom",
+    "model": f"{r.config.model.arch}{' VAE' if r.config.model.variational else ''}", "data": r.config.data.name,
+    "epochs": r.epochs_done, "val loss": r.final_val_loss,
+    "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
+    "status": r.meta.get("status"), "created": r.meta.get("created"),
+} for r in runs.values()])
+event = st.dataframe(table, key="runs_table", on_select="rerun", selection_mode="multi-row", hide_index=True,
+                     column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
+                                    "kNN probe": st.column_config.NumberColumn(format="percent")})
+chosen = [keys[i] for i in event.selection.rows] if event and event.selection else []
+if not chosen:
+    st.caption("Select rows to compare runs, or one row to rename, delete, download or reproduce it.")
+    st.stop()
+
+if len(chosen) > 1:
+    st.subheader("Compare")
+    sel = {runs[k].name: runs[k] for k in chosen}
+    c = st.columns(2)
+    c[0].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "val_loss"))
+    c[1].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "loss"))
+    side = pd.DataFrame({n: {**{f"test {k}": v for k, v in r.metrics.get("test", {}).items()},
+                             "val loss": r.final_val_loss, "epochs": r.epochs_done,
+                             "s / epoch": r.meta.get("seconds_per_epoch"), "parameters": r.meta.get("n_params")}
+                         for n, r in sel.items()})
+    st.dataframe(side)
+    st.stop()
+
+key = chosen[0]
+run = runs[key]
+st.subheader(run.name)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Reproduce it**")
+    st.code(command_line(run.config), language="bash")
+    st.code(f"import aelab\ncfg = aelab.RunConfig.from_dict({json.dumps(run.config.to_dict())})\n"
+            f"exp = aelab.train(cfg, runs_dir='runs')", language="python", wrap_lines=True)
+    if st.button("Make it the active run", key="runs_activate", icon=":material/check:"):
+        st.session_state["active_run"] = key
+        st.rerun()
+with right:
+    st.download_button("Download (zip: config, history, metrics, weights)", zip_bytes(run), f"{run.name}.zip",
+                       mime="application/zip", icon=":material/download:", key="runs_download")
+    if run.read_only:
+        st.caption("Example runs are read-only.")
+    else:
+        with st.form("rename"):
+            new = st.text_input("New name", value=run.name, key="runs_new_name")
+            if st.form_submit_button("Rename"):
+                with common.guard("Renaming"):
+                    renamed = common.user_store().rename(run.name, new)
+                    if st.session_state.get("active_run") == key:
+                        common.set_active_run("run", renamed.name)
+                    st.rerun()
+        sure = st.checkbox(f"Yes, delete {run.name} for good", key="runs_confirm")
+        if st.button("Delete", disabled=not sure, icon=":material/delete:", key="runs_delete"):
+            with common.guard("Deleting"):
+                common.user_store().delete(run.name)
+                st.session_state.pop("runs_confirm", None)
+                st.rerun()
