@@ -195,6 +195,20 @@ class RunStore:
             raise RunError(f"the runs in {self.root} are read-only")
 
 
+def cleanup_sessions(sessions_root: str | Path, max_age_s: float) -> int:
+    """Delete per-visitor run directories (hosted mode) not modified for ``max_age_s``; returns how many."""
+    import time
+
+    root, removed = Path(sessions_root), 0
+    if root.is_dir():
+        for d in root.iterdir():
+            newest = max([d.stat().st_mtime, *(p.stat().st_mtime for p in d.iterdir())]) if d.is_dir() else 0
+            if d.is_dir() and time.time() - newest > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+    return removed
+
+
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, allow_nan=True))
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import time
 import uuid
 from pathlib import Path
 
@@ -12,12 +10,18 @@ import streamlit as st
 
 import aelab
 from aelab import data as data_mod
-from aelab.runs import Run, RunStore, default_runs_dir
+from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES_DIR = Path(os.environ.get("AELAB_EXAMPLES_DIR") or ROOT / "examples")
-HOSTED = os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
-SESSION_TTL_S = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24")) * 3600
+
+
+def examples_dir() -> Path:
+    return Path(os.environ.get("AELAB_EXAMPLES_DIR") or ROOT / "examples")
+
+
+def hosted() -> bool:
+    """Hosted demo mode (AELAB_HOSTED=1): each visitor sees the examples and only their own runs."""
+    return os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
 
 
 # ------------------------------------------------------------------------------------ router
@@ -81,27 +85,21 @@ def session_id() -> str:
 def user_runs_dir() -> Path:
     """Where this visitor's runs go: the runs root, or in hosted mode a directory of their own."""
     root = default_runs_dir()
-    return root / "sessions" / session_id() if HOSTED else root
+    return root / "sessions" / session_id() if hosted() else root
 
 
 @st.cache_resource(ttl=3600, show_spinner=False)
 def _cleanup_old_sessions(root: str) -> int:
-    """Hosted mode: delete session run directories untouched for longer than the TTL (once an hour)."""
-    removed = 0
-    base = Path(root) / "sessions"
-    if base.is_dir():
-        for d in base.iterdir():
-            if d.is_dir() and time.time() - d.stat().st_mtime > SESSION_TTL_S:
-                shutil.rmtree(d, ignore_errors=True)
-                removed += 1
-    return removed
+    """Hosted mode: delete visitors' run directories idle for longer than AELAB_SESSION_TTL_HOURS (hourly)."""
+    ttl_hours = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24"))
+    return cleanup_sessions(Path(root) / "sessions", ttl_hours * 3600)
 
 
 def stores() -> list[tuple[str, RunStore]]:
     """(label, store) pairs: the shipped examples (read-only), then this visitor's runs."""
-    if HOSTED:
+    if hosted():
         _cleanup_old_sessions(str(default_runs_dir()))
-    return [("example", RunStore(EXAMPLES_DIR, read_only=True)), ("run", RunStore(user_runs_dir()))]
+    return [("example", RunStore(examples_dir(), read_only=True)), ("run", RunStore(user_runs_dir()))]
 
 
 def run_key(label: str, name: str) -> str:
@@ -195,7 +193,7 @@ def sidebar() -> None:
             st.caption("No runs yet: train one on the Train page.")
         from aelab.train import resolve_device
 
-        st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if HOSTED else ""))
+        st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if hosted() else ""))
 
 
 def need_run() -> Run | None:

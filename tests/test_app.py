@@ -168,3 +168,32 @@ def test_generate_page(with_runs):
 def test_runs_page_lists_runs(with_runs):
     at = app("pages/runs.py")
     assert len(at.dataframe) == 1
+
+
+def test_hosted_mode_keeps_visitors_apart(with_runs, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("AELAB_HOSTED", "1")
+    root = tmp_path / "hosted"
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(root))
+    examples = tmp_path / "examples"
+    shutil.copytree(with_runs / "vae-2d", examples / "vae-2d")
+    monkeypatch.setenv("AELAB_EXAMPLES_DIR", str(examples))
+    shutil.copytree(with_runs / "ae-small", root / "sessions" / "visitor-a" / "ae-small")
+
+    a = app("pages/runs.py", session_id="visitor-a")
+    assert sorted(a.dataframe[0].value["run"]) == ["ae-small", "vae-2d"]
+    assert sorted(a.dataframe[0].value["source"]) == ["example", "yours"]
+    b = app("pages/runs.py", session_id="visitor-b")
+    assert list(b.dataframe[0].value["run"]) == ["vae-2d"]   # examples only: nothing of visitor a's
+    assert "hosted demo" in " ".join(c.value for c in b.sidebar.caption)
+
+
+def test_refused_start_says_why(env, monkeypatch):
+    from aelab import jobs
+
+    monkeypatch.setattr(jobs, "_registry", jobs.Registry(max_jobs=2, max_epochs=3))
+    at = app("pages/train.py")
+    at.button(key="start").click().run()   # the stacked recipe asks for 10 epochs
+    assert any("caps training at 3 epochs" in e.value for e in at.error)
+    assert "job_id" not in at.session_state

@@ -101,3 +101,19 @@ def test_stopped_run_is_saved_consistently(run_cfg, tmp_path):
     run = RunStore(tmp_path).open("stopped")
     assert run.meta["status"] == "stopped" and run.meta["stopped_at"] == [1, 2]
     assert 0 < run.epochs_done < 1 and run.load_model() is not None
+
+
+def test_cleanup_of_idle_visitor_sessions(tmp_path):
+    import os
+    import time
+
+    from aelab.runs import cleanup_sessions
+
+    old, fresh = tmp_path / "old", tmp_path / "fresh"
+    for d in (old, fresh):
+        (d / "run").mkdir(parents=True)
+    past = time.time() - 3 * 3600
+    for p in (old, old / "run"):
+        os.utime(p, (past, past))
+    assert cleanup_sessions(tmp_path, 3600) == 1
+    assert not old.exists() and fresh.exists()

@@ -1,0 +1,49 @@
+import threading
+import time
+
+import pytest
+
+import aelab
+from aelab.config import ModelConfig
+from aelab.jobs import JobRefused, Registry
+
+
+def small(epochs=2):
+    cfg = aelab.preset("stacked", "digits")
+    cfg.model = ModelConfig(hidden=(16,), latent=4)
+    cfg.train.epochs = epochs
+    return cfg
+
+
+def test_job_trains_in_the_background_and_saves_a_run(tmp_path):
+    job = Registry(max_jobs=1).start(small(), tmp_path, owner="me")
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "finished" and snap.run_name and (tmp_path / snap.run_name / "config.json").exists()
+    assert len(snap.history["val_loss"]) == 2 and snap.trace and snap.first_point_seconds > 0
+    assert snap.preview.shape == snap.preview_input.shape == (8, 8, 8)
+
+
+def test_limits_refuse_with_a_reason(tmp_path):
+    with pytest.raises(JobRefused, match="caps training at 5 epochs"):
+        Registry(max_jobs=1, max_epochs=5).start(small(epochs=6), tmp_path)
+    reg = Registry(max_jobs=1)
+    first = reg.start(small(epochs=200), tmp_path)
+    try:
+        with pytest.raises(JobRefused, match="limit is 1"):
+            reg.start(small(), tmp_path)
+    finally:
+        first.stop()
+        assert first.join(60)
+    assert first.snapshot().status == "stopped"
+    assert reg.start(small(), tmp_path).join(60)   # the slot is free again
+
+
+def test_failure_is_a_message_not_a_traceback(tmp_path):
+    cfg = small()
+    cfg.model = ModelConfig(hidden=(16,), latent=4, activation="linear")
+    cfg.train.lr = 1e30
+    job = Registry().start(cfg, tmp_path)
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "smaller learning rate" in snap.error
