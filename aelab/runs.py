@@ -110,6 +110,7 @@ class RunStore:
         meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"), **meta}
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
         try:
+            tmp.chmod(0o755)   # mkdtemp makes it private; a run is as readable as any other directory
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
             _write_json(tmp / "history.json", history)
