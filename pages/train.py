@@ -1,4 +1,6 @@
 """Train: pick a recipe or build a model, start it in the background, watch it learn."""
+import os
+
 import numpy as np
 import streamlit as st
 
@@ -196,7 +198,7 @@ def job_panel() -> None:
     st.divider()
     st.subheader(f"Run {job.name or ''}".strip() if job.name else "Current training")
     if job.alive:
-        @st.fragment(run_every=1.0)
+        @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
         def live():
             snap = job.snapshot()
             if st.button("Stop", key="stop", icon=":material/stop:", help="Stops after the current batch; "
