@@ -82,6 +82,17 @@ class Run:
             raise RunError(f"run {self.name!r}: cannot load model.safetensors ({e})") from None
         return model.to(device).eval()
 
+    def archive(self) -> bytes:
+        """A zip of the run's files (config, history, metrics, weights) under a folder named after it."""
+        import io
+        import zipfile
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in FILES:
+                z.write(self.path / name, f"{self.name}/{name}")
+        return buf.getvalue()
+
     def save_metrics(self, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into metrics.json (atomic replace)."""
         if self.read_only:

@@ -34,7 +34,7 @@ if run and ds:
                                       help="Scales the standard deviation of z ~ N(0, I): lower is safer, higher "
                                            "is more varied.")
             seed = c[2].number_input("Seed", 0, 10_000, 0, key="gen_seed")
-            st.image(figures.image_grid(generate.sample_prior(model, n, temperature, seed), ncols=10), width="stretch")
+            st.image(figures.image_grid(generate.sample_prior(model, n, temperature, seed), ncols=10), width="stretch", output_format="PNG")
 
             left, right = st.columns(2)
             with left:
@@ -46,7 +46,7 @@ if run and ds:
                 st.caption(f"{ds.class_names[ds.y_test[i]]} → {ds.class_names[ds.y_test[j]]}, decoded from the "
                            "straight line between their codes")
                 st.image(figures.image_grid(generate.interpolate(model, ds.x_test[i], ds.x_test[j], steps),
-                                            ncols=steps), width="stretch")
+                                            ncols=steps), width="stretch", output_format="PNG")
             with right:
                 st.subheader("Traversal of one latent dimension")
                 b = st.columns(3)
@@ -55,12 +55,12 @@ if run and ds:
                 k = b[2].number_input("Starting image", 0, len(ds.x_test) - 1, 0, key="gen_k")
                 st.caption(f"Code of test image #{k} with dimension {dim} swept from −{span} to +{span}")
                 st.image(figures.image_grid(generate.traverse(model, ds.x_test[k], dim, span, 9), ncols=9),
-                         width="stretch")
+                         width="stretch", output_format="PNG")
             if model.latent_dim == 2:
                 st.subheader("The 2-D manifold")
                 st.caption("Codes on a grid of Gaussian quantiles, decoded: the whole latent space at a glance.")
                 size = st.slider("Grid size", 5, 25, 15, key="gen_grid")
-                st.image(figures.image_grid(generate.manifold_grid(model, size)), width=640)
+                st.image(figures.image_grid(generate.manifold_grid(model, size)), width=640, output_format="PNG")
             else:
                 st.caption(f"The manifold map needs a 2-D latent space (this VAE has {model.latent_dim}); train one "
                            "with latent size 2 to see it.")

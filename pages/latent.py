@@ -71,7 +71,7 @@ if run and ds:
             st.markdown(f"**{len(selected)} selected images** (originals above, reconstructions below; first 30)")
             x_in, x_out = metrics.reconstruct(model, ds.x_test[selected[:30]])
             st.image(figures.image_grid(np.concatenate([x_in[:, 0].numpy(), x_out[:, 0].numpy()]),
-                                        ncols=min(len(selected), 30) if len(selected) < 30 else 15), width="stretch")
+                                        ncols=min(len(selected), 30) if len(selected) < 30 else 15), width="stretch", output_format="PNG")
         elif dims == 2:
             st.caption("Tip: drag a box or lasso around points to see those images and their reconstructions.")
 

@@ -45,7 +45,7 @@ if run and ds:
         rows = [originals] + ([inputs[:, 0].clamp(0, 1).numpy()] if corruption else []) + [recon[:, 0].numpy()]
         labels = "Originals, corrupted inputs and reconstructions" if corruption else "Originals and reconstructions"
         st.markdown(f"**{labels}** (one row each)")
-        st.image(figures.image_grid(np.concatenate(rows), ncols=len(idx)), width="stretch")
+        st.image(figures.image_grid(np.concatenate(rows), ncols=len(idx)), width="stretch", output_format="PNG")
         if corruption:
             per = metrics.per_image_metrics(torch.from_numpy(originals[:, None]), recon)
             st.caption(f"At this noise level: mean BCE {per['bce'].mean():.4f}, PSNR {per['psnr'].mean():.2f} dB "
@@ -65,5 +65,5 @@ if run and ds:
         w_in, w_out = metrics.reconstruct(model, ds.x_test[rep.worst])
         pairs = np.stack([w_in[:, 0].numpy().reshape(2, 10, *w_in.shape[2:]),
                           w_out[:, 0].numpy().reshape(2, 10, *w_out.shape[2:])], axis=1)   # (2, 2, 10, H, W)
-        right.image(figures.image_grid(pairs.reshape(-1, *w_in.shape[2:]), ncols=10), width="stretch")
+        right.image(figures.image_grid(pairs.reshape(-1, *w_in.shape[2:]), ncols=10), width="stretch", output_format="PNG")
         right.caption(", ".join(f"#{i} {ds.class_names[ds.y_test[i]]}" for i in rep.worst[:5]) + ", …")

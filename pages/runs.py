@@ -1,7 +1,5 @@
 """Runs: the table of saved runs, comparison, rename / delete, download, reproduce."""
-import io
 import json
-import zipfile
 
 import pandas as pd
 import streamlit as st
@@ -11,15 +9,6 @@ from aelab.cli import command_line
 from pages import common
 
 common.through_router()
-
-
-def zip_bytes(run) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(run.path.iterdir()):
-            if f.is_file():
-                z.write(f, f"{run.name}/{f.name}")
-    return buf.getvalue()
 
 
 st.title("Runs")
@@ -39,17 +28,14 @@ table = pd.DataFrame([{
     "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
     "status": r.meta.get("status"), "created": r.meta.get("created"),
 } for r in runs.values()])
-event = st.dataframe(table, key="runs_table", on_select="rerun", selection_mode="multi-row", hide_index=True,
-                     column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
-                                    "kNN probe": st.column_config.NumberColumn(format="percent")})
-chosen = [keys[i] for i in event.selection.rows] if event and event.selection else []
-if not chosen:
-    st.caption("Select rows to compare runs, or one row to rename, delete, download or reproduce it.")
-    st.stop()
+st.dataframe(table, key="runs_table", hide_index=True,
+             column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
+                            "kNN probe": st.column_config.NumberColumn(format="percent")})
 
-if len(chosen) > 1:
-    st.subheader("Compare")
-    sel = {runs[k].name: runs[k] for k in chosen}
+compare = st.multiselect("Compare runs", keys, format_func=lambda k: common.describe(runs[k]), key="runs_compare",
+                         placeholder="choose two or more runs", help="Loss curves overlaid and metrics side by side.")
+if len(compare) > 1:
+    sel = {runs[k].name: runs[k] for k in compare}
     c = st.columns(2)
     c[0].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "val_loss"))
     c[1].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "loss"))
@@ -58,9 +44,10 @@ if len(chosen) > 1:
                              "s / epoch": r.meta.get("seconds_per_epoch"), "parameters": r.meta.get("n_params")}
                          for n, r in sel.items()})
     st.dataframe(side)
-    st.stop()
 
-key = chosen[0]
+st.divider()
+key = st.selectbox("Run", keys, format_func=lambda k: common.describe(runs[k]), key="runs_manage",
+                   help="Rename, delete, download or reproduce this run.")
 run = runs[key]
 st.subheader(run.name)
 left, right = st.columns(2)
@@ -73,7 +60,7 @@ with left:
         st.session_state["active_run"] = key
         st.rerun()
 with right:
-    st.download_button("Download (zip: config, history, metrics, weights)", zip_bytes(run), f"{run.name}.zip",
+    st.download_button("Download (zip: config, history, metrics, weights)", run.archive(), f"{run.name}.zip",
                        mime="application/zip", icon=":material/download:", key="runs_download")
     if run.read_only:
         st.caption("Example runs are read-only.")

@@ -186,7 +186,7 @@ def draw_live(job, snap) -> None:
     if snap.preview is not None and snap.preview_input is not None:
         right.markdown("**Fixed validation images** (top) **and their reconstructions** (bottom)")
         right.image(figures.image_grid(np.concatenate([snap.preview_input, snap.preview]), ncols=len(snap.preview)),
-                    width="stretch")
+                    width="stretch", output_format="PNG")
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
 

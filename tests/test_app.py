@@ -143,10 +143,17 @@ def test_train_from_the_page(env):
 def test_reconstructions_widgets_change_the_output(with_runs):
     at = app("pages/reconstructions.py", active_run="run:ae-small")
     assert len(at.metric) == 4 and at.slider(key="rec_noise").value == 0.2
-    first = at.image[0].value if hasattr(at.image[0], "value") else None
-    at.slider(key="rec_n").set_value(8).run()
-    assert not at.exception
     assert any("At this noise level" in c.value for c in at.caption)
+    grid = at.image[0].value
+    at.slider(key="rec_n").set_value(8).run()
+    assert not at.exception and at.image[0].value != grid
+    grid = at.image[0].value
+    at.slider(key="rec_noise").set_value(0.6).run()
+    assert at.image[0].value != grid
+    bce_at = lambda a: float(next(c.value for c in a.caption if "noise level" in c.value).split("BCE ")[1].split(",")[0])  # noqa: E731
+    noisy = bce_at(at)
+    at.slider(key="rec_noise").set_value(0.0).run()
+    assert bce_at(at) < noisy   # a noisier input reconstructs worse
 
 
 def test_latent_page_pca_and_tsne(with_runs):
@@ -160,14 +167,40 @@ def test_latent_page_pca_and_tsne(with_runs):
 def test_generate_page(with_runs):
     at = app("pages/generate.py", active_run="run:vae-2d")
     assert at.slider(key="gen_temp").value == 1.0
-    assert any("manifold" in s.value for s in at.subheader)
+    assert any("manifold" in s.value for s in at.subheader) and len(at.image) == 4
+    samples = at.image[0].value
+    at.slider(key="gen_temp").set_value(0.3).run()
+    assert at.image[0].value != samples
     at = app("pages/generate.py", active_run="run:ae-small")
     assert "not a variational autoencoder" in at.warning[0].value and at.button(key="train_vae")
 
 
-def test_runs_page_lists_runs(with_runs):
+def test_runs_page_compare_rename_delete(with_runs, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "own"
+    shutil.copytree(with_runs, root)
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(root))
     at = app("pages/runs.py")
-    assert len(at.dataframe) == 1
+    assert sorted(at.dataframe[0].value["run"]) == ["ae-small", "vae-2d"]
+    at.multiselect(key="runs_compare").set_value(["run:ae-small", "run:vae-2d"]).run()
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2
+
+    at.selectbox(key="runs_manage").set_value("run:ae-small").run()
+    assert any("python -m aelab train --preset denoising-gaussian --data digits" in c.value for c in at.code), [c.value for c in at.code]
+    rename = lambda name: (at.text_input(key="runs_new_name").set_value(name),  # noqa: E731
+                           next(b for b in at.button if b.label == "Rename").click(), at.run())
+    rename("../evil")   # a form: the new name and the click go in one submit
+    assert any("invalid run name" in e.value for e in at.error) and (root / "ae-small").exists()
+    rename("renamed")
+    assert (root / "renamed").is_dir() and not (root / "ae-small").exists()
+
+    at.selectbox(key="runs_manage").set_value("run:renamed").run()
+    assert at.button(key="runs_delete").disabled   # needs the confirmation first
+    at.checkbox(key="runs_confirm").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception and not (root / "renamed").exists()
+    assert list(at.dataframe[0].value["run"]) == ["vae-2d"]
 
 
 def test_hosted_mode_keeps_visitors_apart(with_runs, tmp_path, monkeypatch):

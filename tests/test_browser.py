@@ -156,7 +156,7 @@ def test_train_then_inspect_in_the_browser(server, page):
     timings["generate"] = goto(page, f"{server['url']}/generate", "Samples from the prior", images=4)
     shot(page, "generate")
 
-    timings["runs"] = goto(page, f"{server['url']}/runs", "Select rows")
+    timings["runs"] = goto(page, f"{server['url']}/runs", "Compare runs")
     assert page.locator("[data-testid='stDataFrame']").count() == 1
     shot(page, "runs")
     for name, seconds in timings.items():

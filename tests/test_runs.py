@@ -72,6 +72,16 @@ def test_weights_that_do_not_match_give_a_run_error(run_cfg, tmp_path):
         RunStore(tmp_path).open("r").load_model()
 
 
+def test_archive_holds_the_run(run_cfg, tmp_path):
+    import io
+    import zipfile
+
+    run = aelab.train(run_cfg, runs_dir=tmp_path, name="zipped", evaluate=False).run
+    names = zipfile.ZipFile(io.BytesIO(run.archive())).namelist()
+    assert sorted(names) == sorted(f"zipped/{f}" for f in ("config.json", "history.json", "metrics.json",
+                                                            "model.safetensors"))
+
+
 def test_rename_delete_and_read_only(run_cfg, tmp_path):
     aelab.train(run_cfg, runs_dir=tmp_path, name="one", evaluate=False)
     store = RunStore(tmp_path)
