@@ -174,3 +174,53 @@ def registry() -> Registry:
         if _registry is None:
             _registry = Registry()
         return _registry
+
+
+class Task:
+    """A function computed once in a background thread (e.g. a t-SNE projection), polled by pages."""
+
+    def __init__(self, fn, *args, **kwargs):
+        self.started = time.time()
+        self.finished: float | None = None
+        self.result = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._work, args=(fn, args, kwargs), daemon=True,
+                                        name="aelab-task")
+        self._thread.start()
+
+    def _work(self, fn, args, kwargs) -> None:
+        try:
+            self.result = fn(*args, **kwargs)
+        except Exception as e:
+            self.error = f"{type(e).__name__}: {e}"
+        self.finished = time.time()
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+
+_tasks: dict[tuple, Task] = {}
+_tasks_lock = threading.Lock()
+MAX_TASKS = 32
+
+
+def task(key: tuple, fn, *args, **kwargs) -> Task:
+    """The task computing ``fn(*args, **kwargs)`` for ``key``, started on first request and then shared
+    by every session asking for the same key. Failed tasks are retried on the next request."""
+    with _tasks_lock:
+        t = _tasks.get(key)
+        if t is None or (t.done and t.error):
+            if len(_tasks) >= MAX_TASKS:   # forget the oldest finished results
+                for k in [k for k, v in _tasks.items() if v.done][: len(_tasks) - MAX_TASKS + 1]:
+                    del _tasks[k]
+            t = _tasks[key] = Task(fn, *args, **kwargs)
+        return t

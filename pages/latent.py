@@ -3,21 +3,30 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from aelab import figures, latent, metrics
+from aelab import figures, jobs, latent, metrics
 from pages import common
 
 common.through_router()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+TSNE_SECONDS_PER_POINT = 27 / 10_000   # measured here: scikit-learn t-SNE of 10,000 30-D codes in ~27 s
+
+
 def projection(path: str, mtime: float, n: int, method: str, dims: int, perplexity: float, learning_rate,
                max_iter: int, seed: int):
+    """(coords, explained variance, params): computed in a background task shared by all sessions, so a
+    long t-SNE neither blocks this page's controls nor other pages; None while it runs."""
     run = common.run_at(path)
-    ds = common.dataset(run.config.data.name)
-    codes = latent.encode_images(common.model_of(run), ds.x_test[:n])
-    proj = latent.project(codes, method, dims, perplexity=perplexity, learning_rate=learning_rate,
-                          max_iter=max_iter, seed=seed)
-    return proj.coords, proj.explained_variance, proj.params
+    model, ds = common.model_of(run), common.dataset(run.config.data.name)
+
+    def compute():
+        codes = latent.encode_images(model, ds.x_test[:n])
+        proj = latent.project(codes, method, dims, perplexity=perplexity, learning_rate=learning_rate,
+                              max_iter=max_iter, seed=seed)
+        return proj.coords, proj.explained_variance, proj.params
+
+    return jobs.task(("projection", path, mtime, n, method, dims, perplexity, learning_rate, max_iter, seed),
+                     compute)
 
 
 @st.cache_data(show_spinner="Fitting the probes…", max_entries=8)
@@ -51,8 +60,23 @@ if run and ds:
                 iters = t[2].slider("Iterations", 250, 2000, 1000, step=50, key="lat_iter")
                 seed = t[3].number_input("Seed", 0, 10_000, 0, key="lat_seed")
         label = "t-SNE" if method == "tsne" else "PCA"
-        with st.spinner(f"{label} of {n} codes ({model.latent_dim}-D)…"):
-            coords, variance, params = projection(*common.cache_key(run), n, method, dims, perplexity, lr, iters, seed)
+        task = projection(*common.cache_key(run), n, method, dims, perplexity, lr, iters, seed)
+        if method == "pca":
+            task.join(60)   # PCA takes well under a second
+        if not task.done:
+            @st.fragment(run_every=1.0)
+            def wait_for_projection():
+                estimate = n * TSNE_SECONDS_PER_POINT * iters / 1000
+                st.progress(min(task.elapsed / estimate, 0.99),
+                            text=f"{label} of {n:,} codes ({model.latent_dim}-D): {task.elapsed:.0f} s of about "
+                                 f"{estimate:.0f} s. You can change settings or visit other pages meanwhile.")
+                if task.done:
+                    st.rerun()
+            wait_for_projection()
+            st.stop()
+        if task.error:
+            raise ValueError(task.error)
+        coords, variance, params = task.result
         labels = ds.y_test[:n].numpy()
         title = f"{label} of {n} test codes ({model.latent_dim}-D) · {run.name}"
         if variance is not None:

@@ -159,9 +159,16 @@ def test_reconstructions_widgets_change_the_output(with_runs):
 def test_latent_page_pca_and_tsne(with_runs):
     at = app("pages/latent.py", active_run="run:vae-2d")
     assert at.radio(key="lat_method").value == "pca"
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
     at.radio(key="lat_method").set_value("tsne").run()
-    assert not at.exception and len(at.get("plotly_chart")) == 1
-    assert len(at.dataframe) == 1
+    # t-SNE runs in a background task: the page shows its progress and returns at once
+    assert not at.exception and len(at.get("plotly_chart")) == 0
+    assert "t-SNE of" in at.get("progress")[0].proto.text
+    from aelab import jobs
+
+    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    at.run()   # AppTest does not fire run_every: redraw once the task is done
+    assert not at.exception and len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
 
 
 def test_generate_page(with_runs):

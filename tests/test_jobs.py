@@ -47,3 +47,26 @@ def test_failure_is_a_message_not_a_traceback(tmp_path):
     assert job.join(60)
     snap = job.snapshot()
     assert snap.status == "failed" and "smaller learning rate" in snap.error
+
+
+def test_tasks_are_shared_per_key_and_failures_retried():
+    from aelab import jobs
+
+    calls = []
+
+    def slow(x):
+        calls.append(x)
+        time.sleep(0.2)
+        return x * 2
+
+    a = jobs.task(("double", 21), slow, 21)
+    b = jobs.task(("double", 21), slow, 21)
+    assert a is b and not a.done
+    assert a.join(5) and a.result == 42 and calls == [21]
+
+    def broken():
+        raise ValueError("perplexity too large")
+
+    failed = jobs.task(("broken",), broken)
+    assert failed.join(5) and "perplexity too large" in failed.error
+    assert jobs.task(("broken",), broken) is not failed   # a failed task is tried again
