@@ -78,9 +78,12 @@ class ReconstructionReport:
 
 def reconstruction_report(model, x_uint8: torch.Tensor, y: torch.Tensor, class_names, n_worst: int = 16,
                           batch_size: int = 1000) -> ReconstructionReport:
-    """Metrics of ``model`` on a labelled image set: means, per-class means and the worst images."""
-    x, recon = reconstruct(model, x_uint8, batch_size)
-    per = per_image_metrics(x, recon)
+    """Metrics of ``model`` on a labelled image set: means, per-class means and the worst images.
+
+    Computed batch by batch, so memory stays at a few batches whatever the size of the set."""
+    chunks = [per_image_metrics(*reconstruct(model, x_uint8[i:i + batch_size], batch_size))
+              for i in range(0, len(x_uint8), batch_size)]
+    per = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     labels = y.numpy()
     per_class = {}
     for c, name in enumerate(class_names):
@@ -99,10 +102,13 @@ def probe_accuracy(train_feats: np.ndarray, train_y: np.ndarray, test_feats: np.
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    knn = KNeighborsClassifier(n_neighbors=k).fit(train_feats, train_y)
-    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
-    logreg.fit(train_feats, train_y)
-    return {"knn": float(knn.score(test_feats, test_y)), "logreg": float(logreg.score(test_feats, test_y))}
+    import sklearn
+
+    with sklearn.config_context(working_memory=64):   # MB per distance chunk (default 1 GB): servers are small
+        knn = KNeighborsClassifier(n_neighbors=k).fit(train_feats, train_y)
+        logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
+        logreg.fit(train_feats, train_y)
+        return {"knn": float(knn.score(test_feats, test_y)), "logreg": float(logreg.score(test_feats, test_y))}
 
 
 _PIXEL_BASELINES: dict[tuple, dict[str, float]] = {}

@@ -41,14 +41,22 @@ ds = common.run_dataset(run) if run else None
 if run and ds:
     with common.guard("Projecting the codes"):
         model = common.model_of(run)
+        n_max = min(10_000, len(ds.x_test))
+        n_min = min(100, n_max)
+        link = st.query_params   # a link such as ?method=tsne&dims=3&n=10000 sets the first view
+        st.session_state.setdefault("lat_method", link.get("method") if link.get("method") in ("pca", "tsne")
+                                    else "pca")
+        st.session_state.setdefault("lat_dims", 3 if link.get("dims") == "3" else 2)
+        n_link = link.get("n", "")
+        st.session_state.setdefault("lat_n", min(max(int(n_link), n_min), n_max) if n_link.isdigit()
+                                    else min(5000, n_max))
         c = st.columns([2, 1, 3])
         method = c[0].radio("Projection", ["pca", "tsne"], horizontal=True, key="lat_method",
                             format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE"}[m],
                             help="PCA is linear and instant; t-SNE keeps neighbours together (slower).")
         dims = c[1].radio("Dimensions", [2, 3], horizontal=True, key="lat_dims")
-        n_max = min(10_000, len(ds.x_test))
-        n = c[2].slider("Test images", min(100, n_max), n_max, min(5000 if method == "pca" else 2000, n_max),
-                        step=100 if n_max >= 1000 else 1, key="lat_n", help="How many test images to encode.")
+        n = c[2].slider("Test images", n_min, n_max, step=100 if n_max >= 1000 else 1, key="lat_n",
+                        help="How many test images to encode (t-SNE takes about 2.7 s per 1,000 here).")
         perplexity, lr, iters, seed = 30.0, "auto", 1000, 0
         if method == "tsne":
             with st.expander("t-SNE settings", expanded=False):

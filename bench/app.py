@@ -1,0 +1,99 @@
+"""The app under measurement: cold start, Start -> first live point, and the server's memory (RSS)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's RSS every 0.1 s; ``peak(since)`` is the largest sample after ``since``."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.running = pid, [], True
+
+    def run(self):
+        while self.running:
+            try:
+                self.samples.append((time.perf_counter(), rss_mb(self.pid)))
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def peak(self, since: float) -> float:
+        return max((mb for t, mb in self.samples if t >= since), default=0.0)
+
+
+def measure() -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    runs = tempfile.mkdtemp(prefix="aelab-bench-runs-")
+    out = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1900})
+        started = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+                                   "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
+                                  env={**os.environ, "AELAB_RUNS_DIR": runs}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        try:
+            while True:
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            out["rss_idle_mb"] = rss_mb(server.pid)
+            page.goto(url)
+            page.get_by_text("Data set in use").wait_for(timeout=120_000)
+            out["cold_start_s"] = time.perf_counter() - started
+
+            page.goto(url + "/train?preset=stacked&data=fashion-mnist&epochs=3")
+            page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+            t0 = time.perf_counter()
+            page.get_by_role("button", name="Start training").click()
+            page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
+            out["first_point_s"] = time.perf_counter() - t0
+            page.get_by_text("saved (finished)").wait_for(timeout=300_000)
+            out["rss_train_mb"] = sampler.peak(t0)
+
+            t0 = time.perf_counter()
+            page.goto(url + "/latent?method=tsne&n=10000")
+            page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=600_000)
+            out["tsne_10k_s"] = time.perf_counter() - t0
+            out["rss_tsne_mb"] = sampler.peak(t0)
+        finally:
+            sampler.running = False
+            server.terminate()
+            server.wait(10)
+            browser.close()
+    return out
+
+
+if __name__ == "__main__":
+    print(measure())

@@ -1,0 +1,157 @@
+"""The book's recipes in Keras (TensorFlow CPU), the reference for AE Lab's speed and fidelity.
+
+Runs in its own virtual environment (bench/.venv-keras, made by `python -m bench`), never in the
+app's. Reads the Fashion-MNIST IDX files itself; prints one JSON object per preset:
+
+    bench/.venv-keras/bin/python bench/keras_ref.py --presets stacked,vae [--epochs N] [--data-dir DIR]
+
+Differences from the book's TF 2.0 code, for Keras 3: activity regularisers are no longer divided by
+the batch size, so the L1 weight is divided here to keep the book's (and AE Lab's) per-image penalty;
+the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic tensors).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import struct
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+BOOK = {  # preset -> (epochs, batch size)
+    "stacked": (10, 32), "tied": (10, 32), "denoising-gaussian": (10, 32), "denoising-dropout": (10, 32),
+    "sparse-l1": (10, 32), "sparse-kl": (10, 32), "conv": (5, 32), "vae": (25, 128),
+}
+
+
+def read_idx(path):
+    raw = gzip.decompress(open(path, "rb").read()) if path.endswith(".gz") else open(path, "rb").read()
+    dims = raw[3]
+    shape = struct.unpack(f">{dims}I", raw[4:4 + 4 * dims])
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load(data_dir):
+    x = read_idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
+    cut = len(x) - len(x) // 10   # validation split 0.1: the last 6,000 images, as AE Lab
+    return x[:cut], x[cut:]
+
+
+class DenseTranspose(layers.Layer):
+    """The book's tied layer: the transpose of another Dense layer's kernel, with its own bias."""
+
+    def __init__(self, dense, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dense, self.activation = dense, keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(self.dense.kernel.shape[0],), initializer="zeros")
+
+    def call(self, inputs):
+        return self.activation(tf.matmul(inputs, self.dense.kernel, transpose_b=True) + self.bias)
+
+
+class KLSparsity(keras.regularizers.Regularizer):
+    """The book's KL divergence between a target activation rate and each code unit's mean."""
+
+    def __init__(self, weight, target):
+        self.weight, self.target = weight, target
+
+    def __call__(self, inputs):
+        kl = keras.losses.kl_divergence
+        mean = tf.reduce_mean(inputs, axis=0)
+        return self.weight * (kl(self.target, mean) + kl(1.0 - self.target, 1.0 - mean))
+
+
+class Sampling(layers.Layer):
+    def call(self, inputs):
+        mean, log_var = inputs
+        return tf.random.normal(tf.shape(log_var)) * tf.exp(log_var / 2) + mean
+
+
+class KLLoss(layers.Layer):
+    """Adds the VAE's KL term / 784 (the book's latent loss) and passes the codings through."""
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        kl = -0.5 * tf.reduce_sum(1 + log_var - tf.exp(log_var) - tf.square(mean), axis=-1)
+        self.add_loss(tf.reduce_mean(kl) / 784.0)
+        return mean
+
+
+def build(preset):
+    inp = keras.Input((28, 28))
+    if preset == "conv":
+        x = layers.Reshape((28, 28, 1))(inp)
+        for ch in (16, 32, 64):
+            x = layers.MaxPool2D(2)(layers.Conv2D(ch, 3, padding="same", activation="selu")(x))
+        x = layers.Conv2DTranspose(32, 3, strides=2, padding="valid", activation="selu")(x)
+        x = layers.Conv2DTranspose(16, 3, strides=2, padding="same", activation="selu")(x)
+        x = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(x)
+        return keras.Model(inp, layers.Reshape((28, 28))(x)), keras.optimizers.SGD(1.0)
+    if preset == "vae":
+        x = layers.Dense(100, "selu")(layers.Dense(150, "selu")(layers.Flatten()(inp)))
+        mean, log_var = layers.Dense(10)(x), layers.Dense(10)(x)
+        mean = KLLoss()([mean, log_var])
+        z = Sampling()([mean, log_var])
+        out = layers.Dense(784, "sigmoid")(layers.Dense(150, "selu")(layers.Dense(100, "selu")(z)))
+        return keras.Model(inp, layers.Reshape((28, 28))(out)), keras.optimizers.RMSprop()
+    x = layers.Flatten()(inp)
+    if preset == "denoising-gaussian":
+        x = layers.GaussianNoise(0.2)(x)
+    if preset == "denoising-dropout":
+        x = layers.Dropout(0.5)(x)
+    hidden = layers.Dense(100, "selu")
+    x = hidden(x)
+    if preset.startswith("sparse"):
+        reg = (keras.regularizers.l1(1e-3 / 32) if preset == "sparse-l1" else KLSparsity(0.05, 0.1))
+        code = layers.Dense(300, "sigmoid", activity_regularizer=reg)
+    else:
+        code = layers.Dense(30, "selu")
+    x = code(x)
+    if preset == "tied":
+        x = DenseTranspose(hidden, "sigmoid")(DenseTranspose(code, "selu")(x))
+    else:
+        x = layers.Dense(784, "sigmoid")(layers.Dense(100, "selu")(x))
+    lr = 1.5 if preset in ("stacked", "tied") else 1.0
+    return keras.Model(inp, layers.Reshape((28, 28))(x)), keras.optimizers.SGD(lr)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = getattr(self, "seconds", []) + [time.perf_counter() - self.started]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", default=",".join(BOOK))
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    x_train, x_valid = load(args.data_dir)
+    for preset in args.presets.split(","):
+        keras.utils.set_random_seed(args.seed)
+        epochs, batch = BOOK[preset]
+        epochs = args.epochs or epochs
+        model, opt = build(preset)
+        model.compile(loss="binary_crossentropy", optimizer=opt)
+        timer = EpochTimer()
+        hist = model.fit(x_train, x_train, epochs=epochs, batch_size=batch, validation_data=(x_valid, x_valid),
+                         callbacks=[timer], verbose=0)
+        print(json.dumps({"preset": preset, "epochs": epochs, "batch_size": batch, "seconds": timer.seconds,
+                          "val_loss": hist.history["val_loss"], "tensorflow": tf.__version__}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
