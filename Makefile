@@ -17,7 +17,7 @@ dev: $(VENV)/.runtime data
 test: $(VENV)/.dev data browser
 	$(PY) -m pytest
 
-bench: $(VENV)/.dev data
+bench: $(VENV)/.dev data browser
 	$(PY) -m bench
 
 # Retrain the example runs shipped in examples/ (read-only in the app).

@@ -36,6 +36,8 @@ def l1_activity(z: torch.Tensor) -> torch.Tensor:
 
 
 def kl_sparsity(z: torch.Tensor, target: float, eps: float = 1e-7) -> torch.Tensor:
-    """Sum over code units of KL(target || mean activation over the batch), for codes in (0, 1)."""
+    """Sum over code units of KL(target || mean activation over the batch), for codes in (0, 1).
+
+    Not divided by the batch size (Keras divides activity penalties by it: its weight w is w / batch here)."""
     rate = z.mean(0).clamp(eps, 1 - eps)
     return (target * torch.log(target / rate) + (1 - target) * torch.log((1 - target) / (1 - rate))).sum()

@@ -25,8 +25,10 @@ PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
     "sparse-l1": ("Sparse AE: 300 sigmoid codes with an L1 activity penalty",
                   replace(_SPARSE, sparsity="l1", sparsity_weight=1e-3),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
+    # The book's weight is 0.05 on a Keras activity regulariser, which Keras divides by the batch size
+    # (32); AE Lab's KL penalty is per batch, so the same recipe is 0.05 / 32.
     "sparse-kl": ("Sparse AE: 300 sigmoid codes pulled to a 10% activation rate (KL)",
-                  replace(_SPARSE, sparsity="kl", sparsity_weight=0.05, sparsity_target=0.1),
+                  replace(_SPARSE, sparsity="kl", sparsity_weight=0.05 / 32, sparsity_target=0.1),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
     "conv": ("Convolutional AE 16-32-64 with max-pooling, transposed-conv decoder",
              ModelConfig(arch="conv", channels=(16, 32, 64), kernel_size=3, latent=0, activation="selu"),

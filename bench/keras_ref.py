@@ -5,9 +5,9 @@ app's. Reads the Fashion-MNIST IDX files itself; prints one JSON object per pres
 
     bench/.venv-keras/bin/python bench/keras_ref.py --presets stacked,vae [--epochs N] [--data-dir DIR]
 
-Differences from the book's TF 2.0 code, for Keras 3: activity regularisers are no longer divided by
-the batch size, so the L1 weight is divided here to keep the book's (and AE Lab's) per-image penalty;
-the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic tensors).
+Differences from the book's TF 2.0 code, for Keras 3: the tied layer reads the kernel's shape instead of
+`dense.input`, and the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
+tensors). Keras 3, like TF 2, divides activity-regulariser penalties by the batch size.
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def build(preset):
     hidden = layers.Dense(100, "selu")
     x = hidden(x)
     if preset.startswith("sparse"):
-        reg = (keras.regularizers.l1(1e-3 / 32) if preset == "sparse-l1" else KLSparsity(0.05, 0.1))
+        reg = keras.regularizers.l1(1e-3) if preset == "sparse-l1" else KLSparsity(0.05, 0.1)
         code = layers.Dense(300, "sigmoid", activity_regularizer=reg)
     else:
         code = layers.Dense(30, "selu")

@@ -196,7 +196,7 @@ def job_panel() -> None:
     if job is None:
         return
     st.divider()
-    st.subheader(f"Run {job.name or ''}".strip() if job.name else "Current training")
+    st.subheader(f"Run {job.name}" if job.name else "Current training")
     if job.alive:
         @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
         def live():
