@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -87,6 +88,8 @@ def measure() -> dict:
             page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=600_000)
             out["tsne_10k_s"] = time.perf_counter() - t0
             out["rss_tsne_mb"] = sampler.peak(t0)
+            computed = re.search(r"computed in ([\d.]+) s", page.inner_text("body"))
+            out["tsne_10k_task_s"] = float(computed.group(1)) if computed else float("nan")
         finally:
             sampler.running = False
             server.terminate()

@@ -73,7 +73,7 @@ if run and ds:
         if method == "pca":
             task.join(60)   # PCA takes well under a second
         if not task.done:
-            @st.fragment(run_every=1.0)
+            @st.fragment(run_every=2.0)   # each redraw costs the projection CPU on a small server
             def wait_for_projection():
                 estimate = n * TSNE_SECONDS_PER_POINT * iters / 750
                 st.progress(min(task.elapsed / estimate, 0.99),
@@ -86,10 +86,12 @@ if run and ds:
         if task.error:
             raise ValueError(task.error)
         coords, variance, params = task.result
+        computed_in = f"computed in {task.finished - task.started:.1f} s"
         labels = ds.y_test[:n].numpy()
         title = f"{label} of {n} test codes ({model.latent_dim}-D) · {run.name}"
         if variance is not None:
             title += f" · explained variance {', '.join(f'{v:.1%}' for v in variance)}"
+        title += f" · {computed_in}"
         event = st.plotly_chart(figures.latent_scatter(coords, labels, ds.class_names, title), key="lat_plot",
                                 on_select="rerun", selection_mode=("points", "box", "lasso"))
         frame = pd.DataFrame(coords, columns=["x", "y", "z"][:dims])
