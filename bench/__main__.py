@@ -119,15 +119,15 @@ def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
 
 
 def presets_section() -> tuple[list[str], dict]:
-    keras = keras_run(list(aelab.PRESETS))
-    lines = ["Every preset at the book's epoch count. s / epoch is the median over epochs 2..N.", "",
+    lines = ["Every preset at the book's epoch count, Keras then AE Lab for each preset (this machine's speed "
+             "drifts by 2x over minutes, so each pair runs back to back). s / epoch: median over epochs 2..N.", "",
              "| preset | epochs | AE Lab val loss | Keras val loss | AE Lab s / epoch | Keras s / epoch | speed-up |",
              "|---|---|---|---|---|---|---|"]
     data = {}
     for name in aelab.PRESETS:
         log(f"preset {name}")
+        k = keras_run([name])[name]
         ours = aelab_run(name)
-        k = keras[name]
         ts, tk = median(ours["seconds"][1:] or ours["seconds"]), median(k["seconds"][1:] or k["seconds"])
         data[name] = {"aelab": ours, "keras": k}
         lines.append(f"| `{name}` | {k['epochs']} | {ours['val_loss'][-1]:.4f} | {k['val_loss'][-1]:.4f} | "

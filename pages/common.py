@@ -196,6 +196,12 @@ def sidebar() -> None:
         st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if hosted() else ""))
 
 
+def run_and_data() -> tuple[Run | None, aelab.Dataset | None]:
+    """The active run and its data set for the pages that inspect a run; (None, None) after saying why."""
+    run = need_run()
+    return (run, run_dataset(run)) if run else (None, None)
+
+
 def need_run() -> Run | None:
     """The active run, or a message pointing to the Train page (and None)."""
     run = active_run()

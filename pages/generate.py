@@ -9,8 +9,7 @@ from pages import common
 common.through_router()
 
 st.title("Generate")
-run = common.need_run()
-ds = common.run_dataset(run) if run else None
+run, ds = common.run_and_data()
 if run and ds:
     model = common.model_of(run)
     if not run.config.model.variational:

@@ -36,8 +36,7 @@ def probes(path: str, mtime: float):
 
 
 st.title("Latent space")
-run = common.need_run()
-ds = common.run_dataset(run) if run else None
+run, ds = common.run_and_data()
 if run and ds:
     with common.guard("Projecting the codes"):
         model = common.model_of(run)

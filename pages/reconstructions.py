@@ -17,8 +17,7 @@ def report(path: str, mtime: float):
 
 
 st.title("Reconstructions")
-run = common.need_run()
-ds = common.run_dataset(run) if run else None
+run, ds = common.run_and_data()
 if run and ds:
     with common.guard("Reconstructing"):
         model = common.model_of(run)
