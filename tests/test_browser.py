@@ -135,7 +135,7 @@ def test_train_then_inspect_in_the_browser(server, page):
 
     timings["Start -> first live point (stacked, digits)"] = train_from_page(
         page, server, "preset=stacked&data=digits&epochs=3")
-    assert page.get_by_text("Validation loss").count() >= 1
+    page.get_by_text("Validation loss").first.wait_for(timeout=30_000)   # the finished run's metrics
     shot(page, "train")
     runs = [p.name for p in server["runs"].iterdir()]
     assert len(runs) == 1 and runs[0].startswith("stacked-digits-")
@@ -157,7 +157,7 @@ def test_train_then_inspect_in_the_browser(server, page):
     shot(page, "generate")
 
     timings["runs"] = goto(page, f"{server['url']}/runs", "Compare runs")
-    assert page.locator("[data-testid='stDataFrame']").count() == 1
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
     shot(page, "runs")
     for name, seconds in timings.items():
         print(f"browser timing: {name}: {seconds:.2f} s")
