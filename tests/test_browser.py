@@ -97,7 +97,7 @@ def shot(page, name):
 def test_first_visit_through_a_share_link_uses_the_router(server, page):
     """The very first request to a fresh server is a share link to the Train page."""
     goto(page, f"{server['url']}/train?preset=vae&data=digits&latent=2", "Start training")
-    assert page.get_by_text("Active run").count() + page.get_by_text("No runs yet").count() >= 1   # the sidebar
+    page.get_by_text("Active run").or_(page.get_by_text("No runs yet")).first.wait_for(timeout=30_000)  # sidebar
     assert page.get_by_role("spinbutton", name="Latent size").input_value() == "2"
     assert "AE Lab" in page.title()
 
