@@ -74,11 +74,6 @@ def image_grid(images: np.ndarray, ncols: int = 10, scale: int | None = None, pa
     return (grid.numpy() * 255).round().astype(np.uint8)
 
 
-def upscale(image: np.ndarray, size: int = 112) -> np.ndarray:
-    """One (H, W) image in [0, 1] -> uint8 about ``size`` pixels wide (nearest)."""
-    return image_grid(image[None], 1, scale=max(1, size // image.shape[-1]), pad=0)
-
-
 def latent_scatter(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "") -> go.Figure:
     """2-D or 3-D scatter coloured by class name; hover shows class and test-set index."""
     names = np.asarray(class_names, dtype=object)[labels]
