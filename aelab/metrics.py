@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import to_float
+from .noise import corrupt
 
 
 @torch.no_grad()
@@ -18,8 +19,6 @@ def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = 1000, corruption
     ``corruption=(kind, level)`` feeds corrupted inputs (to see a denoiser at work); the
     returned inputs are then the corrupted ones.
     """
-    from .noise import corrupt
-
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator(device).manual_seed(seed)

@@ -63,8 +63,14 @@ def dataset(name: str) -> aelab.Dataset:
     return aelab.load_dataset(name)
 
 
+@st.cache_data(show_spinner=False, ttl=60)
+def dataset_sources() -> dict[str, str]:
+    """{name: where it comes from} for the data sets available here (file checks, cached for a minute)."""
+    return {row["name"]: row["source"] for row in data_mod.available() if row["available"]}
+
+
 def available_datasets() -> list[str]:
-    return [row["name"] for row in data_mod.available() if row["available"]]
+    return list(dataset_sources())
 
 
 def current_dataset_name() -> str:
@@ -106,17 +112,20 @@ def run_key(label: str, name: str) -> str:
     return f"{label}:{name}"
 
 
-def all_runs() -> dict[str, Run]:
-    """{key: run} over every store, user runs first (newest first), then examples."""
-    out: dict[str, Run] = {}
+def scan_runs() -> tuple[dict[str, Run], dict[str, str]]:
+    """({key: run} over every store, user runs first (newest first), then examples; {name: error} of damaged
+    run directories). One read of the run directories: call it once per page run."""
+    runs: dict[str, Run] = {}
+    problems: dict[str, str] = {}
     for label, store in reversed(stores()):
-        for run in store.scan()[0]:
-            out[run_key(label, run.name)] = run
-    return out
+        found, damaged = store.scan()
+        runs.update((run_key(label, run.name), run) for run in found)
+        problems.update(damaged)
+    return runs, problems
 
 
-def run_problems() -> dict[str, str]:
-    return {name: err for _, store in stores() for name, err in store.scan()[1].items()}
+def all_runs() -> dict[str, Run]:
+    return scan_runs()[0]
 
 
 def user_store() -> RunStore:
@@ -129,8 +138,9 @@ def describe(run: Run) -> str:
     return f"{run.name}{tag} · {run.config.data.name} · val {loss:.4f}" if loss is not None else f"{run.name}{tag}"
 
 
-def active_run() -> Run | None:
-    runs = all_runs()
+def active_run(runs: dict[str, Run] | None = None) -> Run | None:
+    """The session's active run (the newest run when none is chosen yet); ``runs`` saves a rescan."""
+    runs = all_runs() if runs is None else runs
     key = st.session_state.get("active_run")
     if key not in runs:
         key = next(iter(runs), None)
@@ -180,12 +190,11 @@ def sidebar() -> None:
             st.session_state["dataset"] = names[0]
         st.selectbox("Data set", names, key="dataset",
                      help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded.")
-        source = {row["name"]: row["source"] for row in data_mod.available()}
-        st.caption(f"From {source.get(st.session_state['dataset'], '?')}")
+        st.caption(f"From {dataset_sources()[st.session_state['dataset']]}")
         runs = all_runs()
         if runs:
-            st.session_state["sidebar_run"] = run_key("example" if active_run().read_only else "run",
-                                                      active_run().name)
+            active_run(runs)   # makes sure the session's choice is one of these runs
+            st.session_state["sidebar_run"] = st.session_state["active_run"]
             st.selectbox("Active run", list(runs), format_func=lambda k: describe(runs[k]), key="sidebar_run",
                          on_change=lambda: st.session_state.update(active_run=st.session_state["sidebar_run"]),
                          help="The run the Reconstructions, Latent space and Generate pages show.")

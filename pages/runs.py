@@ -12,8 +12,7 @@ common.through_router()
 
 
 st.title("Runs")
-runs = common.all_runs()
-problems = common.run_problems()
+runs, problems = common.scan_runs()
 for name, err in problems.items():
     st.warning(f"Skipped a damaged run directory: {err}", icon=":material/warning:")
 if not runs:
