@@ -237,3 +237,12 @@ def test_refused_start_says_why(env, monkeypatch):
     at.button(key="start").click().run()   # the stacked recipe asks for 10 epochs
     assert any("caps training at 3 epochs" in e.value for e in at.error)
     assert "job_id" not in at.session_state
+
+
+def test_home_one_click_recipe_starts_a_job(env):
+    at = app()
+    next(b for b in at.button if b.label == "stacked").click().run()
+    assert not at.exception
+    job = registry().get(at.session_state["job_id"])
+    assert job.cfg.preset == "stacked" and job.cfg.data.name == "digits"
+    assert job.join(120) and job.snapshot().status == "finished"

@@ -5,11 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from aelab.config import ConfigError, ModelConfig, TrainConfig
+from aelab.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from aelab.data import to_float
 from aelab.models import build_model
 from aelab.runs import RunStore
-from aelab.config import DataConfig, RunConfig
 
 ARCHS = {
     "dense": ModelConfig(arch="dense", hidden=(32,), latent=8),
