@@ -18,6 +18,7 @@ from .presets import PRESETS, preset
 from .runs import RunError, RunStore
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
+TERMS_SHOWN = ("val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")   # per-epoch line
 
 
 def _flag(section: str, name: str) -> str:
@@ -96,8 +97,9 @@ class _Progress:
             self.bar.close()
             self.bar = None
         h = state.history
+        terms = "".join(f"  {k} {h[k][-1]:.4f}" for k in h if k in TERMS_SHOWN)
         print(f"epoch {h['epoch'][-1]:g}/{state.epochs}  loss {h['loss'][-1]:.4f}  val_loss {h['val_loss'][-1]:.4f}"
-              f"  {h['seconds'][-1]:.1f}s", file=sys.stderr)
+              f"{terms}  {h['seconds'][-1]:.1f}s", file=sys.stderr)
 
     def on_train_end(self, state):
         if self.bar is not None:
@@ -157,21 +159,38 @@ def cmd_train(args, parser) -> int:
     summary = {"run": run.name, "path": str(run.path), "status": exp.fit.status, "epochs": run.epochs_done,
                "val_loss": _finite(run.final_val_loss), "seconds_per_epoch": _finite(exp.fit.seconds_per_epoch),
                "device": exp.fit.device, "metrics": run.metrics.get("test", {})}
+    if "quality" in run.metrics:
+        summary["quality"] = run.metrics["quality"]
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"saved run {run.name} ({exp.fit.status}) in {run.path}: val_loss {summary['val_loss']}, "
               f"{summary['seconds_per_epoch']} s/epoch")
+        _print_quality(run.metrics)
     return 0
+
+
+def _print_quality(metrics: dict) -> None:
+    q = metrics.get("quality")
+    if q:
+        print(f"  quality ({q['n_samples']} samples, classifier {q['classifier']}): FID(domain) {q['fid']:.2f} "
+              f"(real images: {q['reference_fid']:.2f}), {q['classes_covered']}/{len(q['class_shares'])} classes "
+              f"covered, class KL {q['class_kl']:.3f} nats")
 
 
 def cmd_eval(args, parser) -> int:
     from .experiment import evaluate_run
+    from .quality import classifier_stores, find_classifier
 
     try:
         run = RunStore(args.runs_dir).open(args.run)
         dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir)
-        metrics = evaluate_run(run.load_model(), dataset, probes=not args.no_probes)
+        model = run.load_model()
+        classifier = find_classifier(dataset.name, classifier_stores(args.runs_dir)) if model.can_sample else None
+        if model.can_sample and classifier is None:
+            print(f"note: no classifier run for {dataset.name}, so no quality measure; train one with "
+                  f"python -m aelab train --preset classifier --data {dataset.name}", file=sys.stderr)
+        metrics = evaluate_run(model, dataset, probes=not args.no_probes, classifier=classifier)
         run.save_metrics(metrics)
     except (RunError, data_mod.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -180,8 +199,9 @@ def cmd_eval(args, parser) -> int:
         print(json.dumps({"run": run.name, **metrics}))
     else:
         print(f"run {run.name} on the {run.config.data.name} test set")
-        for k, v in metrics["test"].items():
+        for k, v in metrics.get("test", {}).items():
             print(f"  {k:6s} {v:.4f}")
+        _print_quality(metrics)
         if "probes" in metrics:
             p = metrics["probes"]
             for probe in ("knn", "logreg"):

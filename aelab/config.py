@@ -14,10 +14,13 @@ from typing import Any
 
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "leaky_relu", "tanh", "sigmoid", "linear")
 ARCHITECTURES = ("dense", "conv")
+FAMILIES = ("autoencoder", "gan", "classifier")
+OUTPUTS = ("sigmoid", "tanh")
 NOISES = ("none", "gaussian", "dropout")
 SPARSITIES = ("none", "l1", "kl")
 LOSSES = ("bce", "mse")
 OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")
+D_OPTIMIZERS = ("same", *OPTIMIZERS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -40,6 +43,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    family: str = "autoencoder"                # autoencoder | gan | classifier (the domain classifier of the FID)
     arch: str = "dense"                        # dense | conv
     hidden: tuple[int, ...] = (100,)           # dense: encoder hidden sizes (decoder mirrors them)
     latent: int = 30                           # code size; conv: 0 = the last feature map is the code
@@ -56,9 +60,28 @@ class ModelConfig:
     variational: bool = False                  # Gaussian posterior + KL to N(0, I)
     beta: float = 1.0                          # weight of the KL term (per image, before /pixels)
     loss: str = "bce"                          # reconstruction loss: bce | mse (mean per pixel)
+    # GAN: `latent` is the codings size; the discriminator is the encoder-like stack (hidden sizes, or
+    # channels as stride-2 convs) and the generator mirrors it. Classifier: the encoder trunk, a dense
+    # feature layer of size `latent` (the features of the FID), dropout `d_dropout`, then the class logits.
+    d_activation: str = "leaky_relu"           # gan: the discriminator's hidden activation
+    d_dropout: float = 0.0                     # gan: dropout after each discriminator layer; classifier: before the head
+    batch_norm: bool = False                   # gan: batch norm in the generator (DCGAN)
+    output: str = "sigmoid"                    # gan: generator output; tanh = images scaled to [-1, 1]
 
     def validate(self) -> None:
+        _choice("model.family", self.family, FAMILIES)
         _choice("model.arch", self.arch, ARCHITECTURES)
+        _choice("model.d_activation", self.d_activation, ACTIVATIONS)
+        _choice("model.output", self.output, OUTPUTS)
+        if not 0 <= self.d_dropout < 1:
+            raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        if self.family != "autoencoder":
+            for name, default in (("noise", "none"), ("sparsity", "none"), ("variational", False), ("tied", False)):
+                if getattr(self, name) != default:
+                    raise ConfigError(f"model.{name}: autoencoder objectives do not apply to a {self.family}; "
+                                      f"set it to {default!r}")
+            if self.latent <= 0 and self.family == "gan":
+                raise ConfigError(f"model.latent: a GAN needs a codings size > 0, got {self.latent}")
         _choice("model.activation", self.activation, ACTIVATIONS)
         _choice("model.code_activation", self.code_activation, ACTIVATIONS + ("same",))
         _choice("model.noise", self.noise, NOISES)
@@ -113,9 +136,21 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 42
     device: str = "auto"            # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    # GAN: optimizer/lr/momentum/rho above are the generator's; the discriminator's may differ
+    d_optimizer: str = "same"       # gan: discriminator optimizer, 'same' as the generator's
+    d_lr: float = 0.0               # gan: discriminator learning rate, 0 = same as lr
+    d_steps: int = 1                # gan: discriminator steps per generator step
+    label_smoothing: float = 0.0    # gan: real images are labelled 1 - label_smoothing for the discriminator
 
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.d_optimizer", self.d_optimizer, D_OPTIMIZERS)
+        if self.d_lr < 0:
+            raise ConfigError(f"train.d_lr must be >= 0 (0 = same as lr), got {self.d_lr}")
+        if not 1 <= self.d_steps <= 10:
+            raise ConfigError(f"train.d_steps must be between 1 and 10, got {self.d_steps}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         _choice("train.device", self.device, DEVICES)
         if not self.lr > 0:
             raise ConfigError(f"train.lr: the learning rate must be > 0, got {self.lr}")

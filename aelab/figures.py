@@ -50,6 +50,41 @@ def terms_figure(history: dict) -> go.Figure | None:
     return _layout(fig, "Validation loss terms", "per pixel")
 
 
+def gan_figure(history: dict, term_trace: dict[str, list[tuple[float, float]]] | None = None,
+               epochs: int | None = None) -> go.Figure:
+    """Both networks' losses (live trace and per epoch) and the discriminator's accuracy on real and fake."""
+    fig = go.Figure()
+    colors = {"d_loss": "#F97316", "g_loss": "#4F46E5", "acc_real": "#059669", "acc_fake": "#DC2626"}
+    names = {"d_loss": "discriminator loss", "g_loss": "generator loss", "acc_real": "D accuracy on real",
+             "acc_fake": "D accuracy on fakes"}
+    for k in ("d_loss", "g_loss"):
+        trace = (term_trace or {}).get(k)
+        if trace:
+            xs, ys = zip(*trace)
+            fig.add_scatter(x=xs, y=ys, name=f"{names[k]} (live)", mode="lines", opacity=0.45,
+                            line=dict(color=colors[k], width=1), showlegend=False)
+        if history.get(k):
+            fig.add_scatter(x=history["epoch"], y=history[k], name=names[k], mode="lines+markers",
+                            line=dict(color=colors[k]))
+    for k in ("acc_real", "acc_fake"):
+        if history.get(k):
+            fig.add_scatter(x=history["epoch"], y=history[k], name=names[k], mode="lines+markers", yaxis="y2",
+                            line=dict(color=colors[k], dash="dot"))
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="accuracy", tickformat=".0%"))
+    if epochs:
+        fig.update_xaxes(range=[0, epochs + 0.1])
+    return _layout(fig, "Generator vs discriminator", "binary cross-entropy")
+
+
+def class_share_figure(shares: dict[str, list[float]], class_names) -> go.Figure:
+    """Grouped bars: predicted class distribution of each sample set (and of the test images)."""
+    fig = go.Figure()
+    for name, values in shares.items():
+        fig.add_bar(x=list(class_names), y=values, name=name)
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%")
+    return _layout(fig, "Classes the domain classifier sees in the samples", "share of images", "class")
+
+
 def compare_figure(histories: dict[str, dict], key: str = "val_loss") -> go.Figure:
     """Overlay one curve per run."""
     fig = go.Figure()

@@ -34,7 +34,9 @@ class Snapshot:
     loss: float = float("nan")        # running mean training loss of the current epoch
     history: dict[str, list[float]] = field(default_factory=dict)
     trace: list[tuple[float, float]] = field(default_factory=list)   # (fractional epoch, mean loss of the chunk)
+    term_trace: dict[str, list[tuple[float, float]]] = field(default_factory=dict)   # the same per named term
     preview: np.ndarray | None = None
+    frames: list[np.ndarray] = field(default_factory=list)   # the preview before training and after each epoch
     preview_input: np.ndarray | None = None
     error: str | None = None
     run_name: str | None = None
@@ -107,22 +109,30 @@ def job_threads() -> int:
 class _Recorder(Callback):
     def __init__(self, job: Job):
         self.job = job
+        self.term_chunks: dict[str, list[float]] = {}
 
     def on_train_begin(self, state: TrainState) -> None:
         with self.job._lock:
             s = self.job._snap
             s.status, s.batches, s.epochs = "running", state.batches, state.epochs
             s.preview, s.preview_input = state.preview, state.preview_input
+            s.frames = [] if state.preview is None else [state.preview]
 
     def on_batch_end(self, state: TrainState) -> None:
         job = self.job
         job._chunk.append(state.batch_loss)
+        for k, v in state.batch_terms.items():
+            self.term_chunks.setdefault(k, []).append(v.item())
         with job._lock:
             s = job._snap
             s.epoch, s.batch, s.loss = state.epoch, state.batch, state.loss
             if len(job._chunk) >= TRACE_EVERY or state.batch == state.batches:
-                s.trace.append((state.epoch - 1 + state.batch / state.batches, float(np.mean(job._chunk))))
+                x = state.epoch - 1 + state.batch / state.batches
+                s.trace.append((x, float(np.mean(job._chunk))))
+                for k, values in self.term_chunks.items():
+                    s.term_trace.setdefault(k, []).append((x, float(np.mean(values))))
                 job._chunk.clear()
+                self.term_chunks.clear()
                 if s.first_point_seconds is None:
                     s.first_point_seconds = time.time() - job.started
 
@@ -130,6 +140,8 @@ class _Recorder(Callback):
         with self.job._lock:
             self.job._snap.history = copy.deepcopy(state.history)
             self.job._snap.preview = state.preview
+            if state.preview is not None:
+                self.job._snap.frames.append(state.preview)
 
 
 class Registry:

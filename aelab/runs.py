@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ConfigError, RunConfig
-from .models import Autoencoder, build_model
+from .models import Model, build_model
 
 FORMAT = 1
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
+TIMELINE = "timeline.safetensors"   # optional: the live preview after every epoch (uint8)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
@@ -33,6 +35,11 @@ class RunError(RuntimeError):
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get("AELAB_RUNS_DIR") or "runs")
+
+
+def examples_dir() -> Path:
+    """The shipped example runs (read-only): $AELAB_EXAMPLES_DIR or ``examples/`` beside the package."""
+    return Path(os.environ.get("AELAB_EXAMPLES_DIR") or Path(__file__).resolve().parents[1] / "examples")
 
 
 def check_name(name: str) -> str:
@@ -72,15 +79,30 @@ class Run:
         e = self.history.get("epoch") or []
         return e[-1] if e else 0.0
 
-    def load_model(self, device: str | torch.device = "cpu") -> Autoencoder:
+    @property
+    def family(self) -> str:
+        return self.config.model.family
+
+    def load_model(self, device: str | torch.device = "cpu") -> Model:
         """Rebuild the model from config.json and load its safetensors weights (strict)."""
-        model = build_model(self.config.model, self.image_shape)
+        model = build_model(self.config.model, self.image_shape, n_classes=max(2, len(self.class_names)))
         try:
             state = load_file(str(self.path / "model.safetensors"), device=str(device))
             model.load_state_dict(state, strict=True)
         except Exception as e:
             raise RunError(f"run {self.name!r}: cannot load model.safetensors ({e})") from None
         return model.to(device).eval()
+
+    def timeline(self) -> dict[str, np.ndarray]:
+        """{"frames": (epochs + 1, n, H, W) floats in [0, 1], the live preview before training and after each
+        epoch; "inputs": (n, H, W) the images reconstructed, for autoencoders}; {} for runs without one."""
+        path = self.path / TIMELINE
+        if not path.is_file():
+            return {}
+        try:
+            return {k: v.float().numpy() / 255 for k, v in load_file(str(path)).items()}
+        except Exception as e:
+            raise RunError(f"run {self.name!r}: {TIMELINE} is damaged ({e})") from None
 
     def archive(self) -> bytes:
         """A zip of the run's files (config, history, metrics, weights) under a folder named after it."""
@@ -89,8 +111,9 @@ class Run:
 
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in FILES:
-                z.write(self.path / name, f"{self.name}/{name}")
+            for name in FILES + (TIMELINE,):
+                if (self.path / name).is_file():
+                    z.write(self.path / name, f"{self.name}/{name}")
         return buf.getvalue()
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
@@ -110,8 +133,12 @@ class RunStore:
 
     # ---------------------------------------------------------------------------- write
     def save(self, model: torch.nn.Module, config: RunConfig, history: dict, meta: dict,
-             metrics: dict | None = None, name: str | None = None) -> Run:
-        """Write a new run atomically and return it. ``name`` defaults to preset-data-timestamp."""
+             metrics: dict | None = None, name: str | None = None,
+             timeline: dict[str, np.ndarray] | None = None) -> Run:
+        """Write a new run atomically and return it. ``name`` defaults to preset-data-timestamp.
+
+        ``timeline``: float arrays in [0, 1] (see :meth:`Run.timeline`), stored as uint8.
+        """
         self._writable()
         self.root.mkdir(parents=True, exist_ok=True)
         name = check_name(name) if name else self.unique_name(config)
@@ -124,6 +151,9 @@ class RunStore:
             tmp.chmod(0o755)   # mkdtemp makes it private; a run is as readable as any other directory
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
+            if timeline:
+                save_file({k: torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8))
+                           for k, v in timeline.items()}, str(tmp / TIMELINE))
             _write_json(tmp / "history.json", history)
             _write_json(tmp / "metrics.json", metrics or {})
             _write_json(tmp / "config.json", {"meta": meta, "config": config.to_dict()})  # last: marks complete

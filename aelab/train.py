@@ -1,7 +1,8 @@
 """One trainer for every model: epochs, validation, callbacks, stop requests and a NaN guard.
 
-The trainer only relies on ``model(x).loss`` and ``model(x).terms``, so it never asks which kind
-of model it trains.
+The trainer only relies on the :class:`aelab.models.Model` contract (``configure_optimizers``,
+``training_step``, ``forward`` -> Output with ``loss`` and ``terms``, ``preview``), so it never asks
+which kind of model it trains.
 """
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ class TrainState:
     loss: float                     # running mean training loss of the current epoch
     batch_loss: float               # loss of the last batch
     history: dict[str, list[float]]
-    preview: np.ndarray | None = None   # (n, H, W) float reconstructions of the fixed preview images
-    preview_input: np.ndarray | None = None   # (n, H, W) the preview images themselves
+    preview: np.ndarray | None = None   # (n, H, W) floats: reconstructions of the preview images, or GAN samples
+    preview_input: np.ndarray | None = None   # (n, H, W) the preview images themselves (reconstructing models)
     status: str = "running"         # running | finished | stopped
+    batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
 
 
 class Callback:
@@ -81,14 +83,18 @@ class FitResult:
     preview: np.ndarray | None = None
     stopped_at: tuple[int, int] | None = None   # (epoch, batch) when stopped early
     device: str = "cpu"
+    frames: list[np.ndarray] = field(default_factory=list)   # the preview before training and after each epoch
+    preview_input: np.ndarray | None = None
 
 
 @dataclass
 class Trainer:
-    """Trains any model whose ``forward(x)`` returns an Output with ``loss`` and ``terms``.
+    """Trains any :class:`aelab.models.Model`: ``model.training_step`` makes each update (one optimiser
+    for an autoencoder, two alternating ones for a GAN), ``model(x, y)`` gives validation losses.
 
-    ``preview_images`` validation images (spread evenly over the validation set) are
-    reconstructed before training and after every epoch for live views.
+    ``preview_images`` validation images (spread evenly over the validation set) go through
+    ``model.preview`` before training and after every epoch for the live view (reconstructions,
+    or a GAN's fixed-noise samples); the previews are kept as ``FitResult.frames``.
     """
     cfg: TrainConfig
     callbacks: list[Callback] = field(default_factory=list)
@@ -100,12 +106,15 @@ class Trainer:
         cfg = self.cfg
         device = resolve_device(cfg.device)
         model.to(device)
-        model.rng = torch.Generator(device).manual_seed(cfg.seed)   # corruption noise, VAE sampling
+        model.rng = torch.Generator(device).manual_seed(cfg.seed)   # corruption noise, VAE sampling, GAN codes
         shuffle_rng = torch.Generator().manual_seed(cfg.seed)
-        optimizer = make_optimizer(model.parameters(), cfg)
+        optimizers = model.configure_optimizers(cfg)
 
         x_train = split.x_train.to(device)   # uint8, converted per batch
         x_val = split.x_val.to(device)
+        labelled = split.y_train is not None and len(split.y_train) == len(x_train)
+        y_train = split.y_train.to(device) if labelled else None
+        y_val = split.y_val.to(device) if labelled else None
         n, bs = len(x_train), cfg.batch_size
         if bs > n:
             raise ValueError(f"batch_size {bs} is larger than the training set ({n} images)")
@@ -114,8 +123,10 @@ class Trainer:
         preview_x = to_float(x_val[preview_idx.to(device)])
 
         history: dict[str, list[float]] = {"epoch": []}
-        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history,
-                           preview=self._reconstruct(model, preview_x), preview_input=preview_x[:, 0].cpu().numpy())
+        preview = self._preview(model, preview_x)
+        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history, preview=preview,
+                           preview_input=preview_x[:, 0].cpu().numpy() if model.can_reconstruct else None)
+        frames = [] if preview is None else [preview]
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
 
@@ -125,6 +136,7 @@ class Trainer:
             started = time.perf_counter()
             order = torch.randperm(n, generator=shuffle_rng).to(device)
             x_epoch = x_train[order]              # one gather per epoch, then contiguous slices
+            y_epoch = y_train[order] if labelled else None
             sums: dict[str, torch.Tensor] = {}
             loss_sum = 0.0
             for b in range(batches):
@@ -132,10 +144,7 @@ class Trainer:
                     status, stopped_at = "stopped", (epoch, b)
                     break
                 xb = to_float(x_epoch[b * bs:(b + 1) * bs])
-                out = model(xb)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                optimizer.step()
+                out = model.training_step(xb, y_epoch[b * bs:(b + 1) * bs] if labelled else None, optimizers)
                 loss_value = out.loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
@@ -147,13 +156,14 @@ class Trainer:
                     for k, v in out.terms.items():
                         sums[k] = sums[k] + v.detach() if k in sums else v.detach()
                 state.batch, state.loss, state.batch_loss = b + 1, loss_sum / (b + 1), loss_value
+                state.batch_terms = out.terms
                 self._emit("on_batch_end", state)
 
             done = state.batch
             if done == 0:
                 break
             train_seconds = time.perf_counter() - started
-            val = self.evaluate(model, x_val)
+            val = self.evaluate(model, x_val, y_val)
             row = {"epoch": epoch - 1 + done / batches, "loss": loss_sum / done,
                    **{k: (v / done).item() for k, v in sums.items()},
                    **{f"val_{k}": v for k, v in val.items()},
@@ -162,7 +172,9 @@ class Trainer:
                 history.setdefault(k, []).append(float(v))
             if done == batches:
                 epoch_seconds.append(row["seconds"])
-            state.preview = self._reconstruct(model, preview_x)
+            state.preview = self._preview(model, preview_x)
+            if state.preview is not None:
+                frames.append(state.preview)
             self._emit("on_epoch_end", state)
             if status == "stopped":
                 break
@@ -172,28 +184,27 @@ class Trainer:
         model.eval()
         return FitResult(history, status,
                          statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
-                         state.preview, stopped_at, str(device))
+                         state.preview, stopped_at, str(device), frames, state.preview_input)
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, x_uint8: torch.Tensor) -> dict[str, float]:
-        """Mean loss and terms over ``x_uint8`` in eval mode (no corruption), weighted by batch size."""
+    def evaluate(self, model: torch.nn.Module, x_uint8: torch.Tensor,
+                 y: torch.Tensor | None = None) -> dict[str, float]:
+        """Mean loss and terms over ``x_uint8`` (labels ``y``) in eval mode (no corruption), weighted by batch size."""
         model.eval()
         totals: dict[str, float] = {}
         for i in range(0, len(x_uint8), self.eval_batch_size):
             xb = to_float(x_uint8[i:i + self.eval_batch_size])
-            out = model(xb)
+            out = model(xb, None if y is None else y[i:i + self.eval_batch_size])
             for k, v in {"loss": out.loss, **out.terms}.items():
                 totals[k] = totals.get(k, 0.0) + v.item() * len(xb)
         model.train()
         return {k: v / len(x_uint8) for k, v in totals.items()}
 
-    @torch.no_grad()
-    def _reconstruct(self, model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        recon = torch.sigmoid(model.decode(model.encode(x)))
-        model.train(was_training)
-        return recon[:, 0].cpu().numpy()
+    @staticmethod
+    def _preview(model, x: torch.Tensor) -> np.ndarray | None:
+        """(n, H, W) floats: the model's live view (reconstructions of ``x``, or fixed-noise samples)."""
+        images = model.preview(x)
+        return None if images is None else images[:, 0].cpu().numpy()
 
     def _emit(self, hook: str, state: TrainState) -> None:
         for cb in self.callbacks:

@@ -10,13 +10,9 @@ import streamlit as st
 
 import aelab
 from aelab import data as data_mod
-from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir
+from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir, examples_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def examples_dir() -> Path:
-    return Path(os.environ.get("AELAB_EXAMPLES_DIR") or ROOT / "examples")
 
 
 def hosted() -> bool:
@@ -132,10 +128,39 @@ def user_store() -> RunStore:
     return stores()[1][1]
 
 
+def model_label(run: Run) -> str:
+    """'dense AE', 'conv VAE', 'conv GAN', 'conv classifier'..."""
+    m = run.config.model
+    kind = {"gan": "GAN", "classifier": "classifier"}.get(m.family, "VAE" if m.variational else "AE")
+    return f"{m.arch} {kind}"
+
+
 def describe(run: Run) -> str:
     tag = " (example)" if run.read_only else ""
+    fid = (run.metrics.get("quality") or {}).get("fid")
+    accuracy = (run.metrics.get("test") or {}).get("accuracy")
     loss = run.final_val_loss
-    return f"{run.name}{tag} · {run.config.data.name} · val {loss:.4f}" if loss is not None else f"{run.name}{tag}"
+    if run.family == "gan":   # its losses say nothing about its images
+        score = f"FID {fid:.1f}" if fid is not None else f"{run.epochs_done:g} epochs"
+    else:
+        score = f"accuracy {accuracy:.1%}" if accuracy is not None else f"val {loss:.4f}" if loss is not None else ""
+    return f"{run.name}{tag} · {model_label(run)} · {run.config.data.name}" + (f" · {score}" if score else "")
+
+
+def explain_missing(run: Run, capability: str) -> bool:
+    """True when the run's model can do ``capability`` (reconstruct | encode | sample); otherwise say why not,
+    point to what it can do, and return False."""
+    model = model_of(run)
+    if getattr(model, f"can_{capability}"):
+        return True
+    why = {"gan": "A GAN has no encoder: its generator maps random codes to images, but nothing maps an image "
+                  "back to a code. See its samples on the **Generate** page.",
+           "classifier": "The domain classifier maps images to classes (and 128 features); it does not generate "
+                         "or reconstruct images. Its features are shown on the **Latent space** page."}
+    st.info(why.get(run.family, f"{run.name} cannot {capability}: it is not a variational autoencoder. Train the "
+                                 "vae, gan or dcgan recipe to sample new images.") +
+            f" Pick another run in the sidebar to {capability} images.", icon=":material/info:")
+    return False
 
 
 def active_run(runs: dict[str, Run] | None = None) -> Run | None:

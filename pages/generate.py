@@ -1,65 +1,199 @@
-"""Generate: prior samples, interpolation, traversal and the 2-D manifold of a VAE."""
+"""Generate: VAE and GAN samples side by side with a quality measure, then the active run's latent tools."""
 import streamlit as st
+import torch
 
 import aelab
-from aelab import figures, generate
+from aelab import figures, generate, jobs, latent, quality
 from aelab.jobs import JobRefused, registry
 from pages import common
 
 common.through_router()
 
-st.title("Generate")
-run, ds = common.run_and_data()
-if run and ds:
-    model = common.model_of(run)
-    if not run.config.model.variational:
-        st.warning(f"**{run.name}** is not a variational autoencoder. A plain autoencoder maps images to codes but "
-                   "says nothing about which codes are likely, so random codes decode to noise. A VAE learns a "
-                   "Gaussian code distribution you can sample from.", icon=":material/info:")
-        if st.button("Train the VAE recipe", type="primary", icon=":material/play_arrow:", key="train_vae"):
-            try:
-                job = registry().start(aelab.preset("vae", common.current_dataset_name()), common.user_runs_dir(),
-                                       owner=common.session_id())
-                st.session_state["job_id"] = job.id
-                st.switch_page("pages/train.py")
-            except JobRefused as e:
-                st.error(str(e), icon=":material/block:")
-    else:
-        with common.guard("Generating"):
-            st.subheader("Samples from the prior")
-            c = st.columns(3)
-            n = c[0].slider("Samples", 10, 100, 30, step=10, key="gen_n")
-            temperature = c[1].slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
-                                      help="Scales the standard deviation of z ~ N(0, I): lower is safer, higher "
-                                           "is more varied.")
-            seed = c[2].number_input("Seed", 0, 10_000, 0, key="gen_seed")
-            st.image(figures.image_grid(generate.sample_prior(model, n, temperature, seed), ncols=10), width="stretch", output_format="PNG")
+MAX_COMPARED = 3
+QUALITY_SAMPLES = quality.DEFAULT_SAMPLES
 
-            left, right = st.columns(2)
-            with left:
-                st.subheader("Interpolation")
-                a = st.columns(3)
-                i = a[0].number_input("From test image", 0, len(ds.x_test) - 1, 0, key="gen_a")
-                j = a[1].number_input("To test image", 0, len(ds.x_test) - 1, 1, key="gen_b")
-                steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
-                st.caption(f"{ds.class_names[ds.y_test[i]]} → {ds.class_names[ds.y_test[j]]}, decoded from the "
-                           "straight line between their codes")
-                st.image(figures.image_grid(generate.interpolate(model, ds.x_test[i], ds.x_test[j], steps),
-                                            ncols=steps), width="stretch", output_format="PNG")
-            with right:
-                st.subheader("Traversal of one latent dimension")
-                b = st.columns(3)
-                dim = b[0].number_input("Dimension", 0, model.latent_dim - 1, 0, key="gen_dim")
-                span = b[1].slider("Span (±)", 0.5, 5.0, 3.0, 0.5, key="gen_span")
-                k = b[2].number_input("Starting image", 0, len(ds.x_test) - 1, 0, key="gen_k")
-                st.caption(f"Code of test image #{k} with dimension {dim} swept from −{span} to +{span}")
-                st.image(figures.image_grid(generate.traverse(model, ds.x_test[k], dim, span, 9), ncols=9),
-                         width="stretch", output_format="PNG")
-            if model.latent_dim == 2:
-                st.subheader("The 2-D manifold")
-                st.caption("Codes on a grid of Gaussian quantiles, decoded: the whole latent space at a glance.")
-                size = st.slider("Grid size", 5, 25, 15, key="gen_grid")
-                st.image(figures.image_grid(generate.manifold_grid(model, size)), width=640, output_format="PNG")
-            else:
-                st.caption(f"The manifold map needs a 2-D latent space (this VAE has {model.latent_dim}); train one "
-                           "with latent size 2 to see it.")
+
+def generative(run) -> bool:
+    return run.family == "gan" or (run.family == "autoencoder" and run.config.model.variational)
+
+
+def start(recipe: str) -> None:
+    try:
+        job = registry().start(aelab.preset(recipe, common.current_dataset_name()), common.user_runs_dir(),
+                               owner=common.session_id())
+        st.session_state["job_id"] = job.id
+        st.switch_page("pages/train.py")
+    except JobRefused as e:
+        st.error(str(e), icon=":material/block:")
+
+
+def quality_task(run, classifier_run):
+    """The quality report of ``run`` against ``classifier_run``: from metrics.json when it was computed at
+    training time with the same classifier, else computed once in a background task shared by all sessions."""
+    saved = run.metrics.get("quality")
+    if saved and saved.get("classifier") == classifier_run.name and saved.get("n_samples") == QUALITY_SAMPLES:
+        return saved
+
+    def compute():
+        ds = common.dataset(run.config.data.name)
+        return quality.quality_report(common.model_of(run), common.model_of(classifier_run), ds, QUALITY_SAMPLES,
+                                      classifier_run=classifier_run).to_json()
+
+    task = jobs.task(("quality", *common.cache_key(run), *common.cache_key(classifier_run)), compute)
+    if task.error:
+        st.error(f"The quality measure failed: {task.error}", icon=":material/error:")
+    return task.result if task.done else None
+
+
+def classifier_for(data_name: str):
+    runs = [r for r in common.all_runs().values() if r.family == "classifier" and r.config.data.name == data_name
+            and r.meta.get("status") == "finished"]
+    return runs[0] if runs else None   # user runs come first, newest first
+
+
+def compare_section(runs: dict) -> None:
+    st.subheader("Samples side by side")
+    active = common.active_run(runs)
+    data_name = active.config.data.name if active else common.current_dataset_name()
+    candidates = [k for k, r in runs.items() if generative(r) and r.config.data.name == data_name]
+    if not candidates:
+        st.info(f"No VAE or GAN trained on {data_name} yet. A VAE learns a Gaussian code you can sample from; a GAN "
+                "trains a generator against a discriminator.", icon=":material/info:")
+        c = st.columns(3)
+        for col, recipe in zip(c, ("vae", "gan", "dcgan")):
+            if col.button(f"Train the {recipe} recipe", key=f"train_{recipe}", icon=":material/play_arrow:"):
+                start(recipe)
+        return
+    if "gen_compare" not in st.session_state:   # default: the active run if it generates, then one run per kind
+        active_key = st.session_state.get("active_run")
+        chosen, kinds = [], set()
+        for k in ([active_key] if active_key in candidates else []) + candidates:
+            kind = (runs[k].family, runs[k].config.model.arch)
+            if kind not in kinds:
+                chosen.append(k)
+                kinds.add(kind)
+        st.session_state["gen_compare"] = chosen[:MAX_COMPARED]
+    st.session_state["gen_compare"] = [k for k in st.session_state["gen_compare"] if k in candidates]
+    keys = st.multiselect("Generative runs", candidates, key="gen_compare", max_selections=MAX_COMPARED,
+                          format_func=lambda k: common.describe(runs[k]),
+                          help=f"Up to {MAX_COMPARED} VAE or GAN runs on {data_name}, sampled with the same seed.")
+    c = st.columns(2)
+    seed = c[0].number_input("Seed", 0, 10_000, 0, key="gen_seed")
+    temperature = c[1].slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
+                              help="Scales the standard deviation of the codes z ~ N(0, I): lower is safer, "
+                                   "higher is more varied.")
+    if not keys:
+        return
+    classifier_run = classifier_for(data_name)
+    reports = {}
+    for col, k in zip(st.columns(len(keys)), keys):
+        run = runs[k]
+        with col:
+            st.markdown(f"**{run.name}** · {common.model_label(run)}, {run.epochs_done:g} epochs")
+            images = generate.sample_prior(common.model_of(run), 40, temperature, seed)
+            st.image(figures.image_grid(images, ncols=8), width="stretch", output_format="PNG")
+            if classifier_run is not None:
+                reports[run.name] = quality_task(run, classifier_run)
+                q = reports[run.name]
+                if q is None:
+                    st.caption("Scoring 5,000 samples…")
+                else:
+                    m = st.columns(2)
+                    m[0].metric("FID (domain)", f"{q['fid']:.2f}", help="Lower is better; see below.")
+                    m[1].metric("Classes covered", f"{q['classes_covered']} / {len(q['class_shares'])}",
+                                help="Classes the classifier predicts for at least half their test-set share.")
+    if classifier_run is None:
+        st.info(f"**Quality measure**: it needs a small classifier trained on {data_name} (none yet). Training it "
+                "takes about 40 s on Fashion-MNIST and a few seconds on digits; it is then stored as a run.",
+                icon=":material/info:")
+        if st.button("Train the domain classifier", key="train_classifier", icon=":material/play_arrow:"):
+            start("classifier")
+        return
+    pending = [name for name, q in reports.items() if q is None]
+    if pending:
+        @st.fragment(run_every=2.0)
+        def wait():
+            if all(quality_task(runs[k], classifier_run) is not None for k in keys):
+                st.rerun()
+        wait()
+        return
+    ds = common.dataset(data_name)
+    first = next(iter(reports.values()))
+    shares = {"test images": first["test_shares"], **{name: q["class_shares"] for name, q in reports.items()}}
+    st.plotly_chart(figures.class_share_figure(shares, ds.class_names), key="gen_shares")
+    with st.expander("What do these numbers measure?", icon=":material/help:"):
+        accuracy = first.get("classifier_accuracy")
+        st.markdown(
+            f"**FID (domain)** is a Fréchet distance, like the FID of the GAN literature, computed on the 128 "
+            f"penultimate features of a small classifier trained on {data_name} (run **{classifier_run.name}**"
+            + (f", {accuracy:.1%} test accuracy" if accuracy else "") + ") instead of Inception-v3: the distance "
+            f"between Gaussians fitted to the features of {QUALITY_SAMPLES:,} samples and of the test images. Lower "
+            f"is better; {QUALITY_SAMPLES:,} real training images score **{first['reference_fid']:.2f}**. It is "
+            "not comparable with published FIDs, only between runs scored by the same classifier.\n\n"
+            "**Classes covered**: the classifier's predicted class of every sample; a class counts as covered when "
+            "it gets at least half its share among the test images. A generator that collapses onto a few "
+            "garments (mode collapse) covers few classes. The chart shows the whole distribution.")
+
+
+def latent_tools(run, ds) -> None:
+    model = common.model_of(run)
+    st.subheader(f"Explore {run.name}")
+    left, right = st.columns(2)
+    if run.family == "gan":
+        with left:
+            st.markdown("**Interpolation between two random codes**")
+            a = st.columns(3)
+            seed_a = a[0].number_input("Code A (seed)", 0, 10_000, 1, key="gen_za")
+            seed_b = a[1].number_input("Code B (seed)", 0, 10_000, 2, key="gen_zb")
+            steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
+            z = torch.stack([torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(s))
+                             for s in (seed_a, seed_b)])
+            t = torch.linspace(0, 1, steps)[:, None]
+            st.image(figures.image_grid(latent.decode_codes(model, (1 - t) * z[0] + t * z[1]), ncols=steps),
+                     width="stretch", output_format="PNG")
+        return
+    with left:
+        st.markdown("**Interpolation**")
+        a = st.columns(3)
+        i = a[0].number_input("From test image", 0, len(ds.x_test) - 1, 0, key="gen_a")
+        j = a[1].number_input("To test image", 0, len(ds.x_test) - 1, 1, key="gen_b")
+        steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
+        st.caption(f"{ds.class_names[ds.y_test[i]]} → {ds.class_names[ds.y_test[j]]}, decoded from the "
+                   "straight line between their codes")
+        st.image(figures.image_grid(generate.interpolate(model, ds.x_test[i], ds.x_test[j], steps), ncols=steps),
+                 width="stretch", output_format="PNG")
+    with right:
+        st.markdown("**Traversal of one latent dimension**")
+        b = st.columns(3)
+        dim = b[0].number_input("Dimension", 0, model.latent_dim - 1, 0, key="gen_dim")
+        span = b[1].slider("Span (±)", 0.5, 5.0, 3.0, 0.5, key="gen_span")
+        k = b[2].number_input("Starting image", 0, len(ds.x_test) - 1, 0, key="gen_k")
+        st.caption(f"Code of test image #{k} with dimension {dim} swept from −{span} to +{span}")
+        st.image(figures.image_grid(generate.traverse(model, ds.x_test[k], dim, span, 9), ncols=9),
+                 width="stretch", output_format="PNG")
+    if model.latent_dim == 2:
+        st.markdown("**The 2-D manifold**: codes on a grid of Gaussian quantiles, decoded.")
+        size = st.slider("Grid size", 5, 25, 15, key="gen_grid")
+        st.image(figures.image_grid(generate.manifold_grid(model, size)), width=640, output_format="PNG")
+    else:
+        st.caption(f"The manifold map needs a 2-D latent space (this VAE has {model.latent_dim}); train one with "
+                   "latent size 2 to see it.")
+
+
+st.title("Generate")
+runs = common.all_runs()
+if not runs:
+    common.need_run()
+else:
+    with common.guard("Generating"):
+        compare_section(runs)
+run = common.active_run(runs)
+if run is not None and generative(run):
+    ds = common.run_dataset(run)
+    if ds is not None:
+        st.divider()
+        with common.guard("Generating"):
+            latent_tools(run, ds)
+elif run is not None:
+    st.caption(f"The active run **{run.name}** is a {common.model_label(run)}: it does not generate. "
+               f"{'A plain autoencoder maps images to codes but says nothing about which codes are likely, so random codes decode to noise.' if run.family == 'autoencoder' else ''}")

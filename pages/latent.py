@@ -37,7 +37,7 @@ def probes(path: str, mtime: float):
 
 st.title("Latent space")
 run, ds = common.run_and_data()
-if run and ds:
+if run and ds and common.explain_missing(run, "encode"):
     with common.guard("Projecting the codes"):
         model = common.model_of(run)
         n_max = min(10_000, len(ds.x_test))
@@ -101,11 +101,15 @@ if run and ds:
 
         selected = sorted({p["customdata"][0] if p.get("customdata") else p["point_index"]
                            for p in (event.selection.points if event and event.selection else [])})
-        if selected:
+        if selected and model.can_reconstruct:
             st.markdown(f"**{len(selected)} selected images** (originals above, reconstructions below; first 30)")
             x_in, x_out = metrics.reconstruct(model, ds.x_test[selected[:30]])
             st.image(figures.image_grid(np.concatenate([x_in[:, 0].numpy(), x_out[:, 0].numpy()]),
                                         ncols=min(len(selected), 30) if len(selected) < 30 else 15), width="stretch", output_format="PNG")
+        elif selected:
+            st.markdown(f"**{len(selected)} selected images** (first 30)")
+            st.image(figures.image_grid(ds.x_test[selected[:30]][:, 0].float().numpy() / 255, ncols=15),
+                     width="stretch", output_format="PNG")
         elif dims == 2:
             st.caption("Tip: drag a box or lasso around points to see those images and their reconstructions.")
 

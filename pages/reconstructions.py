@@ -18,7 +18,7 @@ def report(path: str, mtime: float):
 
 st.title("Reconstructions")
 run, ds = common.run_and_data()
-if run and ds:
+if run and ds and common.explain_missing(run, "reconstruct"):
     with common.guard("Reconstructing"):
         model = common.model_of(run)
         m = run.config.model

@@ -22,14 +22,18 @@ if not runs:
 keys = list(runs)
 table = pd.DataFrame([{
     "run": r.name, "source": "example" if r.read_only else "yours", "recipe": r.config.preset or "custom",
-    "model": f"{r.config.model.arch}{' VAE' if r.config.model.variational else ''}", "data": r.config.data.name,
+    "model": common.model_label(r), "data": r.config.data.name,
     "epochs": r.epochs_done, "val loss": r.final_val_loss,
     "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
+    "FID (domain)": (r.metrics.get("quality") or {}).get("fid"),
     "status": r.meta.get("status"), "created": r.meta.get("created"),
 } for r in runs.values()])
 st.dataframe(table, key="runs_table", hide_index=True,
              column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
-                            "kNN probe": st.column_config.NumberColumn(format="percent")})
+                            "kNN probe": st.column_config.NumberColumn(format="percent"),
+                            "FID (domain)": st.column_config.NumberColumn(
+                                format="%.2f", help="Fréchet distance of 5,000 samples to the test images on the "
+                                "domain classifier's features (Generate page); lower is better")})
 
 compare = st.multiselect("Compare runs", keys, format_func=lambda k: common.describe(runs[k]), key="runs_compare",
                          placeholder="choose two or more runs", help="Loss curves overlaid and metrics side by side.")

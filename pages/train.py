@@ -15,6 +15,7 @@ common.through_router()
 
 CUSTOM = "custom"
 OBJECTIVES = ("plain", "denoising", "sparse", "variational")
+FAMILY_LABELS = {"autoencoder": "Autoencoder", "gan": "GAN", "classifier": "Classifier"}
 FORM_FIELDS = [(s, n) for s, n, _, _ in flat_fields() if (s, n) not in (("data", "name"), ("data", "data_dir"))]
 
 
@@ -60,13 +61,15 @@ def init_form() -> None:
 def form_config() -> RunConfig:
     """The configuration the widgets describe (validated)."""
     ss = st.session_state
-    objective = ss[key("objective")]
+    objective = ss[key("objective")] if ss[key("family")] == "autoencoder" else "plain"
     overrides = {f"{s}.{n}": ss[key(n)] for s, n in FORM_FIELDS}
     overrides["model.variational"] = objective == "variational"
     if objective != "denoising":
         overrides["model.noise"] = "none"
     if objective != "sparse":
         overrides["model.sparsity"] = "none"
+    if ss[key("family")] != "autoencoder":
+        overrides["model.tied"] = False
     recipe = ss[key("recipe")]
     cfg = with_overrides(RunConfig(aelab.DataConfig(name=common.current_dataset_name())), overrides)
     cfg.preset = recipe if recipe in PRESETS else None
@@ -84,15 +87,7 @@ def share_params(cfg: RunConfig) -> dict[str, str]:
     return params
 
 
-def draw_form() -> None:
-    c = st.columns([2, 3])
-    c[0].selectbox("Recipe", [*PRESETS, CUSTOM], key=key("recipe"), on_change=on_recipe_change,
-                   format_func=lambda p: f"{p} — {PRESETS[p][0]}" if p in PRESETS else "custom model",
-                   help="The book's recipes (HOML ch. 17). Changing any value below keeps the recipe as a start.")
-    c[1].text_input("Run name (optional)", key="run_name", placeholder="recipe-data-timestamp",
-                    help="Letters, digits, '.', '_' and '-'.")
-
-    model_col, objective_col, train_col = st.columns(3)
+def autoencoder_form(model_col, objective_col) -> None:
     with model_col:
         st.markdown("**Architecture**")
         arch = st.radio("Architecture", ["dense", "conv"], key=key("arch"), horizontal=True,
@@ -140,6 +135,75 @@ def draw_form() -> None:
                             help="1 is the standard VAE; larger values trade reconstruction for a smoother latent space.")
         st.selectbox("Reconstruction loss", ["bce", "mse"], key=key("loss"),
                      help="Binary cross-entropy (the book's) or mean squared error, per pixel.")
+
+
+def architecture_inputs(dense_help: str, conv_help: str, latent_label: str, latent_help: str) -> None:
+    arch = st.radio("Architecture", ["dense", "conv"], key=key("arch"), horizontal=True, label_visibility="collapsed")
+    if arch == "dense":
+        st.text_input("Hidden layers", key=key("hidden"), help=dense_help)
+    else:
+        st.text_input("Channels", key=key("channels"), help=conv_help)
+        st.selectbox("Kernel size", [3, 5, 7], key=key("kernel_size"), help="Square kernels, 'same' padding.")
+    if not st.session_state[key("latent")] >= 1:
+        st.session_state[key("latent")] = 30
+    st.number_input(latent_label, 1, 2048, key=key("latent"), help=latent_help)
+
+
+def gan_form(model_col, objective_col) -> None:
+    with model_col:
+        st.markdown("**Networks**")
+        architecture_inputs("Discriminator sizes, comma-separated; the generator mirrors them (the book: 150,100).",
+                            "Discriminator channels, stride-2 convs; the generator mirrors them with transposed "
+                            "convs (the book's DCGAN: 64,128).",
+                            "Codings size", "Length of the random vector the generator turns into an image.")
+        st.selectbox("Generator activation", ACTIVATIONS[:-1], key=key("activation"))
+        st.selectbox("Discriminator activation", ACTIVATIONS[:-1], key=key("d_activation"),
+                     help="leaky_relu is LeakyReLU(0.2), as in the book's DCGAN.")
+        st.number_input("Discriminator dropout", 0.0, 0.9, step=0.1, key=key("d_dropout"),
+                        help="After each discriminator layer (the DCGAN uses 0.4).")
+        st.checkbox("Batch norm in the generator", key=key("batch_norm"))
+        st.selectbox("Generator output", ["sigmoid", "tanh"], key=key("output"),
+                     help="tanh: the images are scaled to [-1, 1] for both networks (the DCGAN).")
+    with objective_col:
+        st.markdown("**Adversarial training**")
+        st.caption("Each step trains the discriminator on real images and fresh fakes, then the generator to make "
+                   "the (frozen) discriminator call its fakes real. The optimizer on the right is the generator's.")
+        st.number_input("Discriminator steps per generator step", 1, 10, key=key("d_steps"))
+        st.number_input("Label smoothing", 0.0, 0.45, step=0.05, key=key("label_smoothing"),
+                        help="Real images are labelled 1 − this for the discriminator (0.1 is common).")
+        st.selectbox("Discriminator optimizer", ("same", *OPTIMIZERS), key=key("d_optimizer"),
+                     help="'same': the generator's optimizer.")
+        st.number_input("Discriminator learning rate", 0.0, 10.0, format="%.4g", key=key("d_lr"),
+                        help="0: the generator's learning rate.")
+
+
+def classifier_form(model_col, objective_col) -> None:
+    with model_col:
+        st.markdown("**Architecture**")
+        architecture_inputs("Hidden layers before the feature layer.", "Conv layers, each followed by 2×2 max-pooling.",
+                            "Feature size", "The penultimate layer: the features the Fréchet distance compares.")
+        st.selectbox("Activation", ACTIVATIONS[:-1], key=key("activation"))
+    with objective_col:
+        st.markdown("**Objective**")
+        st.caption("Cross-entropy on the data set's labels. The classifier is the feature extractor of the quality "
+                   "measure on the Generate page.")
+        st.number_input("Dropout before the head", 0.0, 0.9, step=0.1, key=key("d_dropout"))
+
+
+def draw_form() -> None:
+    c = st.columns([2, 3])
+    c[0].selectbox("Recipe", [*PRESETS, CUSTOM], key=key("recipe"), on_change=on_recipe_change,
+                   format_func=lambda p: f"{p} — {PRESETS[p][0]}" if p in PRESETS else "custom model",
+                   help="The book's recipes (HOML ch. 17). Changing any value below keeps the recipe as a start.")
+    c[1].text_input("Run name (optional)", key="run_name", placeholder="recipe-data-timestamp",
+                    help="Letters, digits, '.', '_' and '-'.")
+
+    family = st.radio("Model family", list(FAMILY_LABELS), key=key("family"), horizontal=True,
+                      format_func=FAMILY_LABELS.get,
+                      help="Autoencoders (ch. 17's main subject), GANs (a generator against a discriminator), or "
+                           "the small classifier that the quality measure of generated images uses.")
+    model_col, objective_col, train_col = st.columns(3)
+    {"gan": gan_form, "classifier": classifier_form}.get(family, autoencoder_form)(model_col, objective_col)
     with train_col:
         st.markdown("**Training**")
         opt = st.selectbox("Optimizer", OPTIMIZERS, key=key("optimizer"), help="Keras's default epsilons.")
@@ -160,9 +224,14 @@ def draw_form() -> None:
         st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=key("device"), help="auto: cuda, then mps, then cpu.")
 
 
+def last(history: dict, k: str, fmt: str = ".4f") -> str:
+    return format(history[k][-1], fmt) if history.get(k) else "–"
+
+
 def draw_live(job, snap) -> None:
-    """Progress, loss curves, loss terms and the reconstruction strip from a job snapshot."""
+    """Progress, curves and the per-epoch preview (reconstructions, or a GAN's fixed-noise samples)."""
     cfg = job.cfg
+    family = cfg.model.family
     if snap.status == "starting":
         st.info("Starting: loading the data set and building the model…", icon=":material/hourglass_top:")
     done = (max(snap.epoch - 1, 0) + snap.batch / snap.batches) / snap.epochs if snap.batches else 0.0
@@ -173,22 +242,49 @@ def draw_live(job, snap) -> None:
     h = snap.history
     cols = st.columns(4)
     cols[0].metric("Epochs done", f"{h['epoch'][-1]:g}" if h.get("epoch") else "0")
-    cols[1].metric("Training loss", f"{h['loss'][-1]:.4f}" if h.get("loss") else "–")
-    cols[2].metric("Validation loss", f"{h['val_loss'][-1]:.4f}" if h.get("val_loss") else "–")
+    if family == "gan":
+        cols[1].metric("Discriminator loss", last(h, "d_loss"), help="Training, last epoch")
+        cols[2].metric("Generator loss", last(h, "g_loss"), help="Training, last epoch")
+    elif family == "classifier":
+        cols[1].metric("Training loss", last(h, "loss"))
+        cols[2].metric("Validation accuracy", last(h, "val_acc", ".2%"))
+    else:
+        cols[1].metric("Training loss", last(h, "loss"))
+        cols[2].metric("Validation loss", last(h, "val_loss"))
     cols[3].metric("Seconds / epoch", f"{np.median(h['seconds']):.2f}" if h.get("seconds") else "–")
-    reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.loss_figure(h, snap.trace, reference, "book, epoch 10", cfg.train.epochs),
-                      key=f"loss-{job.id}")
-    terms = figures.terms_figure(h)
-    if terms is not None:
-        right.plotly_chart(terms, key=f"terms-{job.id}")
-    if snap.preview is not None and snap.preview_input is not None:
-        right.markdown("**Fixed validation images** (top) **and their reconstructions** (bottom)")
-        right.image(figures.image_grid(np.concatenate([snap.preview_input, snap.preview]), ncols=len(snap.preview)),
-                    width="stretch", output_format="PNG")
+    if family == "gan":
+        left.plotly_chart(figures.gan_figure(h, snap.term_trace, cfg.train.epochs), key=f"gan-{job.id}")
+    else:
+        reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
+        left.plotly_chart(figures.loss_figure(h, snap.trace, reference, "book, epoch 10", cfg.train.epochs),
+                          key=f"loss-{job.id}")
+        terms = figures.terms_figure(h)
+        if terms is not None:
+            right.plotly_chart(terms, key=f"terms-{job.id}")
+    with right:
+        draw_frames(job, snap)
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
+
+
+def draw_frames(job, snap) -> None:
+    """The latest preview while training; afterwards a slider plays the epochs back."""
+    if not snap.frames:
+        return
+    frame = len(snap.frames) - 1
+    if snap.done and len(snap.frames) > 1:
+        frame = st.slider("Epoch", 0, len(snap.frames) - 1, len(snap.frames) - 1, key=f"frame-{job.id}",
+                          help="Play training back: the preview after each epoch (0 = before training).")
+    images = snap.frames[frame]
+    if snap.preview_input is not None:
+        st.markdown(f"**Fixed validation images** (top) **and their reconstructions** (bottom), epoch {frame}")
+        images = np.concatenate([snap.preview_input, images])
+        ncols = len(snap.preview_input)
+    else:
+        st.markdown(f"**The same {len(images)} random codes through the generator**, epoch {frame}")
+        ncols = 8
+    st.image(figures.image_grid(images, ncols=ncols), width="stretch", output_format="PNG")
 
 
 def job_panel() -> None:

@@ -50,7 +50,27 @@ def trained_runs(tmp_path_factory):
     vae.model = ModelConfig(hidden=(32,), latent=2, variational=True, code_activation="linear")
     vae.train.epochs, vae.train.batch_size, vae.train.lr = 3, 32, 3e-3
     aelab.train(vae, runs_dir=root, name="vae-2d")
+    gan = aelab.preset("gan", "digits")
+    gan.model.hidden, gan.train.epochs = (32, 16), 3
+    aelab.train(gan, runs_dir=root, name="gan-small")
     return root
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(tmp_path_factory):
+    cfg = aelab.preset("classifier", "digits")
+    cfg.train.epochs = 10
+    return aelab.train(cfg, runs_dir=tmp_path_factory.mktemp("clf"), name="clf-digits").run
+
+
+@pytest.fixture
+def classifier(with_runs, trained_classifier):
+    """The domain classifier of the quality measure, among the runs for one test."""
+    import shutil
+
+    path = shutil.copytree(trained_classifier.path, with_runs / trained_classifier.name)
+    yield aelab.RunStore(with_runs).open(trained_classifier.name)
+    shutil.rmtree(path)
 
 
 @pytest.fixture
@@ -84,7 +104,8 @@ def test_every_page_renders_with_runs(with_runs, page):
     at = app(page, active_run="run:ae-small")
     assert not at.error, [e.value for e in at.error]
     # the shared sidebar (drawn by the router) offers the runs and the data sets
-    assert {o.split(" ")[0] for o in at.sidebar.selectbox(key="sidebar_run").options} == {"ae-small", "vae-2d"}
+    assert {o.split(" ")[0] for o in at.sidebar.selectbox(key="sidebar_run").options} == {"ae-small", "vae-2d",
+                                                                                           "gan-small"}
     assert at.sidebar.selectbox(key="sidebar_run").value == "run:ae-small"
     assert "digits" in at.sidebar.selectbox(key="dataset").options
 
@@ -174,12 +195,64 @@ def test_latent_page_pca_and_tsne(with_runs):
 def test_generate_page(with_runs):
     at = app("pages/generate.py", active_run="run:vae-2d")
     assert at.slider(key="gen_temp").value == 1.0
-    assert any("manifold" in s.value for s in at.subheader) and len(at.image) == 4
-    samples = at.image[0].value
+    # the VAE and the GAN side by side, then the VAE's interpolation, traversal and 2-D manifold
+    assert at.multiselect(key="gen_compare").value == ["run:vae-2d", "run:gan-small"]
+    assert len(at.image) == 5 and any("manifold" in m.value for m in at.markdown)
+    samples = at.image[0].value, at.image[1].value
     at.slider(key="gen_temp").set_value(0.3).run()
-    assert at.image[0].value != samples
+    assert at.image[0].value != samples[0] and at.image[1].value != samples[1]
+    assert "needs a small classifier" in at.info[0].value and at.button(key="train_classifier")
+    at.multiselect(key="gen_compare").set_value(["run:gan-small"]).run()
+    assert len(at.image) == 4
+
+    at = app("pages/generate.py", active_run="run:gan-small")   # a GAN: interpolation between random codes
+    assert any("two random codes" in m.value for m in at.markdown) and at.number_input(key="gen_za")
     at = app("pages/generate.py", active_run="run:ae-small")
-    assert "not a variational autoencoder" in at.warning[0].value and at.button(key="train_vae")
+    assert any("does not generate" in c.value for c in at.caption)
+
+
+def test_generate_page_scores_samples_with_the_domain_classifier(with_runs, classifier):
+    from aelab import jobs
+
+    at = app("pages/generate.py", active_run="run:vae-2d")
+    assert not at.error, [e.value for e in at.error]
+    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    at.run()   # AppTest does not fire run_every: redraw once the scores are in
+    fids = [m for m in at.metric if m.label == "FID (domain)"]
+    assert len(fids) == 2 and all(float(m.value) > 0 for m in fids)
+    assert len(at.get("plotly_chart")) == 1   # predicted class shares: test images, VAE, GAN
+    assert "clf-digits" in at.expander[0].markdown[0].value
+
+
+@pytest.mark.parametrize("page, message", [("pages/reconstructions.py", "A GAN has no encoder"),
+                                           ("pages/latent.py", "A GAN has no encoder")])
+def test_pages_explain_what_a_gan_cannot_do(with_runs, page, message):
+    at = app(page, active_run="run:gan-small")
+    assert message in at.info[0].value and not at.error
+
+
+def test_train_page_trains_a_gan_and_plays_it_back(env):
+    at = app("pages/train.py")
+    at.selectbox(key="f_recipe").set_value("gan").run()
+    assert at.radio(key="f_family").value == "gan" and at.number_input(key="f_d_steps").value == 1
+    assert at.text_input(key="f_hidden").value == "150,100" and at.selectbox(key="f_d_activation").value == "selu"
+    at.text_input(key="f_hidden").set_value("32,16")
+    at.number_input(key="f_epochs").set_value(2)
+    at.number_input(key="f_label_smoothing").set_value(0.1).run()
+    assert at.query_params["label_smoothing"] == "0.1"
+    at.button(key="start").click().run()
+    job = registry().get(at.session_state["job_id"])
+    assert job.join(120) and job.snapshot().status == "finished"
+    assert job.cfg.model.family == "gan" and job.cfg.train.label_smoothing == 0.1
+    at.run()
+    at.run()
+    assert not at.exception and not at.error
+    slider = at.slider(key=f"frame-{job.id}")
+    assert slider.value == 2 and len(job.snapshot().frames) == 3
+    last = at.image[0].value
+    slider.set_value(0).run()
+    assert at.image[0].value != last   # epoch 0: the untrained generator
+    assert any(m.label == "Discriminator loss" for m in at.metric)
 
 
 def test_runs_page_compare_rename_delete(with_runs, tmp_path, monkeypatch):
@@ -189,7 +262,7 @@ def test_runs_page_compare_rename_delete(with_runs, tmp_path, monkeypatch):
     shutil.copytree(with_runs, root)
     monkeypatch.setenv("AELAB_RUNS_DIR", str(root))
     at = app("pages/runs.py")
-    assert sorted(at.dataframe[0].value["run"]) == ["ae-small", "vae-2d"]
+    assert sorted(at.dataframe[0].value["run"]) == ["ae-small", "gan-small", "vae-2d"]
     at.multiselect(key="runs_compare").set_value(["run:ae-small", "run:vae-2d"]).run()
     assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2
 
@@ -207,7 +280,7 @@ def test_runs_page_compare_rename_delete(with_runs, tmp_path, monkeypatch):
     at.checkbox(key="runs_confirm").check().run()
     at.button(key="runs_delete").click().run()
     assert not at.exception and not (root / "renamed").exists()
-    assert list(at.dataframe[0].value["run"]) == ["vae-2d"]
+    assert list(at.dataframe[0].value["run"]) == ["gan-small", "vae-2d"]
 
 
 def test_hosted_mode_keeps_visitors_apart(with_runs, tmp_path, monkeypatch):

@@ -153,7 +153,17 @@ def test_train_then_inspect_in_the_browser(server, page):
 
     train_from_page(page, server, "preset=vae&data=digits&epochs=5&batch_size=32&latent=2&lr=0.003")
     # samples, interpolation, traversal and the 2-D manifold
-    timings["generate"] = goto(page, f"{server['url']}/generate", "Samples from the prior", images=4)
+    timings["generate (VAE)"] = goto(page, f"{server['url']}/generate", "Samples side by side", images=4)
+    shot(page, "generate-vae")
+
+    train_from_page(page, server, "preset=gan&data=digits&epochs=5&hidden=32,16")
+    page.get_by_text("random codes through the generator").first.wait_for(timeout=30_000)
+    page.get_by_text("Generator vs discriminator").first.wait_for(timeout=30_000)
+    assert page.get_by_role("slider").count() >= 1   # play the epochs back
+    shot(page, "train-gan")
+    # the VAE and the GAN side by side, then the GAN's interpolation between random codes
+    timings["generate (VAE and GAN)"] = goto(page, f"{server['url']}/generate", "two random codes", images=3)
+    assert page.get_by_text("gan-digits-").count() >= 1
     shot(page, "generate")
 
     timings["runs"] = goto(page, f"{server['url']}/runs", "Compare runs")

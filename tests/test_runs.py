@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,7 +21,10 @@ def test_train_saves_a_complete_run(run_cfg, tmp_path, digits):
     exp = aelab.train(run_cfg, runs_dir=tmp_path, name="first")
     run = RunStore(tmp_path).open("first")
     assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "history.json", "metrics.json",
-                                                         "model.safetensors"]
+                                                         "model.safetensors", "timeline.safetensors"]
+    timeline = run.timeline()   # the preview before training and after the epoch, stored as uint8
+    assert timeline["frames"].shape == (2, 8, 8, 8) and timeline["inputs"].shape == (8, 8, 8)
+    assert np.abs(timeline["frames"][-1] - exp.fit.preview).max() <= 0.5 / 255 + 1e-6
     assert run.config == run_cfg and run.meta["status"] == "finished" and run.meta["image_shape"] == [1, 8, 8]
     assert run.final_val_loss == exp.fit.history["val_loss"][-1]
     assert set(run.metrics["test"]) == {"bce", "mse", "psnr", "ssim"}
@@ -79,7 +83,7 @@ def test_archive_holds_the_run(run_cfg, tmp_path):
     run = aelab.train(run_cfg, runs_dir=tmp_path, name="zipped", evaluate=False).run
     names = zipfile.ZipFile(io.BytesIO(run.archive())).namelist()
     assert sorted(names) == sorted(f"zipped/{f}" for f in ("config.json", "history.json", "metrics.json",
-                                                            "model.safetensors"))
+                                                            "model.safetensors", "timeline.safetensors"))
 
 
 def test_rename_delete_and_read_only(run_cfg, tmp_path):

@@ -1,15 +1,26 @@
-"""Models: one Autoencoder class over architectures (dense, conv) x objectives."""
+"""Models: one Autoencoder class over architectures (dense, conv) x objectives, a GAN, and the domain
+classifier used by the quality measure. ``build_model`` picks the family from the config."""
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .base import Autoencoder, Output
+from .base import Autoencoder, Model, Output
+from .classifier import Classifier
+from .gan import GAN
 
 
-def build_model(cfg: ModelConfig, image_shape: tuple[int, int, int], seed: int = 42) -> Autoencoder:
-    """Build and initialise (Keras defaults, from ``seed``) the model ``cfg`` for images of ``image_shape``."""
-    model = Autoencoder(cfg, image_shape)
+def build_model(cfg: ModelConfig, image_shape: tuple[int, int, int], seed: int = 42, n_classes: int = 10) -> Model:
+    """Build and initialise (Keras defaults, from ``seed``) the model ``cfg`` for images of ``image_shape``.
+
+    ``n_classes`` is only used by the classifier family.
+    """
+    if cfg.family == "classifier":
+        model: Model = Classifier(cfg, image_shape, n_classes)
+    elif cfg.family == "gan":
+        model = GAN(cfg, image_shape)
+    else:
+        model = Autoencoder(cfg, image_shape)
     model.reset_parameters(seed)
     return model
 
 
-__all__ = ["Autoencoder", "Output", "build_model"]
+__all__ = ["Autoencoder", "Classifier", "GAN", "Model", "Output", "build_model"]

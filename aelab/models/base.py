@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import losses
-from ..config import ModelConfig
+from ..config import ModelConfig, TrainConfig
 from ..noise import corrupt
 from .conv import conv_decoder, conv_trunk
 from .dense import dense_decoder, dense_trunk
@@ -34,8 +34,45 @@ class Output:
         return torch.sigmoid(self.logits)
 
 
-class Autoencoder(nn.Module):
+class Model(nn.Module):
+    """What the trainer, the run store and the pages rely on, for every model family.
+
+    ``forward(x, y)`` returns an :class:`Output` (evaluation, no update); ``training_step`` makes one
+    update with the optimisers of ``configure_optimizers``. The default step is ``loss.backward()``
+    with one optimiser; a GAN overrides it to alternate its two networks.
+    """
+    can_reconstruct = False    # encode + decode give images back (reconstruction pages and metrics)
+    can_encode = False         # encode(x) gives a code (latent space page, probes)
+    can_sample = False         # sample(n) draws new images (generate page, quality measure)
+    rng: torch.Generator | None = None   # set by the trainer: noise is reproducible per run
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+        from ..train import make_optimizer
+
+        return [make_optimizer(self.parameters(), cfg)]
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> Output:
+        """One update on the batch ``x`` (labels ``y``, if the data set has them); returns the Output."""
+        (optimizer,) = optimizers
+        out = self(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        return out
+
+    @torch.no_grad()
+    def preview(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Images (n, C, H, W) in [0, 1] for the live view: reconstructions of ``x``, or fixed-noise samples."""
+        return None
+
+    def reset_parameters(self, seed: int) -> None:
+        """Keras-default initialisation (Glorot uniform, zero bias), reproducible from ``seed``."""
+        keras_init_(self, torch.Generator().manual_seed(seed))
+
+
+class Autoencoder(Model):
     """encode(x) -> z, decode(z) -> logits, forward(x) -> Output; x is (B, C, H, W) in [0, 1]."""
+    can_reconstruct = can_encode = True
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
@@ -73,6 +110,10 @@ class Autoencoder(nn.Module):
     def is_variational(self) -> bool:
         return self.cfg.variational
 
+    @property
+    def can_sample(self) -> bool:
+        return self.cfg.variational
+
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, logvar), each (B, latent), of the Gaussian posterior q(z|x). VAE only."""
         h = self._trunk(x)
@@ -93,7 +134,7 @@ class Autoencoder(nn.Module):
         """code (B, latent) -> logits (B, C, H, W)."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> Output:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Output:
         cfg = self.cfg
         x_in = corrupt(x, cfg.noise, cfg.noise_level, self.rng) if self.training else x
         terms: dict[str, torch.Tensor] = {}
@@ -134,6 +175,10 @@ class Autoencoder(nn.Module):
         z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
         return torch.sigmoid(self.decode(z))
 
-    def reset_parameters(self, seed: int) -> None:
-        """Keras-default initialisation (Glorot uniform, zero bias), reproducible from ``seed``."""
-        keras_init_(self, torch.Generator().manual_seed(seed))
+    @torch.no_grad()
+    def preview(self, x: torch.Tensor) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        recon = torch.sigmoid(self.decode(self.encode(x)))
+        self.train(was_training)
+        return recon

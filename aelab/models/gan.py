@@ -1,0 +1,228 @@
+"""Generative adversarial network: a generator that tries to fool a discriminator (HOML ch. 17).
+
+The discriminator is built like an encoder (dense ``hidden`` sizes, or ``channels`` as stride-2
+convolutions) ending in one logit; the generator mirrors it from a code of size ``latent``:
+dense layers back up to the image, or dense -> feature map -> stride-2 transposed convolutions
+(DCGAN), with batch norm when ``batch_norm`` is set.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, ModelConfig, TrainConfig
+from .base import Model, Output
+from .conv import _transpose_padding
+from .layers import activation
+
+PREVIEW_SEED = 1234    # the fixed noise of the live sample grid
+PREVIEW_SAMPLES = 32
+
+
+def halved_sizes(size: int, steps: int) -> list[int]:
+    """Spatial sizes after each stride-2 'same' convolution (ceil), starting with the input size."""
+    sizes = [size]
+    for _ in range(steps):
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return sizes
+
+
+def _keras_batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)   # Keras's defaults (momentum 0.99)
+
+
+def dense_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """z (B, latent) -> pre-activation images (B, C, H, W) through the mirrored hidden sizes."""
+    sizes = [cfg.latent, *reversed(cfg.hidden), math.prod(image_shape)]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation(cfg.activation))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm1d(n_out, eps=1e-3, momentum=0.01))
+    layers.append(nn.Unflatten(1, image_shape))
+    return nn.Sequential(*layers)
+
+
+def dense_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """x (B, C, H, W) -> one logit (B, 1)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    size = math.prod(image_shape)
+    for h in cfg.hidden:
+        layers += [nn.Linear(size, h), activation(cfg.d_activation)]
+        if cfg.d_dropout:
+            layers.append(nn.Dropout(cfg.d_dropout))
+        size = h
+    layers.append(nn.Linear(size, 1))
+    return nn.Sequential(*layers)
+
+
+def conv_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """z (B, latent) -> dense -> (channels[-1], h, w) -> [BN] -> transposed convs, stride 2 -> (B, C, H, W)."""
+    c, h, w = image_shape
+    hs, ws = halved_sizes(h, len(cfg.channels)), halved_sizes(w, len(cfg.channels))
+    fmap = (cfg.channels[-1], hs[-1], ws[-1])
+    layers: list[nn.Module] = [nn.Linear(cfg.latent, math.prod(fmap)), nn.Unflatten(1, fmap)]
+    if cfg.batch_norm:
+        layers.append(_keras_batch_norm(fmap[0]))
+    ins, outs = list(reversed(cfg.channels)), [*reversed(cfg.channels[:-1]), c]
+    for i, (n_in, n_out) in enumerate(zip(ins, outs)):
+        step = len(cfg.channels) - i
+        ph, oph = _transpose_padding(hs[step], hs[step - 1], cfg.kernel_size)
+        pw, opw = _transpose_padding(ws[step], ws[step - 1], cfg.kernel_size)
+        layers.append(nn.ConvTranspose2d(n_in, n_out, cfg.kernel_size, stride=2, padding=(ph, pw),
+                                         output_padding=(oph, opw)))
+        if i < len(outs) - 1:
+            layers.append(activation(cfg.activation))
+            if cfg.batch_norm:
+                layers.append(_keras_batch_norm(n_out))
+    return nn.Sequential(*layers)
+
+
+def conv_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """x (B, C, H, W) -> stride-2 'same' convs [-> dropout] -> one logit (B, 1)."""
+    c, h, w = image_shape
+    hs, ws = halved_sizes(h, len(cfg.channels)), halved_sizes(w, len(cfg.channels))
+    layers: list[nn.Module] = []
+    for out in cfg.channels:
+        layers += [nn.Conv2d(c, out, cfg.kernel_size, stride=2, padding=cfg.kernel_size // 2),
+                   activation(cfg.d_activation)]
+        if cfg.d_dropout:
+            layers.append(nn.Dropout(cfg.d_dropout))
+        c = out
+    layers += [nn.Flatten(), nn.Linear(c * hs[-1] * ws[-1], 1)]
+    return nn.Sequential(*layers)
+
+
+class GAN(Model):
+    """generator(z) -> images, discriminator(x) -> logit of "real"; x is (B, C, H, W) in [0, 1].
+
+    With ``output='tanh'`` the networks work on images scaled to [-1, 1] (DCGAN), and everything
+    that leaves the model (samples, previews) is mapped back to [0, 1].
+    """
+    can_sample = True
+
+    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        cfg.validate()
+        if cfg.family != "gan":
+            raise ConfigError(f"model.family must be 'gan' for a GAN, got {cfg.family!r}")
+        self.cfg, self.image_shape, self.latent_dim = cfg, tuple(image_shape), cfg.latent
+        if cfg.arch == "conv":
+            c, h, w = self.image_shape
+            if min(h, w) < 2 ** len(cfg.channels):
+                raise ConfigError(f"model.channels: {len(cfg.channels)} stride-2 layers are too many for "
+                                  f"{h}x{w} images")
+            self.generator, self.discriminator = conv_generator(cfg, image_shape), conv_discriminator(cfg, image_shape)
+            self.to(memory_format=torch.channels_last)
+        else:
+            self.generator = dense_generator(cfg, image_shape)
+            self.discriminator = dense_discriminator(cfg, image_shape)
+
+    # ------------------------------------------------------------------------------ scaling
+    def _to_model_scale(self, x01: torch.Tensor) -> torch.Tensor:
+        return x01 * 2 - 1 if self.cfg.output == "tanh" else x01
+
+    def _squash(self, pre: torch.Tensor) -> torch.Tensor:
+        """Generator pre-activations -> images in the model's scale."""
+        return torch.tanh(pre) if self.cfg.output == "tanh" else torch.sigmoid(pre)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """codes (B, latent) -> images (B, C, H, W) in the model's scale ([-1, 1] for tanh)."""
+        return self._squash(self.generator(z))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """codes (B, latent) -> logits whose sigmoid is the image in [0, 1] (the autoencoders' convention)."""
+        pre = self.generator(z)
+        return 2 * pre if self.cfg.output == "tanh" else pre   # (tanh(a) + 1) / 2 == sigmoid(2a)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """images in the model's scale (B, C, H, W) -> logits (B,) of "real"."""
+        if self.cfg.arch == "conv":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.discriminator(x)[:, 0]
+
+    def noise(self, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator if generator is not None else self.rng,
+                           device=device)
+
+    # ------------------------------------------------------------------------------ losses
+    def _d_terms(self, real: torch.Tensor, fake: torch.Tensor, smoothing: float) -> dict[str, torch.Tensor]:
+        logit_real, logit_fake = self.discriminate(real), self.discriminate(fake)
+        loss_real = F.binary_cross_entropy_with_logits(logit_real, torch.full_like(logit_real, 1 - smoothing))
+        loss_fake = F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+        return {"d_loss": (loss_real + loss_fake) / 2,   # the book's mean over the concatenated batch
+                "acc_real": (logit_real > 0).float().mean(), "acc_fake": (logit_fake < 0).float().mean()}
+
+    def _g_loss(self, z: torch.Tensor) -> torch.Tensor:
+        logit = self.discriminate(self.generate(z))
+        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))   # non-saturating loss
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Output:
+        """Both losses on real images ``x`` and as many fakes, without updating (validation)."""
+        real = self._to_model_scale(x)
+        z = self.noise(len(x), x.device)
+        fake = self.generate(z)
+        terms = self._d_terms(real, fake, 0.0)
+        logit = self.discriminate(fake)
+        terms["g_loss"] = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+        return Output(terms["d_loss"] + terms["g_loss"], terms, self.decode(z), z)
+
+    # ---------------------------------------------------------------------------- training
+    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+        """[generator's, discriminator's]: the discriminator's may use its own optimiser and rate."""
+        from ..train import make_optimizer
+
+        d_cfg = replace(cfg, optimizer=cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer,
+                              lr=cfg.d_lr or cfg.lr)
+        self._train_cfg = cfg
+        return [make_optimizer(self.generator.parameters(), cfg),
+                make_optimizer(self.discriminator.parameters(), d_cfg)]
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> Output:
+        """``d_steps`` discriminator updates on (real batch, fresh fakes), then one generator update."""
+        opt_g, opt_d = optimizers
+        cfg = self._train_cfg
+        real = self._to_model_scale(x)
+        for _ in range(cfg.d_steps):
+            with torch.no_grad():
+                fake = self.generate(self.noise(len(x), x.device))
+            terms = self._d_terms(real, fake, cfg.label_smoothing)
+            opt_d.zero_grad(set_to_none=True)
+            terms["d_loss"].backward()
+            opt_d.step()
+        self.discriminator.requires_grad_(False)   # the generator step only needs gradients w.r.t. the images
+        try:
+            z = self.noise(len(x), x.device)
+            g_loss = self._g_loss(z)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        finally:
+            self.discriminator.requires_grad_(True)
+        terms = {k: v.detach() for k, v in terms.items()}
+        terms["g_loss"] = g_loss.detach()
+        return Output(terms["d_loss"] + terms["g_loss"], terms, None, z)
+
+    # ---------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1] generated from z ~ N(0, temperature^2 I)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        z = temperature * self.noise(n, device, generator)
+        images = torch.sigmoid(self.decode(z))
+        self.train(was_training)
+        return images
+
+    @torch.no_grad()
+    def preview(self, x: torch.Tensor) -> torch.Tensor:
+        """The same ``PREVIEW_SAMPLES`` noise vectors every epoch: watch them turn into garments."""
+        device = next(self.parameters()).device
+        return self.sample(PREVIEW_SAMPLES, generator=torch.Generator(device).manual_seed(PREVIEW_SEED))

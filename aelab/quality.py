@@ -1,0 +1,119 @@
+"""How good are generated images? A Fréchet distance on a domain classifier's features, and mode coverage.
+
+The FID of the literature compares Inception-v3 features of ImageNet photos; it cannot be computed
+offline here and says little about 28x28 garments. AE Lab trains a small classifier on the data set
+itself (preset ``classifier``, stored as an ordinary run) and computes the same statistic on its
+128 penultimate features: the Fréchet distance between the Gaussians fitted to the features of the
+samples and of the test images. Lower is better; 0 means the same feature statistics. Numbers are
+only comparable with the same classifier run and the same number of samples.
+
+Mode coverage: the classifier's predicted class distribution of the samples, next to the test set's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import Dataset, to_float
+from .runs import Run, RunStore, default_runs_dir, examples_dir
+
+DEFAULT_SAMPLES = 5000
+
+
+@torch.no_grad()
+def features(classifier, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, F) float64, class probabilities (N, K)) of float images (N, C, H, W) in [0, 1]
+    (uint8 images are converted)."""
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    feats, probs = [], []
+    for i in range(0, len(images), batch_size):
+        xb = images[i:i + batch_size].to(device)
+        xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
+        z = classifier.encode(xb)
+        feats.append(z.double().cpu())
+        probs.append(torch.softmax(classifier.head(z), 1).double().cpu())
+    return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets a (N, F) and b (M, F):
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # Tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = np.linalg.eigvalsh(root_a @ s_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * trace_root)
+
+
+@dataclass
+class QualityReport:
+    fid: float                       # Fréchet distance, samples vs test images (domain classifier features)
+    reference_fid: float             # the same for as many real training images: the floor to compare with
+    class_shares: list[float]        # the classifier's predicted class distribution of the samples
+    test_shares: list[float]         # ... and of the test images
+    classes_covered: int             # classes predicted for at least half their test-set share
+    class_kl: float                  # KL(samples' predicted shares || test images' predicted shares), nats
+    confidence: float                # mean top-class probability of the samples (real test images: see below)
+    test_confidence: float
+    n_samples: int
+    classifier: str = ""             # the classifier run's name
+    classifier_accuracy: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES, seed: int = 0,
+                   classifier_run: Run | None = None) -> QualityReport:
+    """Sample ``n`` images from ``model`` (VAE or GAN) and score them against ``dataset``'s test set."""
+    if not getattr(model, "can_sample", False):
+        raise TypeError("the quality measure needs a generative model (a VAE or a GAN)")
+    device = next(model.parameters()).device
+    samples = model.sample(n, generator=torch.Generator(device).manual_seed(seed)).cpu()
+    f_gen, p_gen = features(classifier, samples)
+    f_test, p_test = features(classifier, dataset.x_test)
+    n_real = min(n, len(dataset.x_train))
+    real = dataset.x_train[torch.randperm(len(dataset.x_train), generator=torch.Generator().manual_seed(seed))[:n_real]]
+    f_real, _ = features(classifier, real)
+    k = p_test.shape[1]
+    gen_shares = np.bincount(p_gen.argmax(1), minlength=k) / len(p_gen)
+    test_shares = np.bincount(p_test.argmax(1), minlength=k) / len(p_test)
+    eps = 1e-6
+    kl = float(np.sum(gen_shares * (np.log(gen_shares + eps) - np.log(test_shares + eps))))
+    accuracy = classifier_run.metrics.get("test", {}).get("accuracy") if classifier_run else None
+    return QualityReport(
+        fid=frechet_distance(f_gen, f_test), reference_fid=frechet_distance(f_real, f_test),
+        class_shares=gen_shares.tolist(), test_shares=test_shares.tolist(),
+        classes_covered=int((gen_shares >= 0.5 * test_shares).sum()), class_kl=max(kl, 0.0),
+        confidence=float(p_gen.max(1).mean()), test_confidence=float(p_test.max(1).mean()), n_samples=n,
+        classifier=classifier_run.name if classifier_run else "", classifier_accuracy=accuracy)
+
+
+@torch.no_grad()
+def accuracy(classifier, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``classifier`` on uint8 images."""
+    _, probs = features(classifier, x_uint8)
+    return float((probs.argmax(1) == y.numpy()).mean())
+
+
+def classifier_stores(runs_dir: str | Path | None = None) -> list[RunStore]:
+    """Where classifier runs are looked for: the user's runs, then the shipped examples."""
+    return [RunStore(runs_dir if runs_dir is not None else default_runs_dir()),
+            RunStore(examples_dir(), read_only=True)]
+
+
+def find_classifier(dataset_name: str, stores: list[RunStore]) -> Run | None:
+    """The newest finished classifier run trained on ``dataset_name``, searching ``stores`` in order."""
+    for store in stores:
+        for run in store.scan()[0]:   # newest first
+            if run.family == "classifier" and run.config.data.name == dataset_name \
+                    and run.meta.get("status") == "finished":
+                return run
+    return None
