@@ -1,0 +1,62 @@
+"""Take the README's screenshots (docs/*.png) of the example runs on Fashion-MNIST.
+
+Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
+examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
+`python scripts/screenshots.py [page ...]` with pages among generate, home (default: all).
+"""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-dev-shm-usage"]
+# page -> (path, text that says it is ready); a fresh session's active run is the newest example
+PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("/", "Recent runs")}
+
+
+def main(pages: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AELAB_RUNS_DIR": tempfile.mkdtemp(prefix="aelab-shots-")}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+                               str(port), "--server.headless", "true"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            for name in pages or PAGES:
+                path, ready = PAGES[name]
+                page.goto(url + path)
+                page.get_by_text(ready).first.wait_for(timeout=180_000)
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                       timeout=180_000)
+                time.sleep(1)
+                DOCS.mkdir(exist_ok=True)
+                page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+                print(f"docs/{name}.png")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
