@@ -184,7 +184,8 @@ def cmd_eval(args, parser) -> int:
 
     try:
         run = RunStore(args.runs_dir).open(args.run)
-        dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir)
+        dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir,
+                                         image_size=run.config.data.image_size)
         model = run.load_model()
         classifier = find_classifier(dataset.name, classifier_stores(args.runs_dir)) if model.can_sample else None
         if model.can_sample and classifier is None:

@@ -33,10 +33,14 @@ class DataConfig:
     name: str = "fashion-mnist"      # data set name (see aelab.data.DATASETS) or a file path
     validation_split: float = 0.1    # last fraction of the training set, unshuffled (as Keras)
     data_dir: str | None = None      # where IDX files live; default $AELAB_DATA_DIR or ~/.cache/aelab
+    image_size: int = 28             # your own .zip of images: resized to image_size x image_size
 
     def validate(self) -> None:
         if not self.name:
-            raise ConfigError("data.name: give a data set name, e.g. 'fashion-mnist' or 'digits'")
+            raise ConfigError("data.name: give a data set name, e.g. 'fashion-mnist' or 'digits', or the path "
+                              "of an .npz or .zip of your images")
+        if not 8 <= self.image_size <= 128:
+            raise ConfigError(f"data.image_size must be between 8 and 128, got {self.image_size}")
         if not 0.0 < self.validation_split < 1.0:
             raise ConfigError(f"data.validation_split must be in (0, 1), got {self.validation_split}")
 

@@ -188,19 +188,31 @@ def _load_digits() -> Dataset:
                  DIGIT_CLASSES, source="scikit-learn load_digits (embedded, 8x8, 1797 images)")
 
 
+def is_file_name(name: str) -> bool:
+    """True when a data set name is a path to your own .npz or .zip of images."""
+    return name.lower().endswith((".npz", ".zip"))
+
+
 @functools.lru_cache(maxsize=4)
-def load_dataset(name: str, data_dir: str | None = None, download: bool = True) -> Dataset:
-    """Load data set ``name`` ('fashion-mnist', 'mnist', 'digits'); cached per process.
+def load_dataset(name: str, data_dir: str | None = None, download: bool = True, image_size: int = 28) -> Dataset:
+    """Load data set ``name`` ('fashion-mnist', 'mnist', 'digits', or a path to an .npz / .zip of your
+    images, see :mod:`aelab.uploads`); cached per process.
 
     IDX data sets are looked up in ``data_dir``, ``$AELAB_DATA_DIR``, the Debian package's
     directory, our cache and torchvision's cache layout, then downloaded with torchvision
-    when ``download`` and the network allow. Raises :class:`DataError` saying how to get it.
+    when ``download`` and the network allow. Images from a .zip are resized to ``image_size``.
+    Raises :class:`DataError` saying how to get it.
     """
     if name == "digits":
         return _load_digits()
     if name in TORCHVISION_NAMES:
         return _load_idx_dataset(name, data_dir, download)
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if is_file_name(name):
+        from .uploads import load_file
+
+        return load_file(name, image_size)
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or give the path of an "
+                    f".npz or .zip of your images")
 
 
 def find_local(name: str, data_dir: str | None = None) -> Path | None:

@@ -30,7 +30,7 @@ def evaluate_run(model, dataset: Dataset, probes: bool = True, classifier: Run |
     metrics: dict = {}
     if model.can_reconstruct:
         metrics.update(reconstruction_report(model, dataset.x_test, dataset.y_test, dataset.class_names).to_json())
-    if probes and model.can_encode and model.can_reconstruct:
+    if probes and model.can_encode and model.can_reconstruct and len(dataset.class_names) > 1:
         metrics["probes"] = probe_report(model, dataset)
     if isinstance(model, Classifier):
         metrics["test"] = {"accuracy": quality.accuracy(model, dataset.x_test, dataset.y_test)}
@@ -49,7 +49,7 @@ def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: 
     the epochs done and ``meta.status == 'stopped'``.
     """
     cfg.validate()
-    dataset = dataset or load_dataset(cfg.data.name, cfg.data.data_dir, DOWNLOAD)
+    dataset = dataset or load_dataset(cfg.data.name, cfg.data.data_dir, DOWNLOAD, cfg.data.image_size)
     split = dataset.split(cfg.data.validation_split)
     if cfg.train.batch_size > len(split.x_train):
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set "

@@ -10,6 +10,7 @@ import streamlit as st
 
 import aelab
 from aelab import data as data_mod
+from aelab import uploads
 from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir, examples_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +66,61 @@ def dataset_sources() -> dict[str, str]:
     return {row["name"]: row["source"] for row in data_mod.available() if row["available"]}
 
 
+def uploads_owner() -> str:
+    """Uploaded data sets belong to the visitor's session in hosted mode, to the local user otherwise."""
+    return f"sessions/{session_id()}" if hosted() else "local"
+
+
+def uploaded_datasets() -> list[str]:
+    """Paths of the data sets this visitor uploaded (stored .npz files), newest first."""
+    directory = uploads.uploads_dir(uploads_owner())
+    files = sorted(directory.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True) if directory.is_dir() else []
+    return [str(p) for p in files if not p.name.endswith(".tmp.npz")]
+
+
 def available_datasets() -> list[str]:
-    return list(dataset_sources())
+    return list(dataset_sources()) + uploaded_datasets()
+
+
+def dataset_label(name: str) -> str:
+    return f"{Path(name).stem} (your images)" if data_mod.is_file_name(name) else name
+
+
+def add_upload() -> None:
+    """on_click of 'Add data set': check, convert and store the uploaded file, then select it."""
+    st.session_state.pop("upload_error", None)
+    file = st.session_state.get("upload_file")
+    if file is None:
+        st.session_state["upload_error"] = "Choose a file first."
+        return
+    try:
+        if file.size > uploads.MAX_FILE_MB * 1e6:   # before reading it
+            raise uploads.UploadError(f"the file is {file.size / 1e6:.1f} MB; the limit is {uploads.MAX_FILE_MB:g} MB")
+        images = uploads.read_images(file.getvalue(), file.name, int(st.session_state.get("upload_size", 28)))
+        path = uploads.save_upload(images, file.name, uploads_owner())
+    except uploads.UploadError as e:
+        st.session_state["upload_error"] = str(e)
+        return
+    st.session_state["dataset"] = str(path)
+    st.session_state["upload_done"] = (f"Added **{Path(path).stem}**: {len(images.images):,} images of "
+                                       f"{images.images.shape[1]}×{images.images.shape[2]}, "
+                                       f"{len(images.class_names) if images.labels is not None else 'no'} classes.")
+
+
+def upload_panel() -> None:
+    with st.expander("Add your own images", icon=":material/upload:",
+                     expanded="upload_error" in st.session_state):
+        st.file_uploader("An .npz of arrays or a .zip of images", type=["npz", "zip"], key="upload_file",
+                         help="npz: 'images' (N×H×W, uint8 or floats in [0, 1]), optional 'labels' and "
+                              "'class_names'. zip: PNG/JPEG files in one folder per class. "
+                              f"At most {uploads.MAX_FILE_MB:g} MB and {uploads.MAX_IMAGES:,} images.")
+        st.number_input("Image size (pixels)", uploads.SIZES[0], uploads.SIZES[1], 28, key="upload_size",
+                        help="Images are converted to grayscale and resized to this square size.")
+        st.button("Add data set", key="upload_add", on_click=add_upload, icon=":material/add:")
+        if "upload_error" in st.session_state:
+            st.error(f"Upload rejected: {st.session_state['upload_error']}", icon=":material/block:")
+        if "upload_done" in st.session_state:
+            st.success(st.session_state.pop("upload_done"), icon=":material/check:")
 
 
 def current_dataset_name() -> str:
@@ -213,9 +267,12 @@ def sidebar() -> None:
         names = available_datasets()
         if current_dataset_name() not in names:
             st.session_state["dataset"] = names[0]
-        st.selectbox("Data set", names, key="dataset",
-                     help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded.")
-        st.caption(f"From {dataset_sources()[st.session_state['dataset']]}")
+        st.selectbox("Data set", names, key="dataset", format_func=dataset_label,
+                     help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded; "
+                          "add your own images below.")
+        chosen = st.session_state["dataset"]
+        st.caption(f"From {dataset_sources().get(chosen) or 'your upload, stored in ' + str(Path(chosen).parent)}")
+        upload_panel()
         runs = all_runs()
         if runs:
             active_run(runs)   # makes sure the session's choice is one of these runs

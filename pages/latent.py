@@ -114,9 +114,12 @@ if run and ds and common.explain_missing(run, "encode"):
             st.caption("Tip: drag a box or lasso around points to see those images and their reconstructions.")
 
         st.subheader("How much do the codes know?")
-        p = run.metrics.get("probes") or probes(*common.cache_key(run))
-        st.caption(f"A kNN (k=5) and a logistic regression fitted on codes of {p['n_train']:,} training images and "
-                   f"scored on {p['n_test']:,} test images, beside the same probes on the raw pixels.")
-        table = pd.DataFrame({"codes": p["codes"], "raw pixels": p["pixels"]}).T
-        table.columns = ["kNN accuracy", "logistic regression accuracy"]
-        st.dataframe(table.style.format("{:.2%}"))
+        if len(ds.class_names) < 2:
+            st.caption("This data set has no labels, so there is nothing for a probe to predict.")
+        else:
+            p = run.metrics.get("probes") or probes(*common.cache_key(run))
+            st.caption(f"A kNN (k=5) and a logistic regression fitted on codes of {p['n_train']:,} training images and "
+                       f"scored on {p['n_test']:,} test images, beside the same probes on the raw pixels.")
+            table = pd.DataFrame({"codes": p["codes"], "raw pixels": p["pixels"]}).T
+            table.columns = ["kNN accuracy", "logistic regression accuracy"]
+            st.dataframe(table.style.format("{:.2%}"))

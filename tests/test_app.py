@@ -319,3 +319,50 @@ def test_home_one_click_recipe_starts_a_job(env):
     job = registry().get(at.session_state["job_id"])
     assert job.cfg.preset == "stacked" and job.cfg.data.name == "digits"
     assert job.join(120) and job.snapshot().status == "finished"
+
+
+def test_upload_your_own_images_then_train_on_them(env, tmp_path, monkeypatch, digits):
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("AELAB_DATA_DIR", str(tmp_path / "data"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(80):
+            png = io.BytesIO()
+            Image.fromarray(digits.x_train[i, 0].numpy()).save(png, format="PNG")
+            z.writestr(f"{'small' if digits.y_train[i] < 5 else 'large'}/{i}.png", png.getvalue())
+    at = app("pages/train.py")
+    at.sidebar.button(key="upload_add").click().run()
+    assert "Choose a file first" in at.sidebar.error[0].value
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../../escape.png", b"x")
+    at.sidebar.file_uploader[0].set_value(("bad.zip", bad.getvalue(), "application/zip"))
+    at.sidebar.button(key="upload_add").click().run()
+    assert "Upload rejected" in at.sidebar.error[0].value and "unsafe name" in at.sidebar.error[0].value
+
+    at.sidebar.file_uploader[0].set_value(("my digits.zip", buf.getvalue(), "application/zip"))
+    at.sidebar.number_input(key="upload_size").set_value(12)
+    at.sidebar.button(key="upload_add").click().run()
+    assert not at.exception and not at.sidebar.error
+    assert "80 images of 12×12, 2 classes" in at.sidebar.success[0].value
+    stored = at.session_state["dataset"]
+    assert stored.startswith(str(tmp_path / "data" / "uploads" / "local")) and stored.endswith(".npz")
+    assert at.sidebar.selectbox(key="dataset").value == stored   # chosen like a built-in data set
+
+    at.number_input(key="f_epochs").set_value(1)
+    at.text_input(key="f_hidden").set_value("16").run()
+    at.button(key="start").click().run()
+    job = registry().get(at.session_state["job_id"])
+    assert job.join(120) and job.snapshot().status == "finished", job.snapshot().error
+    run = aelab.RunStore(env).open(job.snapshot().run_name)
+    assert run.config.data.name == stored and run.image_shape == (1, 12, 12) and run.class_names == ["large", "small"]
+
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)   # hosted: another visitor does not see it
+    monkeypatch.setenv("AELAB_HOSTED", "1")
+    other.run()
+    assert stored not in other.sidebar.selectbox(key="dataset").options
