@@ -66,5 +66,9 @@ def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: 
     timeline = {"frames": np.stack(fit.frames)} if fit.frames else {}
     if fit.frames and fit.preview_input is not None:
         timeline["inputs"] = fit.preview_input
+    if fit.codes:
+        timeline["codes"] = np.stack(fit.codes).astype(np.float16)   # (epochs + 1, n, latent)
+        if fit.code_labels is not None:
+            timeline["code_labels"] = fit.code_labels
     run = RunStore(runs_dir).save(model, cfg, fit.history, meta, metrics, name, timeline)
     return Experiment(run, fit)

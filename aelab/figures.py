@@ -124,7 +124,52 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, class_names, title: s
                          opacity=0.7, render_mode="webgl")
         fig.update_traces(marker_size=4)
     fig.update_layout(title=title, template="plotly_white", height=600, margin=dict(l=10, r=10, t=50, b=10),
-                      legend_title_text="", dragmode="lasso" if coords.shape[1] == 2 else "orbit")
+                      legend_title_text="", dragmode="zoom" if coords.shape[1] == 2 else "orbit")
+    return fig
+
+
+DECODE_MARK = -1   # customdata of the invisible grid that makes every point of the plane clickable
+
+
+def custom_value(point: dict):
+    """The first customdata value of a selected point: Streamlit sends it as a list or as {"0": value}."""
+    data = point.get("customdata")
+    if isinstance(data, dict):
+        return data.get("0")
+    return data[0] if data else None
+
+
+def add_decode_layer(fig: go.Figure, bounds: tuple[float, float, float, float], current=(None, None),
+                     n: int = 40) -> go.Figure:
+    """Add a nearly invisible n x n grid over ``bounds`` (x0, x1, y0, y1) whose points can be clicked,
+    and a cross at the ``current`` decoded point."""
+    x0, x1, y0, y1 = bounds
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    fig.add_trace(go.Scattergl(x=gx.ravel(), y=gy.ravel(), mode="markers", name="click to decode", showlegend=False,
+                               marker=dict(size=6, color="#000000", opacity=0.02),
+                               customdata=np.full((n * n, 1), DECODE_MARK),
+                               hovertemplate="decode (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    if current[0] is not None and current[1] is not None:
+        fig.add_scatter(x=[current[0]], y=[current[1]], mode="markers", name="decoded point", showlegend=False,
+                        marker=dict(symbol="x-thin", size=18, line=dict(width=3, color="#111827")),
+                        hoverinfo="skip")
+    return fig
+
+
+def timelapse_figure(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "") -> go.Figure:
+    """Animated scatter of (epochs + 1, n, 2) coordinates: play/pause buttons and an epoch slider."""
+    frames, n = coords.shape[0], coords.shape[1]
+    names = np.asarray(class_names, dtype=object)[labels]
+    data = {"x": coords[:, :, 0].ravel(), "y": coords[:, :, 1].ravel(), "epoch": np.repeat(np.arange(frames), n),
+            "class": np.tile(names, frames), "point": np.tile(np.arange(n), frames)}
+    pad_x, pad_y = np.ptp(coords[..., 0]) * 0.05, np.ptp(coords[..., 1]) * 0.05
+    fig = px.scatter(data, x="x", y="y", color="class", animation_frame="epoch", animation_group="point",
+                     category_orders={"class": list(class_names)}, opacity=0.7,
+                     range_x=[coords[..., 0].min() - pad_x, coords[..., 0].max() + pad_x],
+                     range_y=[coords[..., 1].min() - pad_y, coords[..., 1].max() + pad_y])
+    fig.update_traces(marker_size=4)
+    fig.update_layout(title=title, template="plotly_white", height=600, margin=dict(l=10, r=10, t=50, b=10),
+                      legend_title_text="")
     return fig
 
 

@@ -65,3 +65,50 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, *, perplexity
         return Projection(coords, "tsne", {"dims": dims, "perplexity": perplexity, "learning_rate": learning_rate,
                                            "max_iter": max_iter, "seed": seed, "kl": float(tsne.kl_divergence_)})
     raise ValueError(f"unknown projection {method!r}; choose pca or tsne")
+
+
+def code_at(point, projection: Projection, codes: np.ndarray, k: int = 10) -> np.ndarray:
+    """The code (latent,) behind a point (x, y) of a 2-D projection of ``codes``: the inverse PCA
+    transform, or for t-SNE (which has no inverse) the mean code of the ``k`` nearest projected points."""
+    point = np.asarray(point, dtype=np.float64)
+    if projection.method == "pca":
+        pca = projection.model
+        return pca.inverse_transform(point[None, :pca.n_components_])[0].astype(np.float32)
+    nearest = np.argsort(((projection.coords[:, :len(point)] - point) ** 2).sum(1))[:k]
+    return np.asarray(codes, dtype=np.float32)[nearest].mean(0)
+
+
+def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0, progress=None) -> np.ndarray:
+    """2-D coordinates (epochs + 1, n, 2) of the codes recorded after every epoch, in comparable frames.
+
+    'pca': one basis, fitted on the final codes, projects every epoch. 'tsne': each epoch starts
+    from the previous epoch's map (warm start) and is then rotated, reflected and scaled onto it
+    (orthogonal Procrustes), so that points move only as much as their neighbourhoods change.
+    ``progress(i, total)`` is called after each frame.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=min(2, frames.shape[2]), random_state=seed).fit(frames[-1])
+        coords = np.stack([pca.transform(f) for f in frames])
+        return np.pad(coords, ((0, 0), (0, 0), (0, 2 - coords.shape[2])))
+    if method != "tsne":
+        raise ValueError(f"unknown time-lapse projection {method!r}; choose pca or tsne")
+    from scipy.linalg import orthogonal_procrustes
+    from sklearn.manifold import TSNE
+
+    out, previous = [], None
+    perplexity = min(30.0, (len(frames[0]) - 1) / 3)
+    for i, codes in enumerate(frames):
+        init = "pca" if previous is None else previous / previous[:, 0].std() * 1e-4   # sklearn's init scale
+        current = TSNE(2, perplexity=perplexity, init=init, max_iter=500, random_state=seed).fit_transform(codes)
+        if previous is not None:
+            a, b = current - current.mean(0), previous - previous.mean(0)
+            rotation, scale = orthogonal_procrustes(a, b)
+            current = a @ rotation * (scale / (a ** 2).sum()) + previous.mean(0)
+        out.append(current)
+        previous = current
+        if progress is not None:
+            progress(i + 1, len(frames))
+    return np.stack(out).astype(np.float32)

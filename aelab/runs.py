@@ -94,13 +94,18 @@ class Run:
         return model.to(device).eval()
 
     def timeline(self) -> dict[str, np.ndarray]:
-        """{"frames": (epochs + 1, n, H, W) floats in [0, 1], the live preview before training and after each
-        epoch; "inputs": (n, H, W) the images reconstructed, for autoencoders}; {} for runs without one."""
+        """What was recorded before training and after every epoch; {} for runs without it.
+
+        "frames": (epochs + 1, n, H, W) floats in [0, 1], the live preview; "inputs": (n, H, W), the
+        images reconstructed (autoencoders); "codes": (epochs + 1, n, latent) float32, the codes of fixed
+        validation images, and "code_labels": (n,) their labels (models with an encoder)."""
         path = self.path / TIMELINE
         if not path.is_file():
             return {}
         try:
-            return {k: v.float().numpy() / 255 for k, v in load_file(str(path)).items()}
+            return {k: v.float().numpy() / 255 if v.dtype == torch.uint8 else
+                    v.numpy() if k == "code_labels" else v.float().numpy()
+                    for k, v in load_file(str(path)).items()}
         except Exception as e:
             raise RunError(f"run {self.name!r}: {TIMELINE} is damaged ({e})") from None
 
@@ -137,7 +142,7 @@ class RunStore:
              timeline: dict[str, np.ndarray] | None = None) -> Run:
         """Write a new run atomically and return it. ``name`` defaults to preset-data-timestamp.
 
-        ``timeline``: float arrays in [0, 1] (see :meth:`Run.timeline`), stored as uint8.
+        ``timeline``: see :meth:`Run.timeline`; images (float arrays in [0, 1]) are stored as uint8.
         """
         self._writable()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -152,7 +157,8 @@ class RunStore:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
             if timeline:
-                save_file({k: torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8))
+                save_file({k: torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
+                                               if k in ("frames", "inputs") else np.ascontiguousarray(v))
                            for k, v in timeline.items()}, str(tmp / TIMELINE))
             _write_json(tmp / "history.json", history)
             _write_json(tmp / "metrics.json", metrics or {})

@@ -85,6 +85,8 @@ class FitResult:
     device: str = "cpu"
     frames: list[np.ndarray] = field(default_factory=list)   # the preview before training and after each epoch
     preview_input: np.ndarray | None = None
+    codes: list[np.ndarray] = field(default_factory=list)    # (n, latent) codes of fixed validation images, ditto
+    code_labels: np.ndarray | None = None                     # (n,) their labels
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Trainer:
     stop_event: threading.Event | None = None
     preview_images: int = 8
     eval_batch_size: int = 1000
+    timelapse_images: int = 1000    # validation images whose codes are recorded after every epoch
 
     def fit(self, model: torch.nn.Module, split: Split) -> FitResult:
         cfg = self.cfg
@@ -123,6 +126,9 @@ class Trainer:
         preview_x = to_float(x_val[preview_idx.to(device)])
 
         history: dict[str, list[float]] = {"epoch": []}
+        lapse_idx = torch.linspace(0, len(x_val) - 1, min(self.timelapse_images, len(x_val))).long()
+        lapse_x = x_val[lapse_idx.to(device)] if model.can_encode and self.timelapse_images else None
+        codes = [] if lapse_x is None else [self._codes(model, lapse_x)]
         preview = self._preview(model, preview_x)
         state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history, preview=preview,
                            preview_input=preview_x[:, 0].cpu().numpy() if model.can_reconstruct else None)
@@ -175,6 +181,8 @@ class Trainer:
             state.preview = self._preview(model, preview_x)
             if state.preview is not None:
                 frames.append(state.preview)
+            if lapse_x is not None:
+                codes.append(self._codes(model, lapse_x))
             self._emit("on_epoch_end", state)
             if status == "stopped":
                 break
@@ -184,7 +192,8 @@ class Trainer:
         model.eval()
         return FitResult(history, status,
                          statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
-                         state.preview, stopped_at, str(device), frames, state.preview_input)
+                         state.preview, stopped_at, str(device), frames, state.preview_input, codes,
+                         y_val[lapse_idx.to(device)].cpu().numpy() if labelled and codes else None)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, x_uint8: torch.Tensor,
@@ -199,6 +208,15 @@ class Trainer:
                 totals[k] = totals.get(k, 0.0) + v.item() * len(xb)
         model.train()
         return {k: v / len(x_uint8) for k, v in totals.items()}
+
+    @torch.no_grad()
+    def _codes(self, model, x_uint8: torch.Tensor) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        z = torch.cat([model.encode(to_float(x_uint8[i:i + self.eval_batch_size]))
+                       for i in range(0, len(x_uint8), self.eval_batch_size)])
+        model.train(was_training)
+        return z.cpu().numpy()
 
     @staticmethod
     def _preview(model, x: torch.Tensor) -> np.ndarray | None:

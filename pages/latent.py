@@ -23,7 +23,7 @@ def projection(path: str, mtime: float, n: int, method: str, dims: int, perplexi
         codes = latent.encode_images(model, ds.x_test[:n])
         proj = latent.project(codes, method, dims, perplexity=perplexity, learning_rate=learning_rate,
                               max_iter=max_iter, seed=seed)
-        return proj.coords, proj.explained_variance, proj.params
+        return proj, codes
 
     return jobs.task(("projection", path, mtime, n, method, dims, perplexity, learning_rate, max_iter, seed),
                      compute)
@@ -33,6 +33,89 @@ def projection(path: str, mtime: float, n: int, method: str, dims: int, perplexi
 def probes(path: str, mtime: float):
     run = common.run_at(path)
     return metrics.probe_report(common.model_of(run), common.dataset(run.config.data.name))
+
+
+def plane_bounds(coords: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = coords[:, :2].min(0), coords[:, :2].max(0)
+    pad = (hi - lo) * 0.05
+    return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
+
+
+def decode_anywhere(model, proj, codes, bounds, method: str) -> None:
+    """Two sliders (or a click on the plane above) pick a point; its code is decoded live."""
+    st.subheader("Decode any point of the plane")
+    x0, x1, y0, y1 = bounds
+    planes = ["projection", "prior"] if model.is_variational else ["projection"]
+    plane = st.radio("Plane", planes, horizontal=True, key="dec_plane", label_visibility="collapsed",
+                     format_func={"projection": f"the {method.upper() if method == 'pca' else 't-SNE'} plane above",
+                                  "prior": "two dimensions of the VAE's prior"}.get) if len(planes) > 1 else planes[0]
+    left, right = st.columns([3, 1])
+    with left:
+        if plane == "prior":
+            c = st.columns(2)
+            i = c[0].number_input("Dimension on x", 0, model.latent_dim - 1, 0, key="dec_i")
+            j = c[1].number_input("Dimension on y", 0, model.latent_dim - 1, min(1, model.latent_dim - 1),
+                                  key="dec_j")
+            zi = st.slider(f"z[{i}]", -3.0, 3.0, 0.0, 0.1, key="dec_zi")
+            zj = st.slider(f"z[{j}]", -3.0, 3.0, 0.0, 0.1, key="dec_zj")
+            code = np.zeros(model.latent_dim, np.float32)
+            code[i], code[j] = zi, zj
+            caption = f"z = 0 except z[{i}] = {zi:.1f}, z[{j}] = {zj:.1f} (the prior is N(0, I))"
+        else:
+            for k, lo, hi in (("dec_x", x0, x1), ("dec_y", y0, y1)):
+                value = st.session_state.get(k)
+                if value is None or not lo <= value <= hi:
+                    st.session_state[k] = (lo + hi) / 2
+            x = st.slider("x", x0, x1, key="dec_x", help="Or click anywhere on the plane above.")
+            y = st.slider("y", y0, y1, key="dec_y")
+            code = latent.code_at((x, y), proj, codes)
+            caption = (f"({x:.2f}, {y:.2f}) through the inverse PCA transform" if method == "pca" else
+                       f"the mean code of the 10 test images nearest to ({x:.2f}, {y:.2f}) on the t-SNE map "
+                       "(t-SNE has no inverse)")
+    image = latent.decode_codes(model, code[None])
+    right.image(figures.image_grid(image, ncols=1, scale=max(1, 160 // image.shape[-1])), caption=caption,
+                output_format="PNG")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def timeline_of(path: str, mtime: float) -> dict:
+    return common.run_at(path).timeline()
+
+
+def timelapse_section(run, ds) -> None:
+    """Codes of fixed validation images after every epoch, projected in comparable frames and animated."""
+    timeline = timeline_of(*common.cache_key(run))
+    if "codes" not in timeline:
+        return
+    codes = timeline["codes"]
+    st.subheader("How the codes moved during training")
+    method = st.radio("Frames", ["pca", "tsne"], horizontal=True, key="lapse_method",
+                      format_func={"pca": "PCA fitted on the final codes", "tsne": "t-SNE, warm-started and aligned"}.get,
+                      help="PCA: one fixed basis for every epoch. t-SNE: each epoch starts from the previous map and "
+                           "is rotated onto it (Procrustes), so only real changes move points.")
+    task = jobs.task(("timelapse", *common.cache_key(run), method), latent.timelapse, codes, method)
+    if method == "pca":
+        task.join(30)
+    if not task.done:
+        @st.fragment(run_every=2.0)
+        def wait_for_frames():
+            estimate = len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT
+            st.progress(min(task.elapsed / estimate, 0.99),
+                        text=f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs: {task.elapsed:.0f} s "
+                             f"of about {estimate:.0f} s…")
+            if task.done:
+                st.rerun()
+        wait_for_frames()
+        return
+    if task.error:
+        st.error(f"The time-lapse failed: {task.error}", icon=":material/error:")
+        return
+    labels = timeline.get("code_labels")
+    labels = labels if labels is not None else np.zeros(codes.shape[1], np.int64)
+    st.plotly_chart(figures.timelapse_figure(task.result, labels, ds.class_names,
+                                             f"{codes.shape[1]:,} validation codes after each epoch · {run.name}"),
+                    key="lapse_plot")
+    st.caption("Press ▶ to play, or drag the epoch slider. Epoch 0 is the untrained network.")
 
 
 st.title("Latent space")
@@ -84,23 +167,34 @@ if run and ds and common.explain_missing(run, "encode"):
             st.stop()
         if task.error:
             raise ValueError(task.error)
-        coords, variance, params = task.result
+        proj, codes = task.result
+        coords, variance = proj.coords, proj.explained_variance
         computed_in = f"computed in {task.finished - task.started:.1f} s"
         labels = ds.y_test[:n].numpy()
         title = f"{label} of {n} test codes ({model.latent_dim}-D) · {run.name}"
         if variance is not None:
             title += f" · explained variance {', '.join(f'{v:.1%}' for v in variance)}"
         title += f" · {computed_in}"
-        event = st.plotly_chart(figures.latent_scatter(coords, labels, ds.class_names, title), key="lat_plot",
-                                on_select="rerun", selection_mode=("points", "box", "lasso"))
+        fig = figures.latent_scatter(coords, labels, ds.class_names, title)
+        decodable = dims == 2 and model.can_reconstruct
+        if decodable:
+            bounds = plane_bounds(coords)
+            figures.add_decode_layer(fig, bounds, (st.session_state.get("dec_x"), st.session_state.get("dec_y")))
+        event = st.plotly_chart(fig, key="lat_plot", on_select="rerun", selection_mode=("points", "box", "lasso"))
+        points = event.selection.points if event and event.selection else []
         frame = pd.DataFrame(coords, columns=["x", "y", "z"][:dims])
         frame.insert(0, "index", np.arange(n))
         frame.insert(1, "class", np.asarray(ds.class_names, dtype=object)[labels])
         st.download_button("Download coordinates (CSV)", frame.to_csv(index=False), f"{run.name}-{method}{dims}d.csv",
                            mime="text/csv", icon=":material/download:")
 
-        selected = sorted({p["customdata"][0] if p.get("customdata") else p["point_index"]
-                           for p in (event.selection.points if event and event.selection else [])})
+        clicked = [p for p in points if figures.custom_value(p) == figures.DECODE_MARK]
+        if decodable and clicked and (clicked[-1]["x"], clicked[-1]["y"]) != st.session_state.get("dec_click"):
+            st.session_state["dec_click"] = (clicked[-1]["x"], clicked[-1]["y"])   # a click on the plane: decode there
+            st.session_state["dec_x"], st.session_state["dec_y"] = clicked[-1]["x"], clicked[-1]["y"]
+            st.rerun()
+        selected = sorted({int(figures.custom_value(p)) if figures.custom_value(p) is not None else p["point_index"]
+                           for p in points if figures.custom_value(p) != figures.DECODE_MARK})
         if selected and model.can_reconstruct:
             st.markdown(f"**{len(selected)} selected images** (originals above, reconstructions below; first 30)")
             x_in, x_out = metrics.reconstruct(model, ds.x_test[selected[:30]])
@@ -111,7 +205,12 @@ if run and ds and common.explain_missing(run, "encode"):
             st.image(figures.image_grid(ds.x_test[selected[:30]][:, 0].float().numpy() / 255, ncols=15),
                      width="stretch", output_format="PNG")
         elif dims == 2:
-            st.caption("Tip: drag a box or lasso around points to see those images and their reconstructions.")
+            st.caption("Tip: click anywhere on the plane to decode that point (below); pick the box or lasso tool in "
+                       "the chart's toolbar and drag around points to see those images and their reconstructions.")
+
+        if decodable:
+            decode_anywhere(model, proj, codes, bounds, method)
+        timelapse_section(run, ds)
 
         st.subheader("How much do the codes know?")
         if len(ds.class_names) < 2:

@@ -180,7 +180,7 @@ def test_reconstructions_widgets_change_the_output(with_runs):
 def test_latent_page_pca_and_tsne(with_runs):
     at = app("pages/latent.py", active_run="run:vae-2d")
     assert at.radio(key="lat_method").value == "pca"
-    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1
     at.radio(key="lat_method").set_value("tsne").run()
     # t-SNE runs in a background task: the page shows its progress and returns at once
     assert not at.exception and len(at.get("plotly_chart")) == 0
@@ -189,7 +189,7 @@ def test_latent_page_pca_and_tsne(with_runs):
 
     assert all(t.join(120) for t in list(jobs._tasks.values()))
     at.run()   # AppTest does not fire run_every: redraw once the task is done
-    assert not at.exception and len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    assert not at.exception and len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1
 
 
 def test_generate_page(with_runs):
@@ -366,3 +366,44 @@ def test_upload_your_own_images_then_train_on_them(env, tmp_path, monkeypatch, d
     monkeypatch.setenv("AELAB_HOSTED", "1")
     other.run()
     assert stored not in other.sidebar.selectbox(key="dataset").options
+
+
+def test_latent_page_decodes_any_point_and_plays_the_codes_back(with_runs):
+    import json
+
+    at = app("pages/latent.py", active_run="run:vae-2d")
+    assert [s.value for s in at.subheader][:2] == ["Decode any point of the plane", "How the codes moved during training"]
+    decoded = at.image[0].value
+    x = at.slider(key="dec_x")
+    x.set_value(x.min).run()   # the inverse PCA transform of another point decodes to another image
+    assert "inverse PCA transform" in at.image[0].proto.imgs[0].caption and at.image[0].value != decoded
+    at.radio(key="dec_plane").set_value("prior").run()   # a VAE: straight from the prior
+    prior = at.image[0].value
+    at.slider(key="dec_zi").set_value(2.5).run()
+    assert at.image[0].value != prior and "z[0] = 2.5" in at.image[0].proto.imgs[0].caption
+
+    lapse = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert len(lapse["frames"]) == 4   # before training and after each of the 3 epochs
+    assert lapse["layout"]["updatemenus"][0]["buttons"][0]["label"] == "&#9654;"   # play (and pause)
+    assert len(lapse["layout"]["sliders"][0]["steps"]) == 4
+    first, last = lapse["frames"][0]["data"][0]["x"], lapse["frames"][-1]["data"][0]["x"]
+    assert first != last   # the codes moved
+
+    from aelab import jobs
+
+    at.radio(key="lapse_method").set_value("tsne").run()
+    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    at.run()
+    assert not at.exception and len(json.loads(at.get("plotly_chart")[1].proto.spec)["frames"]) == 4
+
+    at.radio(key="dec_plane").set_value("projection")
+    at.radio(key="lat_method").set_value("tsne").run()   # t-SNE has no inverse: decode the nearest codes' mean
+    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    at.run()
+    assert "nearest to" in at.image[0].proto.imgs[0].caption
+
+
+def test_time_lapse_codes_are_stored_with_the_run(trained_runs):
+    timeline = aelab.RunStore(trained_runs).open("ae-small").timeline()
+    assert timeline["codes"].shape == (3, 150, 8) and timeline["code_labels"].shape == (150,)
+    assert "codes" not in aelab.RunStore(trained_runs).open("gan-small").timeline()   # no encoder

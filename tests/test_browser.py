@@ -129,6 +129,45 @@ def train_from_page(page, server, query):
     return first_point
 
 
+def decoded_image(page):
+    return page.locator("[data-testid='stImage'] img").first.get_attribute("src")
+
+
+def check_decode_and_timelapse(page):
+    """Decode anywhere: a slider and a click on the plane decode new images. Time-lapse: ▶ plays the epochs."""
+    page.get_by_text("Decode any point of the plane").wait_for(timeout=30_000)
+    before = decoded_image(page)
+    x_slider = page.get_by_role("slider").nth(1)   # the first is the number of test images
+    x_slider.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("src => { const i = document.querySelector(\"[data-testid='stImage'] img\");"
+                           " return i && i.src !== src && i.complete; }", arg=before, timeout=30_000)
+    wait_idle(page)
+    after_slider = decoded_image(page)
+    assert after_slider != before
+
+    plot = page.locator(".js-plotly-plot").first
+    box = plot.locator(".nsewdrag").first.bounding_box()   # the plot area
+    target = (box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8)
+    page.mouse.move(*target)   # plotly finds the point under the cursor on hover, then clicks select it
+    page.wait_for_timeout(500)
+    page.mouse.click(*target)
+    page.wait_for_function("src => { const i = document.querySelector(\"[data-testid='stImage'] img\");"
+                           " return i && i.src !== src && i.complete; }", arg=after_slider, timeout=30_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    shot(page, "decode")
+
+    lapse = page.locator(".js-plotly-plot").nth(1)
+    lapse.scroll_into_view_if_needed()
+    assert "epoch=0" in lapse.locator(".slider-container").text_content()
+    lapse.locator(".updatemenu-button").first.click()   # play
+    page.wait_for_function("el => el.querySelector('.slider-container').textContent.includes('epoch=3')",
+                           arg=lapse.element_handle(), timeout=30_000)
+    shot(page, "timelapse")
+
+
 def test_train_then_inspect_in_the_browser(server, page):
     timings = {"home": goto(page, server["url"], "Data set in use")}
     shot(page, "home")
@@ -150,6 +189,7 @@ def test_train_then_inspect_in_the_browser(server, page):
     assert_no_exception(page)
     timings["latent space (PCA)"] = time.perf_counter() - started
     shot(page, "latent")
+    check_decode_and_timelapse(page)
 
     train_from_page(page, server, "preset=vae&data=digits&epochs=5&batch_size=32&latent=2&lr=0.003")
     # samples, interpolation, traversal and the 2-D manifold
