@@ -189,16 +189,20 @@ def model_label(run: Run) -> str:
     return f"{m.arch} {kind}"
 
 
-def describe(run: Run) -> str:
-    tag = " (example)" if run.read_only else ""
+def score(run: Run) -> str:
+    """The number that says how good a run is: FID for a GAN (its losses say nothing about its images),
+    test accuracy for a classifier, the validation loss otherwise."""
     fid = (run.metrics.get("quality") or {}).get("fid")
     accuracy = (run.metrics.get("test") or {}).get("accuracy")
     loss = run.final_val_loss
-    if run.family == "gan":   # its losses say nothing about its images
-        score = f"FID {fid:.1f}" if fid is not None else f"{run.epochs_done:g} epochs"
-    else:
-        score = f"accuracy {accuracy:.1%}" if accuracy is not None else f"val {loss:.4f}" if loss is not None else ""
-    return f"{run.name}{tag} · {model_label(run)} · {run.config.data.name}" + (f" · {score}" if score else "")
+    if run.family == "gan":
+        return f"FID {fid:.1f}" if fid is not None else "not scored"
+    return f"accuracy {accuracy:.1%}" if accuracy is not None else f"val {loss:.4f}" if loss is not None else ""
+
+
+def describe(run: Run) -> str:
+    tag = " (example)" if run.read_only else ""
+    return f"{run.name}{tag} · {model_label(run)} · {dataset_label(run.config.data.name)} · {score(run)}"
 
 
 def explain_missing(run: Run, capability: str) -> bool:

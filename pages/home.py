@@ -20,10 +20,12 @@ c[2].markdown("**Sparsity** · many code units, few active at once (L1 or KL pen
 c[3].markdown("**Variational** · a Gaussian code you can *sample* from to draw new images.")
 
 name = common.current_dataset_name()
-st.info(f"Data set in use: **{name}**. {common.default_dataset()[1]}.", icon=":material/dataset:")
+label = common.dataset_label(name)
+why = "Your upload; choose another data set in the sidebar." if label != name else f"{common.default_dataset()[1]}."
+st.info(f"Data set in use: **{label}**. {why}", icon=":material/dataset:")
 
 st.subheader("Start a recipe")
-st.caption(f"One click trains the book's recipe on **{name}** in the background and opens the Train page.")
+st.caption(f"One click trains the book's recipe on **{label}** in the background and opens the Train page.")
 cols = st.columns(4)
 for i, (preset, (description, _, train)) in enumerate(PRESETS.items()):
     with cols[i % 4]:
@@ -44,7 +46,7 @@ for key, run in list(runs.items())[:6]:
     row = st.columns([4, 2, 2, 1])
     row[0].markdown(f"**{run.name}**" + (" · example" if run.read_only else ""))
     row[1].caption(f"{run.config.preset or run.config.model.arch} · {run.config.data.name}")
-    row[2].caption(f"val loss {run.final_val_loss:.4f} · {run.epochs_done:g} epochs" if run.final_val_loss else "")
+    row[2].caption(f"{common.score(run)} · {run.epochs_done:g} epochs")
     if row[3].button("Open", key=f"open-{key}"):
         st.session_state["active_run"] = key
         st.switch_page("pages/reconstructions.py")

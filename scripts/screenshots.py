@@ -2,7 +2,7 @@
 
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
-`python scripts/screenshots.py [page ...]` with pages among generate, home (default: all).
+`python scripts/screenshots.py [page ...]` with pages among generate, home, latent, upload (default: all).
 """
 import os
 import socket
@@ -18,7 +18,28 @@ DOCS = ROOT / "docs"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-dev-shm-usage"]
 # page -> (path, text that says it is ready); a fresh session's active run is the newest example
-PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("/", "Recent runs")}
+PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("/", "Recent runs"),
+         "latent": ("/latent", "How the codes moved during training"), "upload": ("/", "Recent runs")}
+
+
+def example_zip() -> bytes:
+    """200 Fashion-MNIST test images as PNG files in one folder per class, the way a user would zip them."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    import aelab
+
+    ds = aelab.load_dataset("fashion-mnist")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(200):
+            png = io.BytesIO()
+            Image.fromarray(ds.x_test[i, 0].numpy()).save(png, format="PNG")
+            z.writestr(f"my-clothes/{ds.class_names[ds.y_test[i]].replace('/', '-')}/{i}.png", png.getvalue())
+    return buf.getvalue()
 
 
 def main(pages: list[str]) -> None:
@@ -44,8 +65,15 @@ def main(pages: list[str]) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             for name in pages or PAGES:
                 path, ready = PAGES[name]
+                page.set_viewport_size({"width": 1400, "height": 2600 if name == "latent" else 1300})
                 page.goto(url + path)
                 page.get_by_text(ready).first.wait_for(timeout=180_000)
+                if name == "upload":   # the sidebar's upload panel, after adding a zip of images
+                    page.get_by_text("Add your own images").click()
+                    page.locator("input[type='file']").set_input_files(
+                        {"name": "my-clothes.zip", "mimeType": "application/zip", "buffer": example_zip()})
+                    page.get_by_role("button", name="Add data set").click()
+                    page.get_by_text("Added").first.wait_for(timeout=60_000)
                 page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                        timeout=180_000)
                 time.sleep(1)
