@@ -31,7 +31,7 @@ def server(tmp_path_factory):
     """`streamlit run streamlit_app.py` on a free port with an empty runs directory."""
     port = free_port()
     runs = tmp_path_factory.mktemp("browser-runs")
-    env = {**os.environ, "AELAB_RUNS_DIR": str(runs)}
+    env = {**os.environ, "AELAB_RUNS_DIR": str(runs), "AELAB_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
@@ -168,6 +168,40 @@ def check_decode_and_timelapse(page):
     shot(page, "timelapse")
 
 
+def upload_in_the_browser(page, server):
+    """The sidebar's upload: a hostile zip is refused with its reason, a zip of class folders becomes the
+    session's data set."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from aelab import load_dataset
+
+    digits = load_dataset("digits")
+    good, bad = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(good, "w") as z:
+        for i in range(60):
+            png = io.BytesIO()
+            Image.fromarray(digits.x_train[i, 0].numpy()).save(png, format="PNG")
+            z.writestr(f"digits/{int(digits.y_train[i]) % 2 and 'odd' or 'even'}/{i}.png", png.getvalue())
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../../outside.png", b"x")
+    goto(page, server["url"], "Data set in use")
+    page.get_by_text("Add your own images").click()
+    for name, data in (("bad.zip", bad.getvalue()), ("my-digits.zip", good.getvalue())):
+        page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
+            {"name": name, "mimeType": "application/zip", "buffer": data})
+        page.get_by_role("button", name="Add data set").click()
+        page.get_by_text("Upload rejected" if name == "bad.zip" else "Added").first.wait_for(timeout=30_000)
+        wait_idle(page)
+    assert page.get_by_text("unsafe name").count() == 0   # the error went away with the good upload
+    page.get_by_text("60 images of 28×28, 2 classes").wait_for(timeout=30_000)
+    page.get_by_text("Data set in use: my-digits").first.wait_for(timeout=30_000)
+    assert_no_exception(page)
+    shot(page, "upload")
+
+
 def test_train_then_inspect_in_the_browser(server, page):
     timings = {"home": goto(page, server["url"], "Data set in use")}
     shot(page, "home")
@@ -205,6 +239,8 @@ def test_train_then_inspect_in_the_browser(server, page):
     timings["generate (VAE and GAN)"] = goto(page, f"{server['url']}/generate", "two random codes", images=3)
     assert page.get_by_text("gan-digits-").count() >= 1
     shot(page, "generate")
+
+    upload_in_the_browser(page, server)
 
     timings["runs"] = goto(page, f"{server['url']}/runs", "Compare runs")
     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
