@@ -141,16 +141,17 @@ class Trainer:
             state.epoch, state.batch = epoch, 0
             started = time.perf_counter()
             order = torch.randperm(n, generator=shuffle_rng).to(device)
-            x_epoch = x_train[order]              # one gather per epoch, then contiguous slices
-            y_epoch = y_train[order] if labelled else None
+            # a gather per batch, not one copy of the training set per epoch: 47 MB less on Fashion-MNIST
+            # at the same speed (bench: app memory)
             sums: dict[str, torch.Tensor] = {}
             loss_sum = 0.0
             for b in range(batches):
                 if self.stop_event is not None and self.stop_event.is_set():
                     status, stopped_at = "stopped", (epoch, b)
                     break
-                xb = to_float(x_epoch[b * bs:(b + 1) * bs])
-                out = model.training_step(xb, y_epoch[b * bs:(b + 1) * bs] if labelled else None, optimizers)
+                idx = order[b * bs:(b + 1) * bs]
+                xb = to_float(x_train[idx])
+                out = model.training_step(xb, y_train[idx] if labelled else None, optimizers)
                 loss_value = out.loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(

@@ -218,9 +218,12 @@ def app_section() -> tuple[list[str], dict]:
              "| measure | value |", "|---|---|",
              f"| cold start: `streamlit run` to a rendered Home page | {m['cold_start_s']:.2f} s |",
              f"| Start (stacked, Fashion-MNIST) to the first point on the live chart | {m['first_point_s']:.2f} s |",
-             f"| server RSS after start, before any page | {m['rss_idle_mb']:.0f} MB |",
-             f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MB |",
-             f"| peak server RSS while projecting 10,000 codes with t-SNE | {m['rss_tsne_mb']:.0f} MB |",
+             f"| server RSS after start, before any page | {m['rss_idle_mb']:.0f} MiB |",
+             f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MiB |",
+             f"| ... of which anonymous memory (RssAnon: heap, stacks; not mapped library files) | "
+             f"{m['rss_anon_train_mb']:.0f} MiB |",
+             f"| peak server RSS while projecting 10,000 codes with t-SNE | {m['rss_tsne_mb']:.0f} MiB |",
+             f"| ... of which anonymous memory | {m['rss_anon_tsne_mb']:.0f} MiB |",
              f"| t-SNE of 10,000 codes in the app: the projection task | {m['tsne_10k_task_s']:.1f} s |",
              f"| t-SNE of 10,000 codes in the app: link opened to plot drawn (software WebGL) | "
              f"{m['tsne_10k_s']:.1f} s |"]

@@ -17,9 +17,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run", "--disable-dev-shm-usage"]
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of ``pid`` in MiB: VmRSS (all), or RssAnon (heap and stacks, without the mapped
+    files such as torch's CUDA libraries, which the kernel can drop and share between processes)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -34,16 +36,18 @@ class RssSampler(threading.Thread):
     def run(self):
         while self.running:
             try:
-                self.samples.append((time.perf_counter(), rss_mb(self.pid)))
+                self.samples.append((time.perf_counter(), rss_mb(self.pid), rss_mb(self.pid, "RssAnon")))
             except OSError:
                 return
             time.sleep(0.1)
 
-    def peak(self, since: float) -> float:
-        return max((mb for t, mb in self.samples if t >= since), default=0.0)
+    def peak(self, since: float, anon: bool = False) -> float:
+        return max((anon_mb if anon else mb for t, mb, anon_mb in self.samples if t >= since), default=0.0)
 
 
-def measure() -> dict:
+def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
+    """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, then (``tsne``)
+    project 10,000 codes with t-SNE; timings in seconds and the server's RSS in MB."""
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -58,7 +62,8 @@ def measure() -> dict:
         started = time.perf_counter()
         server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
                                    "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                                  env={**os.environ, "AELAB_RUNS_DIR": runs}, stdout=subprocess.DEVNULL,
+                                  env={**os.environ, "AELAB_RUNS_DIR": runs, **(extra_env or {})},
+                                  stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         sampler = RssSampler(server.pid)
         sampler.start()
@@ -82,12 +87,16 @@ def measure() -> dict:
             out["first_point_s"] = time.perf_counter() - t0
             page.get_by_text("saved (finished)").wait_for(timeout=300_000)
             out["rss_train_mb"] = sampler.peak(t0)
+            out["rss_anon_train_mb"] = sampler.peak(t0, anon=True)
+            if not tsne:
+                return out
 
             t0 = time.perf_counter()
             page.goto(url + "/latent?method=tsne&n=10000")
             page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=600_000)
             out["tsne_10k_s"] = time.perf_counter() - t0
             out["rss_tsne_mb"] = sampler.peak(t0)
+            out["rss_anon_tsne_mb"] = sampler.peak(t0, anon=True)
             computed = re.search(r"computed in ([\d.]+) s", page.inner_text("body"))
             out["tsne_10k_task_s"] = float(computed.group(1)) if computed else float("nan")
         finally:
