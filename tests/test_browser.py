@@ -192,6 +192,9 @@ def upload_in_the_browser(page, server):
     for name, data in (("bad.zip", bad.getvalue()), ("my-digits.zip", good.getvalue())):
         page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
             {"name": name, "mimeType": "application/zip", "buffer": data})
+        page.locator("[data-testid='stSidebar']").get_by_text(name).wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)   # the file goes to the server, then the widget's new value reruns the app
+        wait_idle(page)
         page.get_by_role("button", name="Add data set").click()
         page.get_by_text("Upload rejected" if name == "bad.zip" else "Added").first.wait_for(timeout=30_000)
         wait_idle(page)
