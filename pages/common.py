@@ -51,6 +51,18 @@ def through_router() -> None:
         st.rerun()
 
 
+# ------------------------------------------------------------------------------------ tasks
+def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
+    """A progress bar, redrawn every 2 s, while a background task runs; reruns the page once it is done."""
+    @st.fragment(run_every=2.0)   # each redraw costs the task CPU on a small server
+    def poll():
+        st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
+                    text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
+        if task.done:
+            st.rerun()
+    poll()
+
+
 # ------------------------------------------------------------------------------------ errors
 @contextlib.contextmanager
 def guard(what: str = "This step"):

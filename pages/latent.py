@@ -97,15 +97,8 @@ def timelapse_section(run, ds) -> None:
     if method == "pca":
         task.join(30)
     if not task.done:
-        @st.fragment(run_every=2.0)
-        def wait_for_frames():
-            estimate = len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT
-            st.progress(min(task.elapsed / estimate, 0.99),
-                        text=f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs: {task.elapsed:.0f} s "
-                             f"of about {estimate:.0f} s…")
-            if task.done:
-                st.rerun()
-        wait_for_frames()
+        common.wait_for_task(task, len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT,
+                             f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs")
         return
     if task.error:
         st.error(f"The time-lapse failed: {task.error}", icon=":material/error:")
@@ -155,15 +148,9 @@ if run and ds and common.explain_missing(run, "encode"):
         if method == "pca":
             task.join(60)   # PCA takes well under a second
         if not task.done:
-            @st.fragment(run_every=2.0)   # each redraw costs the projection CPU on a small server
-            def wait_for_projection():
-                estimate = n * TSNE_SECONDS_PER_POINT * iters / 750
-                st.progress(min(task.elapsed / estimate, 0.99),
-                            text=f"{label} of {n:,} codes ({model.latent_dim}-D): {task.elapsed:.0f} s of about "
-                                 f"{estimate:.0f} s. You can change settings or visit other pages meanwhile.")
-                if task.done:
-                    st.rerun()
-            wait_for_projection()
+            common.wait_for_task(task, n * TSNE_SECONDS_PER_POINT * iters / 750,
+                                 f"{label} of {n:,} codes ({model.latent_dim}-D)",
+                                 "You can change settings or visit other pages meanwhile.")
             st.stop()
         if task.error:
             raise ValueError(task.error)
