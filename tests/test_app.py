@@ -407,3 +407,23 @@ def test_time_lapse_codes_are_stored_with_the_run(trained_runs):
     timeline = aelab.RunStore(trained_runs).open("ae-small").timeline()
     assert timeline["codes"].shape == (3, 150, 8) and timeline["code_labels"].shape == (150,)
     assert "codes" not in aelab.RunStore(trained_runs).open("gan-small").timeline()   # no encoder
+
+
+def test_train_page_trains_the_domain_classifier(env):
+    at = app("pages/train.py")
+    at.selectbox(key="f_recipe").set_value("classifier").run()
+    assert at.radio(key="f_family").value == "classifier" and at.number_input(key="f_latent").value == 128
+    assert at.radio(key="f_arch").value == "conv" and at.text_input(key="f_channels").value == "32,64"
+    at.number_input(key="f_epochs").set_value(3).run()
+    at.button(key="start").click().run()
+    job = registry().get(at.session_state["job_id"])
+    assert job.join(120) and job.snapshot().status == "finished", job.snapshot().error
+    at.run()
+    at.run()
+    assert not at.exception and not at.error
+    accuracy = next(m for m in at.metric if m.label == "Validation accuracy")
+    assert float(accuracy.value.rstrip("%")) > 50
+    run = aelab.RunStore(env).open(job.snapshot().run_name)
+    assert run.family == "classifier" and run.metrics["test"]["accuracy"] > 0.5
+    at.switch_page("pages/reconstructions.py").run()
+    assert "does not generate or reconstruct" in at.info[0].value
