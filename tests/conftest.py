@@ -1,5 +1,7 @@
 import gzip
+import io
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,24 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
     raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(raw) if gz else raw)
     return path
+
+
+def png_bytes(array: np.ndarray, mode: str = "L", fmt: str = "PNG") -> bytes:
+    """An image file (PNG, JPEG, GIF, ...) of a uint8 array."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).convert(mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip archive of {member name: content}, names taken as given (hostile ones included)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 
 
 @pytest.fixture

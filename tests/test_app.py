@@ -322,30 +322,19 @@ def test_home_one_click_recipe_starts_a_job(env):
 
 
 def test_upload_your_own_images_then_train_on_them(env, tmp_path, monkeypatch, digits):
-    import io
-    import zipfile
-
-    import numpy as np
-    from PIL import Image
+    from conftest import png_bytes, zip_bytes
 
     monkeypatch.setenv("AELAB_DATA_DIR", str(tmp_path / "data"))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for i in range(80):
-            png = io.BytesIO()
-            Image.fromarray(digits.x_train[i, 0].numpy()).save(png, format="PNG")
-            z.writestr(f"{'small' if digits.y_train[i] < 5 else 'large'}/{i}.png", png.getvalue())
+    good = zip_bytes({f"{'small' if digits.y_train[i] < 5 else 'large'}/{i}.png": png_bytes(digits.x_train[i, 0].numpy())
+                      for i in range(80)})
     at = app("pages/train.py")
     at.sidebar.button(key="upload_add").click().run()
     assert "Choose a file first" in at.sidebar.error[0].value
-    bad = io.BytesIO()
-    with zipfile.ZipFile(bad, "w") as z:
-        z.writestr("../../escape.png", b"x")
-    at.sidebar.file_uploader[0].set_value(("bad.zip", bad.getvalue(), "application/zip"))
+    at.sidebar.file_uploader[0].set_value(("bad.zip", zip_bytes({"../../escape.png": b"x"}), "application/zip"))
     at.sidebar.button(key="upload_add").click().run()
     assert "Upload rejected" in at.sidebar.error[0].value and "unsafe name" in at.sidebar.error[0].value
 
-    at.sidebar.file_uploader[0].set_value(("my digits.zip", buf.getvalue(), "application/zip"))
+    at.sidebar.file_uploader[0].set_value(("my digits.zip", good, "application/zip"))
     at.sidebar.number_input(key="upload_size").set_value(12)
     at.sidebar.button(key="upload_add").click().run()
     assert not at.exception and not at.sidebar.error

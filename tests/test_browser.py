@@ -171,25 +171,16 @@ def check_decode_and_timelapse(page):
 def upload_in_the_browser(page, server):
     """The sidebar's upload: a hostile zip is refused with its reason, a zip of class folders becomes the
     session's data set."""
-    import io
-    import zipfile
-
-    from PIL import Image
-
     from aelab import load_dataset
+    from conftest import png_bytes, zip_bytes
 
     digits = load_dataset("digits")
-    good, bad = io.BytesIO(), io.BytesIO()
-    with zipfile.ZipFile(good, "w") as z:
-        for i in range(60):
-            png = io.BytesIO()
-            Image.fromarray(digits.x_train[i, 0].numpy()).save(png, format="PNG")
-            z.writestr(f"digits/{int(digits.y_train[i]) % 2 and 'odd' or 'even'}/{i}.png", png.getvalue())
-    with zipfile.ZipFile(bad, "w") as z:
-        z.writestr("../../outside.png", b"x")
+    good = zip_bytes({f"digits/{'odd' if digits.y_train[i] % 2 else 'even'}/{i}.png":
+                      png_bytes(digits.x_train[i, 0].numpy()) for i in range(60)})
+    bad = zip_bytes({"../../outside.png": b"x"})
     goto(page, server["url"], "Data set in use")
     page.get_by_text("Add your own images").click()
-    for name, data in (("bad.zip", bad.getvalue()), ("my-digits.zip", good.getvalue())):
+    for name, data in (("bad.zip", bad), ("my-digits.zip", good)):
         page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(
             {"name": name, "mimeType": "application/zip", "buffer": data})
         page.locator("[data-testid='stSidebar']").get_by_text(name).wait_for(timeout=30_000)

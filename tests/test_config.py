@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from aelab.config import ConfigError, ModelConfig, RunConfig, TrainConfig, with_overrides
+from aelab.config import ConfigError, RunConfig, with_overrides
 from aelab.presets import PRESETS, preset
 
 

@@ -111,7 +111,7 @@ def test_stopped_run_is_saved_consistently(run_cfg, tmp_path):
                 stop.set()
 
     run_cfg.train.epochs = 3
-    exp = aelab.train(run_cfg, runs_dir=tmp_path, name="stopped", callbacks=[StopSoon()], stop_event=stop)
+    aelab.train(run_cfg, runs_dir=tmp_path, name="stopped", callbacks=[StopSoon()], stop_event=stop)
     run = RunStore(tmp_path).open("stopped")
     assert run.meta["status"] == "stopped" and run.meta["stopped_at"] == [1, 2]
     assert 0 < run.epochs_done < 1 and run.load_model() is not None

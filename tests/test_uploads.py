@@ -3,34 +3,19 @@ import io
 import json
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import aelab
 from aelab import uploads
 from aelab.uploads import UploadError, read_images
+from conftest import png_bytes, zip_bytes
 
 
 def npz_bytes(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
-def png_bytes(array: np.ndarray, mode: str = "L", fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode=None).convert(mode).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def zip_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
     return buf.getvalue()
 
 
@@ -58,6 +43,9 @@ def test_npz_of_unlabelled_floats_with_a_channel_axis_is_resized(digit_images):
     assert got.images.shape == (60, 16, 16) and got.labels is None
     ds = uploads.to_dataset(got, "floats", "test")
     assert ds.class_names == ("all",) and set(ds.y_train.tolist()) == {0}
+    # size=None (a stored upload, or --data file.npz): square images keep their size, others become 28x28
+    assert read_images(npz_bytes(x=x), "x.npz", size=None).images.shape == (60, 8, 8)
+    assert read_images(npz_bytes(x=x[:, :, :6]), "x.npz", size=None).images.shape == (60, 28, 28)
 
 
 def test_zip_of_class_folders_in_a_top_folder(digit_images):
