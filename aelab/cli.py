@@ -180,14 +180,14 @@ def _print_quality(metrics: dict) -> None:
 
 def cmd_eval(args, parser) -> int:
     from .experiment import evaluate_run
-    from .quality import classifier_stores, find_classifier
+    from .quality import find_classifier, stored_runs
 
     try:
         run = RunStore(args.runs_dir).open(args.run)
         dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir,
                                          image_size=run.config.data.image_size)
         model = run.load_model()
-        classifier = find_classifier(dataset.name, classifier_stores(args.runs_dir)) if model.can_sample else None
+        classifier = find_classifier(dataset.name, stored_runs(args.runs_dir)) if model.can_sample else None
         if model.can_sample and classifier is None:
             print(f"note: no classifier run for {dataset.name}, so no quality measure; train one with "
                   f"python -m aelab train --preset classifier --data {dataset.name}", file=sys.stderr)

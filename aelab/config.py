@@ -72,6 +72,11 @@ class ModelConfig:
     batch_norm: bool = False                   # gan: batch norm in the generator (DCGAN)
     output: str = "sigmoid"                    # gan: generator output; tanh = images scaled to [-1, 1]
 
+    @property
+    def generative(self) -> bool:
+        """Whether the model can draw new images (a GAN, or a VAE from its prior)."""
+        return self.family == "gan" or (self.family == "autoencoder" and self.variational)
+
     def validate(self) -> None:
         _choice("model.family", self.family, FAMILIES)
         _choice("model.arch", self.arch, ARCHITECTURES)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
 from .config import ConfigError, RunConfig
 from .data import Dataset, load_dataset
 from .metrics import probe_report, reconstruction_report
@@ -57,18 +55,11 @@ def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: 
     model = build_model(cfg.model, dataset.image_shape, cfg.train.seed, n_classes=len(dataset.class_names))
     trainer = Trainer(cfg.train, callbacks or [], stop_event, preview_images=preview_images)
     fit = trainer.fit(model, split)
-    classifier = quality.find_classifier(dataset.name, quality.classifier_stores(runs_dir)) \
+    classifier = quality.find_classifier(dataset.name, quality.stored_runs(runs_dir)) \
         if evaluate and model.can_sample else None
     metrics = evaluate_run(model, dataset, classifier=classifier) if evaluate else {}
     meta = {"status": fit.status, "image_shape": list(dataset.image_shape), "class_names": list(dataset.class_names),
             "data_source": dataset.source, "device": fit.device, "seconds_per_epoch": fit.seconds_per_epoch,
             "stopped_at": fit.stopped_at, "n_params": sum(p.numel() for p in model.parameters())}
-    timeline = {"frames": np.stack(fit.frames)} if fit.frames else {}
-    if fit.frames and fit.preview_input is not None:
-        timeline["inputs"] = fit.preview_input
-    if fit.codes:
-        timeline["codes"] = np.stack(fit.codes).astype(np.float16)   # (epochs + 1, n, latent)
-        if fit.code_labels is not None:
-            timeline["code_labels"] = fit.code_labels
-    run = RunStore(runs_dir).save(model, cfg, fit.history, meta, metrics, name, timeline)
+    run = RunStore(runs_dir).save(model, cfg, fit.history, meta, metrics, name, fit.timeline())
     return Experiment(run, fit)

@@ -50,7 +50,7 @@ def terms_figure(history: dict) -> go.Figure | None:
     return _layout(fig, "Validation loss terms", "per pixel")
 
 
-def gan_figure(history: dict, term_trace: dict[str, list[tuple[float, float]]] | None = None,
+def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,
                epochs: int | None = None) -> go.Figure:
     """Both networks' losses (live trace and per epoch) and the discriminator's accuracy on real and fake."""
     fig = go.Figure()
@@ -58,7 +58,7 @@ def gan_figure(history: dict, term_trace: dict[str, list[tuple[float, float]]] |
     names = {"d_loss": "discriminator loss", "g_loss": "generator loss", "acc_real": "D accuracy on real",
              "acc_fake": "D accuracy on fakes"}
     for k in ("d_loss", "g_loss"):
-        trace = (term_trace or {}).get(k)
+        trace = (traces or {}).get(k)
         if trace:
             xs, ys = zip(*trace)
             fig.add_scatter(x=xs, y=ys, name=f"{names[k]} (live)", mode="lines", opacity=0.45,

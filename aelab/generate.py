@@ -24,10 +24,23 @@ def sample_prior(model, n: int, temperature: float = 1.0, seed: int = 0) -> np.n
 def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9) -> np.ndarray:
     """(steps, H, W): decode codes on the straight line between the codes of two uint8 images (C, H, W)."""
     model.eval()
-    xs = to_float(torch.stack([x_a, x_b]).to(_device(model)))
-    z = model.encode(xs)
-    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
-    return _decode(model, (1 - t) * z[0] + t * z[1])
+    z = model.encode(to_float(torch.stack([x_a, x_b]).to(_device(model))))
+    return _decode(model, _line(z[0], z[1], steps))
+
+
+@torch.no_grad()
+def interpolate_noise(model, seed_a: int, seed_b: int, steps: int = 9) -> np.ndarray:
+    """(steps, H, W): decode codes on the straight line between two codes drawn from N(0, I) with the
+    given seeds (a GAN has no encoder, so its codes come from the prior)."""
+    z = torch.stack([torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(s))
+                     for s in (seed_a, seed_b)]).to(_device(model))
+    return _decode(model, _line(z[0], z[1], steps))
+
+
+def _line(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:
+    """(steps, latent) codes evenly spaced from z_a to z_b."""
+    t = torch.linspace(0, 1, steps, device=z_a.device)[:, None]
+    return (1 - t) * z_a + t * z_b
 
 
 @torch.no_grad()

@@ -33,9 +33,8 @@ class Snapshot:
     batches: int = 0
     loss: float = float("nan")        # running mean training loss of the current epoch
     history: dict[str, list[float]] = field(default_factory=dict)
-    trace: list[tuple[float, float]] = field(default_factory=list)   # (fractional epoch, mean loss of the chunk)
-    term_trace: dict[str, list[tuple[float, float]]] = field(default_factory=dict)   # the same per named term
-    preview: np.ndarray | None = None
+    # "loss" and each named term -> [(fractional epoch, mean over the last TRACE_EVERY batches)]
+    traces: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     frames: list[np.ndarray] = field(default_factory=list)   # the preview before training and after each epoch
     preview_input: np.ndarray | None = None
     error: str | None = None
@@ -45,6 +44,15 @@ class Snapshot:
     @property
     def done(self) -> bool:
         return self.status in ("finished", "stopped", "failed")
+
+    @property
+    def trace(self) -> list[tuple[float, float]]:
+        """The live training-loss trace."""
+        return self.traces.get("loss", [])
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        return self.frames[-1] if self.frames else None
 
 
 class Job:
@@ -57,7 +65,6 @@ class Job:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._snap = Snapshot(epochs=cfg.train.epochs)
-        self._chunk: list[float] = []
         self._thread = threading.Thread(target=self._work, name=f"aelab-job-{self.id}", daemon=True)
 
     # ------------------------------------------------------------------------ public
@@ -109,39 +116,33 @@ def job_threads() -> int:
 class _Recorder(Callback):
     def __init__(self, job: Job):
         self.job = job
-        self.term_chunks: dict[str, list[float]] = {}
+        self.chunks: dict[str, list[float]] = {}   # "loss" and each term -> values since the last trace point
 
     def on_train_begin(self, state: TrainState) -> None:
         with self.job._lock:
             s = self.job._snap
             s.status, s.batches, s.epochs = "running", state.batches, state.epochs
-            s.preview, s.preview_input = state.preview, state.preview_input
-            s.frames = [] if state.preview is None else [state.preview]
+            s.frames, s.preview_input = list(state.frames), state.preview_input
 
     def on_batch_end(self, state: TrainState) -> None:
         job = self.job
-        job._chunk.append(state.batch_loss)
-        for k, v in state.batch_terms.items():
-            self.term_chunks.setdefault(k, []).append(v.item())
+        for k, v in {"loss": state.batch_loss, **state.batch_terms}.items():
+            self.chunks.setdefault(k, []).append(float(v))
         with job._lock:
             s = job._snap
             s.epoch, s.batch, s.loss = state.epoch, state.batch, state.loss
-            if len(job._chunk) >= TRACE_EVERY or state.batch == state.batches:
+            if len(self.chunks["loss"]) >= TRACE_EVERY or state.batch == state.batches:
                 x = state.epoch - 1 + state.batch / state.batches
-                s.trace.append((x, float(np.mean(job._chunk))))
-                for k, values in self.term_chunks.items():
-                    s.term_trace.setdefault(k, []).append((x, float(np.mean(values))))
-                job._chunk.clear()
-                self.term_chunks.clear()
+                for k, values in self.chunks.items():
+                    s.traces.setdefault(k, []).append((x, float(np.mean(values))))
+                self.chunks.clear()
                 if s.first_point_seconds is None:
                     s.first_point_seconds = time.time() - job.started
 
     def on_epoch_end(self, state: TrainState) -> None:
         with self.job._lock:
             self.job._snap.history = copy.deepcopy(state.history)
-            self.job._snap.preview = state.preview
-            if state.preview is not None:
-                self.job._snap.frames.append(state.preview)
+            self.job._snap.frames = list(state.frames)
 
 
 class Registry:

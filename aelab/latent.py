@@ -78,13 +78,12 @@ def code_at(point, projection: Projection, codes: np.ndarray, k: int = 10) -> np
     return np.asarray(codes, dtype=np.float32)[nearest].mean(0)
 
 
-def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0, progress=None) -> np.ndarray:
+def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """2-D coordinates (epochs + 1, n, 2) of the codes recorded after every epoch, in comparable frames.
 
     'pca': one basis, fitted on the final codes, projects every epoch. 'tsne': each epoch starts
     from the previous epoch's map (warm start) and is then rotated, reflected and scaled onto it
     (orthogonal Procrustes), so that points move only as much as their neighbourhoods change.
-    ``progress(i, total)`` is called after each frame.
     """
     frames = np.asarray(frames, dtype=np.float32)
     if method == "pca":
@@ -100,7 +99,7 @@ def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0, progress=N
 
     out, previous = [], None
     perplexity = min(30.0, (len(frames[0]) - 1) / 3)
-    for i, codes in enumerate(frames):
+    for codes in frames:
         init = "pca" if previous is None else previous / previous[:, 0].std() * 1e-4   # sklearn's init scale
         current = TSNE(2, perplexity=perplexity, init=init, max_iter=500, random_state=seed).fit_transform(codes)
         if previous is not None:
@@ -109,6 +108,4 @@ def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0, progress=N
             current = a @ rotation * (scale / (a ** 2).sum()) + previous.mean(0)
         out.append(current)
         previous = current
-        if progress is not None:
-            progress(i + 1, len(frames))
     return np.stack(out).astype(np.float32)

@@ -54,7 +54,6 @@ PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
                                activation="relu", d_dropout=0.3),
                    TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=5)),
 }
-GENERATIVE = ("vae", "gan", "dcgan")
 
 # The book's reported validation loss after its epoch count, where it gives one.
 BOOK_VAL_LOSS = {"stacked": 0.2874}

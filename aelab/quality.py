@@ -11,6 +11,8 @@ Mode coverage: the classifier's predicted class distribution of the samples, nex
 """
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,10 +80,7 @@ def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES
     device = next(model.parameters()).device
     samples = model.sample(n, generator=torch.Generator(device).manual_seed(seed)).cpu()
     f_gen, p_gen = features(classifier, samples)
-    f_test, p_test = features(classifier, dataset.x_test)
-    n_real = min(n, len(dataset.x_train))
-    real = dataset.x_train[torch.randperm(len(dataset.x_train), generator=torch.Generator().manual_seed(seed))[:n_real]]
-    f_real, _ = features(classifier, real)
+    f_test, p_test, reference_fid = _reference(classifier, dataset, n, seed)
     k = p_test.shape[1]
     gen_shares = np.bincount(p_gen.argmax(1), minlength=k) / len(p_gen)
     test_shares = np.bincount(p_test.argmax(1), minlength=k) / len(p_test)
@@ -89,11 +88,27 @@ def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES
     kl = float(np.sum(gen_shares * (np.log(gen_shares + eps) - np.log(test_shares + eps))))
     accuracy = classifier_run.metrics.get("test", {}).get("accuracy") if classifier_run else None
     return QualityReport(
-        fid=frechet_distance(f_gen, f_test), reference_fid=frechet_distance(f_real, f_test),
+        fid=frechet_distance(f_gen, f_test), reference_fid=reference_fid,
         class_shares=gen_shares.tolist(), test_shares=test_shares.tolist(),
         classes_covered=int((gen_shares >= 0.5 * test_shares).sum()), class_kl=max(kl, 0.0),
         confidence=float(p_gen.max(1).mean()), test_confidence=float(p_test.max(1).mean()), n_samples=n,
         classifier=classifier_run.name if classifier_run else "", classifier_accuracy=accuracy)
+
+
+_REFERENCES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _reference(classifier, dataset: Dataset, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(test features, test class probabilities, FID of ``n`` real training images): the same for every
+    generator scored by ``classifier``, so computed once per classifier (comparing three runs costs one)."""
+    per_classifier = _REFERENCES.setdefault(classifier, {})
+    key = (dataset.name, dataset.source, n, seed)
+    if key not in per_classifier:
+        f_test, p_test = features(classifier, dataset.x_test)
+        order = torch.randperm(len(dataset.x_train), generator=torch.Generator().manual_seed(seed))
+        f_real, _ = features(classifier, dataset.x_train[order[:min(n, len(dataset.x_train))]])
+        per_classifier[key] = (f_test, p_test, frechet_distance(f_real, f_test))
+    return per_classifier[key]
 
 
 @torch.no_grad()
@@ -103,17 +118,14 @@ def accuracy(classifier, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
     return float((probs.argmax(1) == y.numpy()).mean())
 
 
-def classifier_stores(runs_dir: str | Path | None = None) -> list[RunStore]:
-    """Where classifier runs are looked for: the user's runs, then the shipped examples."""
-    return [RunStore(runs_dir if runs_dir is not None else default_runs_dir()),
-            RunStore(examples_dir(), read_only=True)]
+def find_classifier(dataset_name: str, runs: Iterable[Run]) -> Run | None:
+    """The first finished classifier run trained on ``dataset_name`` among ``runs`` (give them newest first)."""
+    return next((run for run in runs if run.family == "classifier" and run.config.data.name == dataset_name
+                 and run.meta.get("status") == "finished"), None)
 
 
-def find_classifier(dataset_name: str, stores: list[RunStore]) -> Run | None:
-    """The newest finished classifier run trained on ``dataset_name``, searching ``stores`` in order."""
-    for store in stores:
-        for run in store.scan()[0]:   # newest first
-            if run.family == "classifier" and run.config.data.name == dataset_name \
-                    and run.meta.get("status") == "finished":
-                return run
-    return None
+def stored_runs(runs_dir: str | Path | None = None) -> Iterator[Run]:
+    """The user's runs, then the shipped examples, each newest first (where classifiers are looked for)."""
+    for store in (RunStore(runs_dir if runs_dir is not None else default_runs_dir()),
+                  RunStore(examples_dir(), read_only=True)):
+        yield from store.scan()[0]

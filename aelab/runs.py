@@ -25,7 +25,8 @@ from .models import Model, build_model
 
 FORMAT = 1
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
-TIMELINE = "timeline.safetensors"   # optional: the live preview after every epoch (uint8)
+TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
+TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
@@ -103,8 +104,8 @@ class Run:
         if not path.is_file():
             return {}
         try:
-            return {k: v.float().numpy() / 255 if v.dtype == torch.uint8 else
-                    v.numpy() if k == "code_labels" else v.float().numpy()
+            return {k: v.numpy() / np.float32(255) if k in TIMELINE_IMAGES else
+                    v.float().numpy() if v.is_floating_point() else v.numpy()
                     for k, v in load_file(str(path)).items()}
         except Exception as e:
             raise RunError(f"run {self.name!r}: {TIMELINE} is damaged ({e})") from None
@@ -158,7 +159,7 @@ class RunStore:
             save_file(state, str(tmp / "model.safetensors"))
             if timeline:
                 save_file({k: torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
-                                               if k in ("frames", "inputs") else np.ascontiguousarray(v))
+                                               if k in TIMELINE_IMAGES else np.ascontiguousarray(v))
                            for k, v in timeline.items()}, str(tmp / TIMELINE))
             _write_json(tmp / "history.json", history)
             _write_json(tmp / "metrics.json", metrics or {})

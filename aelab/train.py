@@ -18,6 +18,7 @@ import torch
 
 from .config import TrainConfig
 from .data import Split, to_float
+from .latent import encode_images
 
 
 class TrainingDiverged(RuntimeError):
@@ -60,10 +61,15 @@ class TrainState:
     loss: float                     # running mean training loss of the current epoch
     batch_loss: float               # loss of the last batch
     history: dict[str, list[float]]
-    preview: np.ndarray | None = None   # (n, H, W) floats: reconstructions of the preview images, or GAN samples
+    frames: list[np.ndarray] = field(default_factory=list)   # (n, H, W) previews: before training, after each epoch
     preview_input: np.ndarray | None = None   # (n, H, W) the preview images themselves (reconstructing models)
     status: str = "running"         # running | finished | stopped
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        """The latest preview: reconstructions of the preview images, or a GAN's fixed-noise samples."""
+        return self.frames[-1] if self.frames else None
 
 
 class Callback:
@@ -80,13 +86,28 @@ class FitResult:
     history: dict[str, list[float]]
     status: str                     # finished | stopped
     seconds_per_epoch: float        # median wall time of the complete epochs
-    preview: np.ndarray | None = None
     stopped_at: tuple[int, int] | None = None   # (epoch, batch) when stopped early
     device: str = "cpu"
     frames: list[np.ndarray] = field(default_factory=list)   # the preview before training and after each epoch
     preview_input: np.ndarray | None = None
     codes: list[np.ndarray] = field(default_factory=list)    # (n, latent) codes of fixed validation images, ditto
     code_labels: np.ndarray | None = None                     # (n,) their labels
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        return self.frames[-1] if self.frames else None
+
+    def timeline(self) -> dict[str, np.ndarray]:
+        """What a run stores in timeline.safetensors (see :meth:`aelab.runs.Run.timeline`)."""
+        out: dict[str, np.ndarray] = {}
+        if self.frames:
+            out["frames"] = np.stack(self.frames)
+            if self.preview_input is not None:
+                out["inputs"] = self.preview_input
+        if self.codes:
+            out["codes"] = np.stack(self.codes).astype(np.float16)   # (epochs + 1, n, latent)
+            out["code_labels"] = self.code_labels
+        return out
 
 
 @dataclass
@@ -115,9 +136,7 @@ class Trainer:
 
         x_train = split.x_train.to(device)   # uint8, converted per batch
         x_val = split.x_val.to(device)
-        labelled = split.y_train is not None and len(split.y_train) == len(x_train)
-        y_train = split.y_train.to(device) if labelled else None
-        y_val = split.y_val.to(device) if labelled else None
+        y_train, y_val = split.y_train.to(device), split.y_val.to(device)
         n, bs = len(x_train), cfg.batch_size
         if bs > n:
             raise ValueError(f"batch_size {bs} is larger than the training set ({n} images)")
@@ -128,11 +147,10 @@ class Trainer:
         history: dict[str, list[float]] = {"epoch": []}
         lapse_idx = torch.linspace(0, len(x_val) - 1, min(self.timelapse_images, len(x_val))).long()
         lapse_x = x_val[lapse_idx.to(device)] if model.can_encode and self.timelapse_images else None
-        codes = [] if lapse_x is None else [self._codes(model, lapse_x)]
-        preview = self._preview(model, preview_x)
-        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history, preview=preview,
+        codes = [] if lapse_x is None else [encode_images(model, lapse_x, self.eval_batch_size)]
+        state = TrainState(0, cfg.epochs, 0, batches, float("nan"), float("nan"), history,
                            preview_input=preview_x[:, 0].cpu().numpy() if model.can_reconstruct else None)
-        frames = [] if preview is None else [preview]
+        self._record_preview(model, preview_x, state)
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
 
@@ -151,7 +169,7 @@ class Trainer:
                     break
                 idx = order[b * bs:(b + 1) * bs]
                 xb = to_float(x_train[idx])
-                out = model.training_step(xb, y_train[idx] if labelled else None, optimizers)
+                out = model.training_step(xb, y_train[idx], optimizers)
                 loss_value = out.loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
@@ -159,11 +177,11 @@ class Trainer:
                         f"(learning rate {cfg.lr}, optimizer {cfg.optimizer}). Try a smaller learning rate, "
                         f"another optimizer (adam), or a smaller loss weight.")
                 loss_sum += loss_value
-                with torch.no_grad():
-                    for k, v in out.terms.items():
-                        sums[k] = sums[k] + v.detach() if k in sums else v.detach()
+                terms = {k: v.detach() for k, v in out.terms.items()}
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v if k in sums else v
                 state.batch, state.loss, state.batch_loss = b + 1, loss_sum / (b + 1), loss_value
-                state.batch_terms = out.terms
+                state.batch_terms = terms
                 self._emit("on_batch_end", state)
 
             done = state.batch
@@ -179,11 +197,9 @@ class Trainer:
                 history.setdefault(k, []).append(float(v))
             if done == batches:
                 epoch_seconds.append(row["seconds"])
-            state.preview = self._preview(model, preview_x)
-            if state.preview is not None:
-                frames.append(state.preview)
+            self._record_preview(model, preview_x, state)
             if lapse_x is not None:
-                codes.append(self._codes(model, lapse_x))
+                codes.append(encode_images(model, lapse_x, self.eval_batch_size))
             self._emit("on_epoch_end", state)
             if status == "stopped":
                 break
@@ -193,8 +209,8 @@ class Trainer:
         model.eval()
         return FitResult(history, status,
                          statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
-                         state.preview, stopped_at, str(device), frames, state.preview_input, codes,
-                         y_val[lapse_idx.to(device)].cpu().numpy() if labelled and codes else None)
+                         stopped_at, str(device), state.frames, state.preview_input, codes,
+                         y_val[lapse_idx.to(device)].cpu().numpy())
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, x_uint8: torch.Tensor,
@@ -210,20 +226,12 @@ class Trainer:
         model.train()
         return {k: v / len(x_uint8) for k, v in totals.items()}
 
-    @torch.no_grad()
-    def _codes(self, model, x_uint8: torch.Tensor) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        z = torch.cat([model.encode(to_float(x_uint8[i:i + self.eval_batch_size]))
-                       for i in range(0, len(x_uint8), self.eval_batch_size)])
-        model.train(was_training)
-        return z.cpu().numpy()
-
     @staticmethod
-    def _preview(model, x: torch.Tensor) -> np.ndarray | None:
-        """(n, H, W) floats: the model's live view (reconstructions of ``x``, or fixed-noise samples)."""
+    def _record_preview(model, x: torch.Tensor, state: TrainState) -> None:
+        """Append the model's live view (reconstructions of ``x``, or fixed-noise samples) to ``state.frames``."""
         images = model.preview(x)
-        return None if images is None else images[:, 0].cpu().numpy()
+        if images is not None:
+            state.frames.append(images[:, 0].cpu().numpy())
 
     def _emit(self, hook: str, state: TrainState) -> None:
         for cb in self.callbacks:

@@ -26,6 +26,7 @@ MAX_DECOMPRESSED_BYTES = 1 << 30          # 1 GiB across all members
 MAX_SOURCE_PIXELS = 4096 * 4096           # per image file, read from its header before decoding
 MAX_CLASSES = 1000
 SIZES = (8, 128)                          # smallest and largest output side
+DEFAULT_SIZE = 28
 TEST_FRACTION = 0.15
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -41,9 +42,12 @@ class ImageSet:
     class_names: tuple[str, ...]
 
 
-def read_images(data: bytes, filename: str, size: int = 28) -> ImageSet:
-    """Parse an uploaded ``.npz`` or ``.zip`` (``filename`` only tells which); images come out (N, size, size)."""
-    if not SIZES[0] <= size <= SIZES[1]:
+def read_images(data: bytes, filename: str, size: int | None = 28) -> ImageSet:
+    """Parse an uploaded ``.npz`` or ``.zip`` (``filename`` only tells which); images come out (N, size, size).
+
+    ``size=None``: an .npz of square images between 8 and 128 pixels keeps its size; anything else is
+    resized to 28x28."""
+    if size is not None and not SIZES[0] <= size <= SIZES[1]:
         raise UploadError(f"image size must be between {SIZES[0]} and {SIZES[1]} pixels, got {size}")
     if len(data) > MAX_FILE_MB * 1e6:
         raise UploadError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_MB:g} MB")
@@ -61,11 +65,11 @@ def read_images(data: bytes, filename: str, size: int = 28) -> ImageSet:
         if declared > MAX_DECOMPRESSED_BYTES:
             raise UploadError(f"the archive would decompress to {declared / 1e9:.1f} GB; the limit is "
                               f"{MAX_DECOMPRESSED_BYTES / 1e9:.1f} GB")
-        return _read_npz(data, members, size) if suffix == ".npz" else _read_zip(archive, members, size)
+        return _read_npz(data, size) if suffix == ".npz" else _read_zip(archive, members, size or DEFAULT_SIZE)
 
 
 # ------------------------------------------------------------------------------------------- .npz
-def _read_npz(data: bytes, members: list[zipfile.ZipInfo], size: int) -> ImageSet:
+def _read_npz(data: bytes, size: int | None) -> ImageSet:
     try:
         arrays = np.load(io.BytesIO(data), allow_pickle=False)
         keys = list(arrays.keys())
@@ -104,6 +108,9 @@ def _read_npz(data: bytes, members: list[zipfile.ZipInfo], size: int) -> ImageSe
         images = np.rint(images * 255).astype(np.uint8)
     else:
         raise UploadError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+    if size is None:   # keep a square size that fits
+        h, w = images.shape[1:]
+        size = h if h == w and SIZES[0] <= h <= SIZES[1] else DEFAULT_SIZE
     if images.shape[1:] != (size, size):
         images = _resize_all(images, size)
 
@@ -244,16 +251,5 @@ def load_file(path: str | Path, size: int = 28) -> Dataset:
         raise UploadError(f"{path}: cannot read ({e.strerror or e})") from None
     if data is None:
         raise UploadError(f"{path} is larger than {MAX_FILE_MB:g} MB (AELAB_MAX_UPLOAD_MB)")
-    images = read_images(data, path.name, size if path.suffix.lower() == ".zip" else _native_size(data, size))
+    images = read_images(data, path.name, size if path.suffix.lower() == ".zip" else None)
     return to_dataset(images, str(path), source=f"your file {path.name}")
-
-
-def _native_size(data: bytes, default: int) -> int:
-    """A stored or given .npz keeps its own (square) image size; other shapes are resized to ``default``."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            key = next((k for k in ("images", "x", "x_train", "X") if k in arrays), None)
-            shape = arrays[key].shape if key else ()
-    except Exception:
-        return default   # read_images reports the problem
-    return shape[1] if len(shape) >= 3 and shape[1] == shape[2] and SIZES[0] <= shape[1] <= SIZES[1] else default

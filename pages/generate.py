@@ -1,9 +1,8 @@
 """Generate: VAE and GAN samples side by side with a quality measure, then the active run's latent tools."""
 import streamlit as st
-import torch
 
 import aelab
-from aelab import figures, generate, jobs, latent, quality
+from aelab import figures, generate, jobs, quality
 from aelab.jobs import JobRefused, registry
 from pages import common
 
@@ -11,10 +10,6 @@ common.through_router()
 
 MAX_COMPARED = 3
 QUALITY_SAMPLES = quality.DEFAULT_SAMPLES
-
-
-def generative(run) -> bool:
-    return run.family == "gan" or (run.family == "autoencoder" and run.config.model.variational)
 
 
 def start(recipe: str) -> None:
@@ -45,17 +40,11 @@ def quality_task(run, classifier_run):
     return task.result if task.done else None
 
 
-def classifier_for(data_name: str):
-    runs = [r for r in common.all_runs().values() if r.family == "classifier" and r.config.data.name == data_name
-            and r.meta.get("status") == "finished"]
-    return runs[0] if runs else None   # user runs come first, newest first
-
-
 def compare_section(runs: dict) -> None:
     st.subheader("Samples side by side")
     active = common.active_run(runs)
     data_name = active.config.data.name if active else common.current_dataset_name()
-    candidates = [k for k, r in runs.items() if generative(r) and r.config.data.name == data_name]
+    candidates = [k for k, r in runs.items() if r.config.model.generative and r.config.data.name == data_name]
     if not candidates:
         st.info(f"No VAE or GAN trained on {data_name} yet. A VAE learns a Gaussian code you can sample from; a GAN "
                 "trains a generator against a discriminator.", icon=":material/info:")
@@ -84,7 +73,7 @@ def compare_section(runs: dict) -> None:
                                    "higher is more varied.")
     if not keys:
         return
-    classifier_run = classifier_for(data_name)
+    classifier_run = quality.find_classifier(data_name, runs.values())   # user runs first, newest first
     reports = {}
     for col, k in zip(st.columns(len(keys)), keys):
         run = runs[k]
@@ -146,10 +135,7 @@ def latent_tools(run, ds) -> None:
             seed_a = a[0].number_input("Code A (seed)", 0, 10_000, 1, key="gen_za")
             seed_b = a[1].number_input("Code B (seed)", 0, 10_000, 2, key="gen_zb")
             steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
-            z = torch.stack([torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(s))
-                             for s in (seed_a, seed_b)])
-            t = torch.linspace(0, 1, steps)[:, None]
-            st.image(figures.image_grid(latent.decode_codes(model, (1 - t) * z[0] + t * z[1]), ncols=steps),
+            st.image(figures.image_grid(generate.interpolate_noise(model, seed_a, seed_b, steps), ncols=steps),
                      width="stretch", output_format="PNG")
         return
     with left:
@@ -188,7 +174,7 @@ else:
     with common.guard("Generating"):
         compare_section(runs)
 run = common.active_run(runs)
-if run is not None and generative(run):
+if run is not None and run.config.model.generative:
     ds = common.run_dataset(run)
     if ds is not None:
         st.divider()

@@ -254,7 +254,7 @@ def draw_live(job, snap) -> None:
     cols[3].metric("Seconds / epoch", f"{np.median(h['seconds']):.2f}" if h.get("seconds") else "–")
     left, right = st.columns([3, 2])
     if family == "gan":
-        left.plotly_chart(figures.gan_figure(h, snap.term_trace, cfg.train.epochs), key=f"gan-{job.id}")
+        left.plotly_chart(figures.gan_figure(h, snap.traces, cfg.train.epochs), key=f"gan-{job.id}")
     else:
         reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
         left.plotly_chart(figures.loss_figure(h, snap.trace, reference, "book, epoch 10", cfg.train.epochs),

@@ -12,7 +12,7 @@ import aelab
 from aelab import quality
 from aelab.config import ConfigError, ModelConfig, TrainConfig
 from aelab.data import to_float
-from aelab.models import GAN, build_model
+from aelab.models import build_model
 
 DENSE = ModelConfig(family="gan", arch="dense", hidden=(32, 16), latent=4, d_activation="selu")
 CONV = ModelConfig(family="gan", arch="conv", channels=(8, 16), kernel_size=5, latent=8, d_dropout=0.4,
@@ -66,8 +66,8 @@ def test_label_smoothing_lowers_the_real_target(digits):
     real, fake = to_float(digits.x_train[:64]), torch.rand(64, 1, 8, 8)
     with torch.no_grad():
         logits = model.discriminate(real)
-        plain = model._d_terms(real, fake, 0.0)["d_loss"]
-        smooth = model._d_terms(real, fake, 0.1)["d_loss"]
+        plain = model._d_terms(model.discriminate(real), model.discriminate(fake), 0.0)["d_loss"]
+        smooth = model._d_terms(model.discriminate(real), model.discriminate(fake), 0.1)["d_loss"]
         expected_real = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 0.9))
         expected_fake = torch.nn.functional.binary_cross_entropy_with_logits(model.discriminate(fake),
                                                                              torch.zeros(64))
@@ -139,6 +139,10 @@ def test_gan_trains_and_is_scored(classifier_run, digits, tmp_path):
                                classifier_run=classifier_run)
     untrained = build_model(cfg.model, digits.image_shape, seed=1)
     q0 = quality.quality_report(untrained, classifier_run.load_model(), digits, n=1000)
+    clf = classifier_run.load_model()   # the test set's features are computed once per classifier
+    first = quality.quality_report(untrained, clf, digits, n=500)
+    assert list(quality._REFERENCES[clf]) == [(digits.name, digits.source, 500, 0)]
+    assert quality.quality_report(exp.run.load_model(), clf, digits, n=500).reference_fid == first.reference_fid
     assert q.fid < q0.fid and q.reference_fid < q.fid
     assert sum(q.class_shares) == pytest.approx(1) and 0 <= q.classes_covered <= 10
     assert q.classifier == "clf" and q.classifier_accuracy == classifier_run.metrics["test"]["accuracy"]

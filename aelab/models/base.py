@@ -15,6 +15,7 @@ from torch import nn
 from .. import losses
 from ..config import ModelConfig, TrainConfig
 from ..noise import corrupt
+from ..train import make_optimizer
 from .conv import conv_decoder, conv_trunk
 from .dense import dense_decoder, dense_trunk
 from .layers import activation, keras_init_
@@ -43,12 +44,15 @@ class Model(nn.Module):
     """
     can_reconstruct = False    # encode + decode give images back (reconstruction pages and metrics)
     can_encode = False         # encode(x) gives a code (latent space page, probes)
-    can_sample = False         # sample(n) draws new images (generate page, quality measure)
+    cfg: ModelConfig
     rng: torch.Generator | None = None   # set by the trainer: noise is reproducible per run
 
-    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-        from ..train import make_optimizer
+    @property
+    def can_sample(self) -> bool:
+        """sample(n) draws new images (generate page, quality measure)."""
+        return self.cfg.generative
 
+    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.parameters(), cfg)]
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> Output:
@@ -108,10 +112,6 @@ class Autoencoder(Model):
     # -------------------------------------------------------------------------------- interface
     @property
     def is_variational(self) -> bool:
-        return self.cfg.variational
-
-    @property
-    def can_sample(self) -> bool:
         return self.cfg.variational
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, ModelConfig, TrainConfig
+from ..train import make_optimizer
 from .base import Model, Output
 from .conv import _transpose_padding
 from .layers import activation
@@ -105,8 +106,6 @@ class GAN(Model):
     With ``output='tanh'`` the networks work on images scaled to [-1, 1] (DCGAN), and everything
     that leaves the model (samples, previews) is mapped back to [0, 1].
     """
-    can_sample = True
-
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         cfg.validate()
@@ -138,7 +137,9 @@ class GAN(Model):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """codes (B, latent) -> logits whose sigmoid is the image in [0, 1] (the autoencoders' convention)."""
-        pre = self.generator(z)
+        return self._as_logits(self.generator(z))
+
+    def _as_logits(self, pre: torch.Tensor) -> torch.Tensor:
         return 2 * pre if self.cfg.output == "tanh" else pre   # (tanh(a) + 1) / 2 == sigmoid(2a)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,32 +153,32 @@ class GAN(Model):
                            device=device)
 
     # ------------------------------------------------------------------------------ losses
-    def _d_terms(self, real: torch.Tensor, fake: torch.Tensor, smoothing: float) -> dict[str, torch.Tensor]:
-        logit_real, logit_fake = self.discriminate(real), self.discriminate(fake)
+    @staticmethod
+    def _d_terms(logit_real: torch.Tensor, logit_fake: torch.Tensor, smoothing: float) -> dict[str, torch.Tensor]:
+        """The discriminator's loss and accuracies from its logits on real and fake images."""
         loss_real = F.binary_cross_entropy_with_logits(logit_real, torch.full_like(logit_real, 1 - smoothing))
         loss_fake = F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
         return {"d_loss": (loss_real + loss_fake) / 2,   # the book's mean over the concatenated batch
                 "acc_real": (logit_real > 0).float().mean(), "acc_fake": (logit_fake < 0).float().mean()}
 
-    def _g_loss(self, z: torch.Tensor) -> torch.Tensor:
-        logit = self.discriminate(self.generate(z))
-        return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))   # non-saturating loss
+    @staticmethod
+    def _g_loss(logit_fake: torch.Tensor) -> torch.Tensor:
+        """The generator's loss: fakes should be called real (the non-saturating loss)."""
+        return F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Output:
         """Both losses on real images ``x`` and as many fakes, without updating (validation)."""
-        real = self._to_model_scale(x)
         z = self.noise(len(x), x.device)
-        fake = self.generate(z)
-        terms = self._d_terms(real, fake, 0.0)
-        logit = self.discriminate(fake)
-        terms["g_loss"] = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-        return Output(terms["d_loss"] + terms["g_loss"], terms, self.decode(z), z)
+        pre = self.generator(z)
+        logit_fake = self.discriminate(self._squash(pre))
+        terms = self._d_terms(self.discriminate(self._to_model_scale(x)), logit_fake, 0.0)
+        terms["g_loss"] = self._g_loss(logit_fake)
+        return Output(terms["d_loss"] + terms["g_loss"], terms, self._as_logits(pre), z)
 
     # ---------------------------------------------------------------------------- training
     def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-        """[generator's, discriminator's]: the discriminator's may use its own optimiser and rate."""
-        from ..train import make_optimizer
-
+        """[generator's, discriminator's]: the discriminator's may use its own optimiser and rate.
+        Keeps ``cfg`` for ``training_step`` (discriminator steps, label smoothing)."""
         d_cfg = replace(cfg, optimizer=cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer,
                               lr=cfg.d_lr or cfg.lr)
         self._train_cfg = cfg
@@ -192,14 +193,14 @@ class GAN(Model):
         for _ in range(cfg.d_steps):
             with torch.no_grad():
                 fake = self.generate(self.noise(len(x), x.device))
-            terms = self._d_terms(real, fake, cfg.label_smoothing)
+            terms = self._d_terms(self.discriminate(real), self.discriminate(fake), cfg.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
             terms["d_loss"].backward()
             opt_d.step()
         self.discriminator.requires_grad_(False)   # the generator step only needs gradients w.r.t. the images
         try:
             z = self.noise(len(x), x.device)
-            g_loss = self._g_loss(z)
+            g_loss = self._g_loss(self.discriminate(self.generate(z)))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
