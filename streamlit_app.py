@@ -3,7 +3,15 @@ import streamlit as st
 
 st.set_page_config(page_title="AE Lab", page_icon=":material/science:", layout="wide")
 
-from pages import common  # noqa: E402  (after set_page_config)
+from pages.shared import server, sidebar  # noqa: E402  (after set_page_config)
+
+
+@st.cache_resource
+def _tune_server() -> bool:
+    """Once per server process."""
+    server.fewer_malloc_arenas()
+    return True
+
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -14,6 +22,7 @@ PAGES = [
     st.Page("pages/runs.py", title="Runs", icon=":material/inventory_2:"),
 ]
 
+_tune_server()
 nav = st.navigation(PAGES)
-common.sidebar()
+sidebar.sidebar()
 nav.run()

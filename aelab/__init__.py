@@ -7,16 +7,18 @@ Quick start::
     exp = aelab.train(cfg, runs_dir="runs")
     print(exp.run.name, exp.run.final_val_loss)
 """
-from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import DataError, Dataset, load_dataset
+from .config import (AutoencoderConfig, ClassifierConfig, DataConfig, GANConfig, ModelConfig, RunConfig, TrainConfig,
+                     with_overrides)
+from .data import Dataset, load_dataset
+from .errors import ConfigError, DataError, RunError, TrainingDiverged, UploadError
 from .experiment import Experiment, evaluate_run, train
 from .models import Autoencoder, Output, build_model
 from .presets import PRESETS, preset
-from .runs import Run, RunError, RunStore
-from .train import Callback, Trainer, TrainingDiverged, TrainState
+from .runs import Run, RunStore
+from .train import Callback, Trainer, TrainState
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "DataError", "Dataset",
-           "load_dataset", "Experiment", "evaluate_run", "train", "Autoencoder", "Output", "build_model",
-           "PRESETS", "preset", "Run", "RunError", "RunStore", "Callback", "Trainer", "TrainingDiverged",
-           "TrainState", "__version__"]
+__all__ = ["AutoencoderConfig", "ClassifierConfig", "DataConfig", "GANConfig", "ModelConfig", "RunConfig",
+           "TrainConfig", "with_overrides", "Dataset", "load_dataset", "ConfigError", "DataError", "RunError",
+           "TrainingDiverged", "UploadError", "Experiment", "evaluate_run", "train", "Autoencoder", "Output",
+           "build_model", "PRESETS", "preset", "Run", "RunStore", "Callback", "Trainer", "TrainState", "__version__"]

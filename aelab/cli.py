@@ -1,7 +1,8 @@
 """Command line: ``python -m aelab {train,eval,runs,data}``.
 
-Every RunConfig field is a flag of ``train`` (``--lr``, ``--hidden 100,30``, ``--tied``/``--no-tied`` ...),
-applied on top of ``--preset``. Usage errors exit with code 2, other failures with 1.
+Every config field is a flag of ``train`` (``--lr``, ``--hidden 100,30``, ``--tied``/``--no-tied`` ...),
+applied on top of ``--preset``; a model flag sets the field of the model's family (``--latent`` is a GAN's
+codings size). The config is validated once, here. Usage errors exit with code 2, other failures with 1.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import sys
 import threading
 
 from . import data as data_mod
-from .config import ConfigError, RunConfig, flat_fields, with_overrides
+from .config import ALIASES, RunConfig, format_value, setting_names, with_overrides
+from .errors import ConfigError, DataError, RunError, TrainingDiverged
 from .presets import PRESETS, preset
-from .runs import RunError, RunStore
+from .runs import RunStore, find_classifier, stored_runs
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
 TERMS_SHOWN = ("val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")   # per-epoch line
@@ -36,15 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--runs-dir", help="where runs are stored (default $AELAB_RUNS_DIR or runs/)")
     t.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
     t.add_argument("--no-eval", action="store_true", help="skip test-set metrics and probes after training")
-    for section, name, hint, default in flat_fields():
-        flag = _flag(section, name)
+    for section, name, hint, default, families in setting_names():
+        owners = "/".join(families) if section == "model" and len(families) < 3 else section
+        also = [f"a {fam}'s {to}" for fam, names in ALIASES.items() for alias, to in names.items() if alias == name]
+        shown = f"default {format_value(default)}" + (", comma-separated" if isinstance(default, tuple) else "")
+        text = f"{owners} setting ({shown})" + (f"; also {', '.join(also)}" if also else "")
         if hint is bool:
-            t.add_argument(flag, dest=f"{section}.{name}", action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{section} setting (default {default})")
+            t.add_argument(_flag(section, name), dest=f"{section}.{name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
         else:
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            t.add_argument(flag, dest=f"{section}.{name}", default=None, metavar="VALUE",
-                           help=f"{section} setting (default {shown}" + (", comma-separated" if isinstance(default, tuple) else "") + ")")
+            t.add_argument(_flag(section, name), dest=f"{section}.{name}", default=None, metavar="VALUE", help=text)
 
     e = sub.add_parser("eval", help="test-set metrics and probes of a saved run")
     e.add_argument("run")
@@ -67,10 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The preset (or defaults) with every flag that was given applied; validated."""
+    """The preset (or defaults) with every flag that was given applied; validated (the CLI's one check)."""
     overrides = {k: v for k, v in vars(args).items() if "." in k and v is not None}
-    data_name = overrides.get("data.name", "fashion-mnist")
-    base = preset(args.preset, data_name) if args.preset else RunConfig()
+    base = preset(args.preset, overrides.get("data.name", "fashion-mnist")) if args.preset else RunConfig()
     return with_overrides(base, overrides).validate()
 
 
@@ -110,28 +112,8 @@ def _finite(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def command_line(cfg: RunConfig) -> str:
-    """The `python -m aelab train ...` line that reproduces ``cfg`` (the preset plus what differs from it)."""
-    base = preset(cfg.preset, cfg.data.name) if cfg.preset in PRESETS else RunConfig()
-    parts = ["python -m aelab train"] + ([f"--preset {cfg.preset}"] if cfg.preset in PRESETS else [])
-    parts.append(f"--data {cfg.data.name}")
-    for section, name, hint, _ in flat_fields():
-        if (section, name) == ("data", "name"):
-            continue
-        value, default = getattr(getattr(cfg, section), name), getattr(getattr(base, section), name)
-        if value == default:
-            continue
-        flag = _flag(section, name)
-        if hint is bool:
-            parts.append(flag if value else "--no-" + flag[2:])
-        else:
-            parts.append(f"{flag} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
-    return " ".join(parts)
-
-
 def cmd_train(args, parser) -> int:
-    from .experiment import train
-    from .train import TrainingDiverged
+    from .experiment import train_validated
 
     try:
         cfg = config_from_args(args)
@@ -146,11 +128,11 @@ def cmd_train(args, parser) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        exp = train(cfg, runs_dir=args.runs_dir, name=args.name, callbacks=[_Progress()], stop_event=stop,
+        exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name, callbacks=[_Progress()], stop_event=stop,
                     evaluate=not args.no_eval)
     except ConfigError as e:
         parser.error(str(e))
-    except (data_mod.DataError, RunError, TrainingDiverged, RuntimeError) as e:
+    except (DataError, RunError, TrainingDiverged, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
@@ -180,12 +162,10 @@ def _print_quality(metrics: dict) -> None:
 
 def cmd_eval(args, parser) -> int:
     from .experiment import evaluate_run
-    from .quality import find_classifier, stored_runs
 
     try:
         run = RunStore(args.runs_dir).open(args.run)
-        dataset = data_mod.load_dataset(run.config.data.name, run.config.data.data_dir,
-                                         image_size=run.config.data.image_size)
+        dataset = data_mod.load_dataset(run.config.data)
         model = run.load_model()
         classifier = find_classifier(dataset.name, stored_runs(args.runs_dir)) if model.can_sample else None
         if model.can_sample and classifier is None:
@@ -193,7 +173,7 @@ def cmd_eval(args, parser) -> int:
                   f"python -m aelab train --preset classifier --data {dataset.name}", file=sys.stderr)
         metrics = evaluate_run(model, dataset, probes=not args.no_probes, classifier=classifier)
         run.save_metrics(metrics)
-    except (RunError, data_mod.DataError) as e:
+    except (RunError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.json:

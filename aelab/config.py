@@ -1,20 +1,27 @@
-"""Typed configuration for data, model and training, validated at the edge.
+"""Typed configuration for data, model and training, validated once at each entry point.
 
-Every run is described by one :class:`RunConfig` (data + model + train). Configs round-trip
-through plain dicts (JSON files, URL query parameters, CLI flags) with :func:`from_dict`, which
-rejects unknown keys and wrong types with a message that names the field.
+Every run is described by one :class:`RunConfig` (data + model + train). The model section is one
+config per family over a shared base: :class:`AutoencoderConfig`, :class:`GANConfig`,
+:class:`ClassifierConfig`, tagged ``family`` in JSON. Configs round-trip through plain dicts (JSON
+files, URL query parameters, CLI flags) with :func:`from_dict` and :func:`with_overrides`, which reject
+unknown keys and wrong types with a message that names the field. :func:`differences` is the one
+formatter of a setting's value; :func:`aelab.presets.differences` says how a config differs from its preset.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from .errors import ConfigError
 
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "leaky_relu", "tanh", "sigmoid", "linear")
 ARCHITECTURES = ("dense", "conv")
 FAMILIES = ("autoencoder", "gan", "classifier")
+OBJECTIVES = ("plain", "denoising", "sparse", "variational")
 OUTPUTS = ("sigmoid", "tanh")
 NOISES = ("none", "gaussian", "dropout")
 SPARSITIES = ("none", "l1", "kl")
@@ -23,9 +30,8 @@ OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")
 D_OPTIMIZERS = ("same", *OPTIMIZERS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message says which field and what is allowed."""
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "AutoencoderConfig", "GANConfig", "ClassifierConfig",
+           "TrainConfig", "RunConfig", "from_dict", "with_overrides", "format_value", "setting_names", "switch_family"]
 
 
 @dataclass
@@ -45,17 +51,45 @@ class DataConfig:
             raise ConfigError(f"data.validation_split must be in (0, 1), got {self.validation_split}")
 
 
+# ------------------------------------------------------------------------------------------ models
 @dataclass
 class ModelConfig:
-    family: str = "autoencoder"                # autoencoder | gan | classifier (the domain classifier of the FID)
+    """What every family shares: the image-side network (dense ``hidden`` sizes, or conv ``channels``)."""
+    family: ClassVar[str] = ""
     arch: str = "dense"                        # dense | conv
-    hidden: tuple[int, ...] = (100,)           # dense: encoder hidden sizes (decoder mirrors them)
+    hidden: tuple[int, ...] = (100,)           # dense: layer sizes from the image inwards
+    channels: tuple[int, ...] = (16, 32, 64)   # conv: channels from the image inwards
+    kernel_size: int = 3                       # conv: square kernel
+    activation: str = "selu"                   # hidden layers (a GAN: the generator's)
+
+    @property
+    def generative(self) -> bool:
+        """Whether the model can draw new images (a GAN, or a VAE from its prior)."""
+        return False
+
+    def validate(self) -> None:
+        _choice("model.arch", self.arch, ARCHITECTURES)
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        if self.arch == "dense":
+            if any(h <= 0 for h in self.hidden):
+                raise ConfigError(f"model.hidden: every layer size must be positive, got {list(self.hidden)}")
+        else:
+            if not self.channels or any(c <= 0 for c in self.channels):
+                raise ConfigError(f"model.channels: give positive channel counts, got {list(self.channels)}")
+            if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+                raise ConfigError(f"model.kernel_size must be odd and >= 3, got {self.kernel_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, **dataclasses.asdict(self)}
+
+
+@dataclass
+class AutoencoderConfig(ModelConfig):
+    """An autoencoder: encoder trunk -> code -> mirrored decoder, with any mix of the objectives."""
+    family: ClassVar[str] = "autoencoder"
     latent: int = 30                           # code size; conv: 0 = the last feature map is the code
-    activation: str = "selu"                   # hidden layers
     code_activation: str = "same"              # code layer: 'same' as hidden, or any activation
     tied: bool = False                         # dense: decoder uses transposed encoder weights
-    channels: tuple[int, ...] = (16, 32, 64)   # conv: encoder channels, each followed by 2x2 pooling
-    kernel_size: int = 3                       # conv: square kernel, 'same' padding
     noise: str = "none"                        # denoising corruption of the input: none | gaussian | dropout
     noise_level: float = 0.0                   # gaussian sigma or dropout rate
     sparsity: str = "none"                     # none | l1 (activity penalty) | kl (to a target rate)
@@ -64,48 +98,34 @@ class ModelConfig:
     variational: bool = False                  # Gaussian posterior + KL to N(0, I)
     beta: float = 1.0                          # weight of the KL term (per image, before /pixels)
     loss: str = "bce"                          # reconstruction loss: bce | mse (mean per pixel)
-    # GAN: `latent` is the codings size; the discriminator is the encoder-like stack (hidden sizes, or
-    # channels as stride-2 convs) and the generator mirrors it. Classifier: the encoder trunk, a dense
-    # feature layer of size `latent` (the features of the FID), dropout `d_dropout`, then the class logits.
-    d_activation: str = "leaky_relu"           # gan: the discriminator's hidden activation
-    d_dropout: float = 0.0                     # gan: dropout after each discriminator layer; classifier: before the head
-    batch_norm: bool = False                   # gan: batch norm in the generator (DCGAN)
-    output: str = "sigmoid"                    # gan: generator output; tanh = images scaled to [-1, 1]
 
     @property
     def generative(self) -> bool:
-        """Whether the model can draw new images (a GAN, or a VAE from its prior)."""
-        return self.family == "gan" or (self.family == "autoencoder" and self.variational)
+        return self.variational
+
+    @property
+    def objective(self) -> str:
+        """plain | denoising | sparse | variational: the objective a form shows for this config."""
+        return ("variational" if self.variational else "sparse" if self.sparsity != "none"
+                else "denoising" if self.noise != "none" else "plain")
+
+    def with_objective(self, objective: str) -> "AutoencoderConfig":
+        """A copy with only ``objective``'s options switched on (a form's one objective radio):
+        'variational' sets variational, the others clear it; noise and sparsity stay only for their own."""
+        _choice("objective", objective, OBJECTIVES)
+        return dataclasses.replace(self, variational=objective == "variational",
+                                   noise=self.noise if objective == "denoising" else "none",
+                                   sparsity=self.sparsity if objective == "sparse" else "none")
 
     def validate(self) -> None:
-        _choice("model.family", self.family, FAMILIES)
-        _choice("model.arch", self.arch, ARCHITECTURES)
-        _choice("model.d_activation", self.d_activation, ACTIVATIONS)
-        _choice("model.output", self.output, OUTPUTS)
-        if not 0 <= self.d_dropout < 1:
-            raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
-        if self.family != "autoencoder":
-            for name, default in (("noise", "none"), ("sparsity", "none"), ("variational", False), ("tied", False)):
-                if getattr(self, name) != default:
-                    raise ConfigError(f"model.{name}: autoencoder objectives do not apply to a {self.family}; "
-                                      f"set it to {default!r}")
-            if self.latent <= 0 and self.family == "gan":
-                raise ConfigError(f"model.latent: a GAN needs a codings size > 0, got {self.latent}")
-        _choice("model.activation", self.activation, ACTIVATIONS)
+        super().validate()
         _choice("model.code_activation", self.code_activation, ACTIVATIONS + ("same",))
         _choice("model.noise", self.noise, NOISES)
         _choice("model.sparsity", self.sparsity, SPARSITIES)
         _choice("model.loss", self.loss, LOSSES)
-        if self.arch == "dense":
-            if any(h <= 0 for h in self.hidden):
-                raise ConfigError(f"model.hidden: every layer size must be positive, got {list(self.hidden)}")
-            if self.latent <= 0:
-                raise ConfigError(f"model.latent must be a positive code size, got {self.latent}")
-        else:
-            if not self.channels or any(c <= 0 for c in self.channels):
-                raise ConfigError(f"model.channels: give positive channel counts, got {list(self.channels)}")
-            if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-                raise ConfigError(f"model.kernel_size must be odd and >= 3, got {self.kernel_size}")
+        if self.arch == "dense" and self.latent <= 0:
+            raise ConfigError(f"model.latent must be a positive code size, got {self.latent}")
+        if self.arch == "conv":
             if self.latent < 0:
                 raise ConfigError(f"model.latent must be >= 0 (0 = feature-map code), got {self.latent}")
             if self.tied:
@@ -134,6 +154,75 @@ class ModelConfig:
                                   "(the KL to N(0, I) already regularises the code)")
 
 
+@dataclass
+class GANConfig(ModelConfig):
+    """A GAN: ``hidden`` / ``channels`` are the discriminator's (stride-2 convs), the generator mirrors them."""
+    family: ClassVar[str] = "gan"
+    codings: int = 30                          # length of the random code the generator turns into an image
+    d_activation: str = "leaky_relu"           # the discriminator's hidden activation
+    d_dropout: float = 0.0                     # dropout after each discriminator layer
+    batch_norm: bool = False                   # batch norm in the generator (DCGAN)
+    output: str = "sigmoid"                    # generator output; tanh = images scaled to [-1, 1]
+
+    @property
+    def generative(self) -> bool:
+        return True
+
+    def validate(self) -> None:
+        super().validate()
+        _choice("model.d_activation", self.d_activation, ACTIVATIONS)
+        _choice("model.output", self.output, OUTPUTS)
+        if self.codings <= 0:
+            raise ConfigError(f"model.codings: a GAN needs a codings size > 0, got {self.codings}")
+        if not 0 <= self.d_dropout < 1:
+            raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+
+
+@dataclass
+class ClassifierConfig(ModelConfig):
+    """The domain classifier of the quality measure: trunk -> ``features`` (the FID's features) -> classes."""
+    family: ClassVar[str] = "classifier"
+    features: int = 128                        # size of the penultimate dense layer
+    dropout: float = 0.0                       # dropout before the class head
+
+    def validate(self) -> None:
+        super().validate()
+        if self.features <= 0:
+            raise ConfigError(f"model.features must be a positive size, got {self.features}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {c.family: c for c in (AutoencoderConfig, GANConfig, ClassifierConfig)}
+# Names every family understands for its own field: links and flags written before the families had configs
+# of their own (`latent` was also a GAN's codings and the classifier's features size) keep working.
+ALIASES: dict[str, dict[str, str]] = {"gan": {"latent": "codings"},
+                                      "classifier": {"latent": "features", "d_dropout": "dropout"}}
+# Format 1 had one flat model config for every family; its fields and defaults, to read old runs and links.
+V1_MODEL_DEFAULTS: dict[str, Any] = {
+    "family": "autoencoder", "arch": "dense", "hidden": (100,), "latent": 30, "activation": "selu",
+    "code_activation": "same", "tied": False, "channels": (16, 32, 64), "kernel_size": 3, "noise": "none",
+    "noise_level": 0.0, "sparsity": "none", "sparsity_weight": 0.0, "sparsity_target": 0.1, "variational": False,
+    "beta": 1.0, "loss": "bce", "d_activation": "leaky_relu", "d_dropout": 0.0, "batch_norm": False,
+    "output": "sigmoid"}
+
+
+def switch_family(model: ModelConfig, family: str) -> ModelConfig:
+    """``model`` as a config of ``family``: the shared fields carry over, the family's own start at defaults."""
+    _choice("model.family", family, FAMILIES)
+    if model.family == family:
+        return copy.deepcopy(model)
+    shared = {f.name: copy.deepcopy(getattr(model, f.name)) for f in fields(ModelConfig)}
+    return MODEL_CONFIGS[family](**shared)
+
+
+def model_field(family: str, name: str) -> str | None:
+    """The field of ``family``'s config that ``name`` (a field name or an alias) sets, or None."""
+    name = ALIASES.get(family, {}).get(name, name)
+    return name if name in _field_names(MODEL_CONFIGS[family]) else None
+
+
+# ------------------------------------------------------------------------------------------ training
 @dataclass
 class TrainConfig:
     optimizer: str = "sgd"          # sgd | adam | nadam | rmsprop (Keras default epsilons)
@@ -174,22 +263,29 @@ class TrainConfig:
         if self.epochs <= 0:
             raise ConfigError(f"train.epochs must be positive, got {self.epochs}")
 
+    def discriminator(self) -> "TrainConfig":
+        """The optimiser settings of a GAN's discriminator: its own optimiser and rate where given."""
+        return dataclasses.replace(self, optimizer=self.optimizer if self.d_optimizer == "same" else self.d_optimizer,
+                                   lr=self.d_lr or self.lr)
+
 
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=AutoencoderConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str | None = None        # the recipe this config started from, if any
 
     def validate(self) -> "RunConfig":
+        """Check every section; returns self. Entry points call it once and hand the config inward."""
         self.data.validate()
         self.model.validate()
         self.train.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"data": dataclasses.asdict(self.data), "model": self.model.to_dict(),
+                "train": dataclasses.asdict(self.train), "preset": self.preset}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
@@ -201,20 +297,43 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
 
 
+def _field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+# ------------------------------------------------------------------------------------ from plain data
 def from_dict(cls, d: dict[str, Any], prefix: str = ""):
-    """Build dataclass ``cls`` from a dict, converting JSON lists to tuples and checking types."""
+    """Build dataclass ``cls`` from a dict, converting JSON lists to tuples and checking types.
+
+    A model section is built as its ``family``'s config; a format-1 model section (one flat config for
+    every family) is read too."""
     if not isinstance(d, dict):
         raise ConfigError(f"{prefix or 'config'}: expected an object, got {type(d).__name__}")
+    if cls is ModelConfig or (isinstance(cls, type) and issubclass(cls, ModelConfig)):
+        cls, d = _model_class_and_fields(d, prefix)
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+    known = set(_field_names(cls))
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"{prefix or 'config'}: unknown field(s) {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(sorted(known))}")
-    kwargs = {}
-    for name, value in d.items():
-        kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
-    return cls(**kwargs)
+    return cls(**{name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in d.items()})
+
+
+def _model_class_and_fields(d: dict[str, Any], prefix: str) -> tuple[type[ModelConfig], dict[str, Any]]:
+    family = d.get("family", "autoencoder")
+    _choice(f"{prefix}family", family, FAMILIES)
+    d = {k: v for k, v in d.items() if k != "family"}
+    if set(V1_MODEL_DEFAULTS) <= {*d, "family"}:   # format 1: every family's fields at once
+        d = _upgrade_v1(family, d)
+    else:
+        d = {model_field(family, k) or k: v for k, v in d.items()}
+    return MODEL_CONFIGS[family], d
+
+
+def _upgrade_v1(family: str, d: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 model dict as ``family``'s fields: aliases renamed, other families' fields dropped."""
+    return {model_field(family, k): v for k, v in d.items() if model_field(family, k) is not None}
 
 
 def _coerce(hint, value, where: str):
@@ -265,30 +384,68 @@ def parse_scalar(hint, value, where: str):
     raise ConfigError(f"{where}: unsupported type {hint}")
 
 
-def flat_fields() -> list[tuple[str, str, type, Any]]:
-    """(section, field, type, default) for every leaf field of RunConfig, for CLI flags and URLs."""
-    out = []
-    for section_cls, section in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train")):
-        hints = typing.get_type_hints(section_cls)
-        for f in fields(section_cls):
-            out.append((section, f.name, hints[f.name], getattr(section_cls(), f.name)))
+# ------------------------------------------------------------------------------ flat settings
+def setting_names() -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
+    """(section, name, type, default, families) for every flat setting: a CLI flag and a link key each.
+
+    Model settings list the families that have them (a name shared by several families appears once)."""
+    out: list[tuple[str, str, Any, Any, tuple[str, ...]]] = [("model", "family", str, "autoencoder", FAMILIES)]
+    for section, cls in (("data", DataConfig), ("train", TrainConfig)):
+        hints = typing.get_type_hints(cls)
+        out += [(section, f.name, hints[f.name], getattr(cls(), f.name), ()) for f in fields(cls)]
+    seen: dict[str, int] = {}
+    for family, cls in MODEL_CONFIGS.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name in seen:
+                s, n, h, default, fams = out[seen[f.name]]
+                out[seen[f.name]] = (s, n, h, default, (*fams, family))
+            else:
+                seen[f.name] = len(out)
+                out.append(("model", f.name, hints[f.name], getattr(cls(), f.name), (family,)))
     return out
 
 
+def _sections(cfg: RunConfig) -> dict[str, Any]:
+    return {"data": cfg.data, "model": cfg.model, "train": cfg.train}
+
+
 def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Return a copy of ``cfg`` with ``{"section.field": value}`` (or bare field names) replaced."""
-    sections = {"data": cfg.data, "model": cfg.model, "train": cfg.train}
-    index = {name: section for section, name, _, _ in flat_fields()}
-    new = {k: replace(v) for k, v in sections.items()}
-    preset = cfg.preset
-    for key, value in overrides.items():
-        if key == "preset":
-            preset = value
-            continue
+    """A copy of ``cfg`` with ``{"section.field": value}`` (or bare names) replaced; strings are parsed.
+
+    ``family`` is applied first (the model becomes that family's config, shared fields kept); a model
+    name is then the family's own field or an alias of it (``latent`` is a GAN's ``codings``). A format-1
+    name that another family owns is accepted when it asks for that name's old default (a no-op)."""
+    new = copy.deepcopy(cfg)
+    rest = dict(overrides)
+    new.preset = rest.pop("preset", new.preset)
+    family = rest.pop("model.family", rest.pop("family", None))
+    if family is not None:
+        new.model = switch_family(new.model, parse_scalar(str, family, "model.family"))
+    data_train = {n: s for s in ("data", "train") for n in _field_names(type(_sections(new)[s]))}
+    for key, value in rest.items():
         section, _, name = key.rpartition(".")
-        section = section or index.get(name)
-        if section not in new or not hasattr(new[section], name):
+        section = section or data_train.get(name, "model")
+        if section == "model":
+            target = model_field(new.model.family, name)
+            if target is None:
+                if name in V1_MODEL_DEFAULTS and _coerce(type(V1_MODEL_DEFAULTS[name]), value, f"model.{name}") \
+                        == V1_MODEL_DEFAULTS[name]:
+                    continue
+                raise ConfigError(f"unknown setting {key!r} for a {new.model.family}" if name in V1_MODEL_DEFAULTS
+                                  or any(model_field(f, name) for f in FAMILIES) else f"unknown setting {key!r}")
+            name = target
+        obj = _sections(new).get(section)
+        if obj is None or name not in _field_names(type(obj)):
             raise ConfigError(f"unknown setting {key!r}")
-        hint = typing.get_type_hints(type(new[section]))[name]
-        setattr(new[section], name, _coerce(hint, value, f"{section}.{name}"))
-    return RunConfig(new["data"], new["model"], new["train"], preset)
+        setattr(obj, name, _coerce(typing.get_type_hints(type(obj))[name], value, f"{section}.{name}"))
+    return new
+
+
+def format_value(value: Any) -> str:
+    """A setting as text for a flag or a link: tuples comma-separated, booleans lower-case."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

@@ -1,18 +1,25 @@
-"""Data sets: Fashion-MNIST and MNIST from IDX files, scikit-learn's embedded 8x8 digits.
+"""Data sets: Fashion-MNIST and MNIST from IDX files, scikit-learn's embedded 8x8 digits, your own images.
 
-Images are kept as uint8 tensors of shape (N, 1, H, W) and converted to floats per batch.
+One entry point, :func:`load_dataset`, takes the data config (name, directory, image size). Images are
+kept as uint8 tensors of shape (N, 1, H, W) and converted to floats per batch.
 """
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
+import re
 import struct
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
+
+from .config import DataConfig
+from .errors import DataError, UploadError
+from .uploads import MAX_FILE_MB, TEST_FRACTION, ImageSet, read_images
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -25,10 +32,6 @@ DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 DATASETS = ("fashion-mnist", "mnist", "digits")
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
-
-
-class DataError(RuntimeError):
-    """A data set is missing or damaged; the message says which file and how to get it."""
 
 
 @dataclass
@@ -45,6 +48,31 @@ class Dataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    @classmethod
+    def from_arrays(cls, name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                    class_names, source: str) -> "Dataset":
+        """From (images (N, H, W) uint8, labels (N,)) pairs for the training and the test set."""
+        def images(a):  # (N, H, W) uint8 -> (N, 1, H, W)
+            return torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)
+
+        def labels(a):
+            return torch.from_numpy(a.astype(np.int64))
+
+        return cls(name, images(train[0]), labels(train[1]), images(test[0]), labels(test[1]), tuple(class_names),
+                   source)
+
+    @classmethod
+    def from_images(cls, images: ImageSet, name: str, source: str, seed: int = 0) -> "Dataset":
+        """Your images, shuffled once (seeded: class folders arrive sorted, and the validation split takes the
+        last images), with ``TEST_FRACTION`` held out as the test set. Unlabelled images get one class, 'all'."""
+        n = len(images.images)
+        order = np.random.default_rng(seed).permutation(n)
+        x = images.images[order]
+        y = images.labels[order] if images.labels is not None else np.zeros(n, np.int64)
+        classes = images.class_names if images.labels is not None else ("all",)
+        n_test = max(1, int(round(n * TEST_FRACTION)))
+        return cls.from_arrays(name, (x[:-n_test], y[:-n_test]), (x[-n_test:], y[-n_test:]), classes, source)
 
     def split(self, validation_split: float) -> "Split":
         """Hold out the *last* fraction of the training set, unshuffled, like Keras's validation_split."""
@@ -63,10 +91,18 @@ class Split:
     x_val: torch.Tensor
     y_val: torch.Tensor
 
+    def to(self, device) -> "Split":
+        return Split(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val)))
+
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1]."""
     return x.float().div_(255.0)
+
+
+def pixels(x_uint8: torch.Tensor) -> np.ndarray:
+    """uint8 images (N, 1, H, W) -> (N, H, W) float32 in [0, 1] on the CPU, for display."""
+    return to_float(x_uint8[:, 0].cpu()).numpy()
 
 
 def default_data_dir() -> Path:
@@ -123,18 +159,7 @@ def load_idx_dir(directory: str | Path, name: str) -> Dataset:
     if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
         raise DataError(f"{directory}: train and test images differ in size")
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
-    return _make(name, arrays["train"], arrays["test"], classes, source=str(directory))
-
-
-def _make(name, train, test, classes, source) -> Dataset:
-    def images(a):  # (N, H, W) uint8 -> (N, 1, H, W)
-        return torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)
-
-    def labels(a):
-        return torch.from_numpy(a.astype(np.int64))
-
-    return Dataset(name, images(train[0]), labels(train[1]), images(test[0]), labels(test[1]),
-                   tuple(classes), source)
+    return Dataset.from_arrays(name, arrays["train"], arrays["test"], classes, source=str(directory))
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
@@ -184,8 +209,8 @@ def _load_digits() -> Dataset:
     images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
     labels = d.target
     n_test = 297  # the last ~1/6 (1500 train / 297 test), fixed so numbers compare across runs
-    return _make("digits", (images[:-n_test], labels[:-n_test]), (images[-n_test:], labels[-n_test:]),
-                 DIGIT_CLASSES, source="scikit-learn load_digits (embedded, 8x8, 1797 images)")
+    return Dataset.from_arrays("digits", (images[:-n_test], labels[:-n_test]), (images[-n_test:], labels[-n_test:]),
+                               DIGIT_CLASSES, source="scikit-learn load_digits (embedded, 8x8, 1797 images)")
 
 
 def is_file_name(name: str) -> bool:
@@ -193,26 +218,78 @@ def is_file_name(name: str) -> bool:
     return name.lower().endswith((".npz", ".zip"))
 
 
-@functools.lru_cache(maxsize=4)
-def load_dataset(name: str, data_dir: str | None = None, download: bool = True, image_size: int = 28) -> Dataset:
-    """Load data set ``name`` ('fashion-mnist', 'mnist', 'digits', or a path to an .npz / .zip of your
-    images, see :mod:`aelab.uploads`); cached per process.
+def load_dataset(source: DataConfig | str, download: bool = True) -> Dataset:
+    """The data set of a data config (its name, directory and image size); a bare name stands for
+    ``DataConfig(name)``. Names: 'fashion-mnist', 'mnist', 'digits', or the path of an .npz / .zip of your
+    images (see :mod:`aelab.uploads`). Cached per process.
 
-    IDX data sets are looked up in ``data_dir``, ``$AELAB_DATA_DIR``, the Debian package's
-    directory, our cache and torchvision's cache layout, then downloaded with torchvision
-    when ``download`` and the network allow. Images from a .zip are resized to ``image_size``.
-    Raises :class:`DataError` saying how to get it.
+    IDX data sets are looked up in ``data_dir``, ``$AELAB_DATA_DIR``, the Debian package's directory, our
+    cache and torchvision's cache layout, then downloaded with torchvision when ``download`` and the
+    network allow. Images from a .zip are resized to ``image_size``. Raises :class:`DataError` saying
+    how to get it.
     """
+    cfg = DataConfig(name=source) if isinstance(source, str) else source
+    return _load(cfg.name, cfg.data_dir, cfg.image_size, download)
+
+
+load_dataset.cache_clear = lambda: _load.cache_clear()   # forget every loaded data set (tests, changed files)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, data_dir: str | None, image_size: int, download: bool) -> Dataset:
     if name == "digits":
         return _load_digits()
     if name in TORCHVISION_NAMES:
         return _load_idx_dataset(name, data_dir, download)
     if is_file_name(name):
-        from .uploads import load_file
-
         return load_file(name, image_size)
     raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or give the path of an "
                     f".npz or .zip of your images")
+
+
+# ----------------------------------------------------------------------------------- your images
+def load_file(path: str | Path, size: int = 28) -> Dataset:
+    """A data set from an ``.npz`` or ``.zip`` on disk (the CLI's ``--data path``), with the upload checks.
+    A .zip's images are resized to ``size``; an .npz keeps its square size between 8 and 128."""
+    path = Path(path)
+    try:
+        data = path.read_bytes() if path.stat().st_size <= MAX_FILE_MB * 1e6 else None
+    except OSError as e:
+        raise UploadError(f"{path}: cannot read ({e.strerror or e})") from None
+    if data is None:
+        raise UploadError(f"{path} is larger than {MAX_FILE_MB:g} MB (AELAB_MAX_UPLOAD_MB)")
+    images = read_images(data, path.name, size if path.suffix.lower() == ".zip" else None)
+    return Dataset.from_images(images, str(path), source=f"your file {path.name}")
+
+
+def uploads_dir(owner: str = "") -> Path:
+    """Where uploaded data sets are stored: <data dir>/uploads[/<owner>]."""
+    root = default_data_dir() / "uploads"
+    return root / owner if owner else root
+
+
+def store_upload(images: ImageSet, filename: str, owner: str = "") -> Path:
+    """Store parsed ``images`` as a plain ``.npz`` under :func:`uploads_dir`. The stored name is a slug of
+    ``filename``'s stem plus a content hash: the uploaded name never becomes a path."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", PurePosixPath(filename).stem).strip("-")[:40] or "images"
+    digest = hashlib.sha256(images.images.tobytes()).hexdigest()[:8]
+    directory = uploads_dir(owner)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{slug}-{digest}.npz"
+    arrays = {"images": images.images, "class_names": np.array(images.class_names or ("all",), dtype=str)}
+    if images.labels is not None:
+        arrays["labels"] = images.labels
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def stored_uploads(owner: str = "") -> list[str]:
+    """Paths of the data sets stored for ``owner`` (finished .npz files), newest first."""
+    directory = uploads_dir(owner)
+    files = sorted(directory.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True) if directory.is_dir() else []
+    return [str(p) for p in files if not p.name.endswith(".tmp.npz")]
 
 
 def find_local(name: str, data_dir: str | None = None) -> Path | None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import RunConfig
-from .train import Callback, TrainState
+from .runs import Run
+from .train import Callback, PreviewRecorder, TrainState
 
 TRACE_EVERY = 20   # batches between two points of the live training-loss trace
 
@@ -56,11 +57,12 @@ class Snapshot:
 
 
 class Job:
-    """One training run in a background thread."""
+    """One training run of a validated config in a background thread; ``classifier`` scores a VAE or GAN."""
 
-    def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None):
+    def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
+                 classifier: Run | None = None):
         self.id = uuid.uuid4().hex[:12]
-        self.cfg, self.runs_dir, self.owner, self.name = cfg, runs_dir, owner, name
+        self.cfg, self.runs_dir, self.owner, self.name, self.classifier = cfg, runs_dir, owner, name, classifier
         self.started = time.time()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -91,14 +93,16 @@ class Job:
     def _work(self) -> None:
         import torch
 
-        from .experiment import train   # late import: keeps `import aelab.jobs` light
+        from .experiment import train_validated   # late import: keeps `import aelab.jobs` light
 
         # Leave a core to the web server (and a local browser): with every core busy, torch's
         # worker threads wait on each other and an epoch takes 2-3x longer (bench: app speed).
         torch.set_num_threads(job_threads())
+        previews = PreviewRecorder()
         try:
-            exp = train(self.cfg, runs_dir=self.runs_dir, name=self.name, callbacks=[_Recorder(self)],
-                        stop_event=self._stop)
+            exp = train_validated(self.cfg, runs_dir=self.runs_dir, name=self.name, stop_event=self._stop,
+                                  callbacks=[_Recorder(self, previews)], previews=previews,
+                                  classifier=self.classifier)
             with self._lock:
                 self._snap.status = exp.fit.status
                 self._snap.run_name = exp.run.name
@@ -114,15 +118,17 @@ def job_threads() -> int:
 
 
 class _Recorder(Callback):
-    def __init__(self, job: Job):
-        self.job = job
+    """Copies what the page shows into the job's snapshot: progress, the loss traces, the previews."""
+
+    def __init__(self, job: Job, previews: PreviewRecorder):
+        self.job, self.previews = job, previews
         self.chunks: dict[str, list[float]] = {}   # "loss" and each term -> values since the last trace point
 
     def on_train_begin(self, state: TrainState) -> None:
         with self.job._lock:
             s = self.job._snap
             s.status, s.batches, s.epochs = "running", state.batches, state.epochs
-            s.frames, s.preview_input = list(state.frames), state.preview_input
+            s.frames, s.preview_input = list(self.previews.frames), self.previews.inputs
 
     def on_batch_end(self, state: TrainState) -> None:
         job = self.job
@@ -142,7 +148,7 @@ class _Recorder(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         with self.job._lock:
             self.job._snap.history = copy.deepcopy(state.history)
-            self.job._snap.frames = list(state.frames)
+            self.job._snap.frames = list(self.previews.frames)
 
 
 class Registry:
@@ -155,8 +161,9 @@ class Registry:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None) -> Job:
-        cfg.validate()
+    def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
+              classifier: Run | None = None) -> Job:
+        """Start training the validated ``cfg`` in the background, or raise :class:`JobRefused` saying why."""
         if self.max_epochs is not None and cfg.train.epochs > self.max_epochs:
             raise JobRefused(f"this server caps training at {self.max_epochs} epochs per run; "
                              f"lower epochs from {cfg.train.epochs}, or run AE Lab locally for longer training")
@@ -165,15 +172,12 @@ class Registry:
             if len(running) >= self.max_jobs:
                 raise JobRefused(f"{len(running)} training job(s) are running on this server, the limit is "
                                  f"{self.max_jobs} (AELAB_MAX_JOBS); wait for one to finish or stop yours")
-            job = Job(cfg, runs_dir, owner, name)
+            job = Job(cfg, runs_dir, owner, name, classifier)
             self._jobs[job.id] = job
         return job.start()
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None
-
-    def running(self) -> list[Job]:
-        return [j for j in self._jobs.values() if j.alive]
 
 
 _registry: Registry | None = None

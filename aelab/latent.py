@@ -1,12 +1,13 @@
-"""Encode image sets and project codes to 2-D or 3-D with PCA or t-SNE."""
+"""Encode image sets, project codes to 2-D or 3-D with PCA or t-SNE, and record codes during training."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .data import to_float
+from .train import Callback, TrainState
 
 
 @torch.no_grad()
@@ -27,11 +28,40 @@ def decode_codes(model, z: np.ndarray | torch.Tensor) -> np.ndarray:
     return torch.sigmoid(model.decode(torch.as_tensor(z, dtype=torch.float32, device=device)))[:, 0].cpu().numpy()
 
 
+class CodeRecorder(Callback):
+    """A trainer callback: the codes of ``n_images`` fixed validation images (spread evenly over the
+    validation set) before training and after every epoch, for the latent time-lapse. Models without
+    an encoder record nothing."""
+
+    def __init__(self, n_images: int = 1000, batch_size: int = 1000):
+        self.n_images, self.batch_size = n_images, batch_size
+        self.codes: list[np.ndarray] = []         # (n, latent) per epoch, 0 = untrained
+        self.labels: np.ndarray | None = None     # (n,)
+        self._x: torch.Tensor | None = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if not state.model.can_encode or not self.n_images:
+            return
+        x_val = state.split.x_val
+        idx = torch.linspace(0, len(x_val) - 1, min(self.n_images, len(x_val))).long().to(x_val.device)
+        self._x, self.labels = x_val[idx], state.split.y_val[idx].cpu().numpy()
+        self.on_epoch_end(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self._x is not None:
+            self.codes.append(encode_images(state.model, self._x, self.batch_size))
+
+    def timeline(self) -> dict[str, np.ndarray]:
+        """The part of a run's timeline.safetensors it fills (see :meth:`aelab.runs.Run.timeline`)."""
+        if not self.codes:
+            return {}
+        return {"codes": np.stack(self.codes).astype(np.float16), "code_labels": self.labels}   # (epochs + 1, n, latent)
+
+
 @dataclass
 class Projection:
     coords: np.ndarray                          # (N, dims)
     method: str                                 # pca | tsne
-    params: dict = field(default_factory=dict)
     explained_variance: np.ndarray | None = None   # PCA: ratio per component
     model: object | None = None                 # the fitted sklearn PCA (inverse_transform decodes the plane)
 
@@ -53,7 +83,7 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, *, perplexity
         coords = pca.transform(codes)
         if k < dims:  # a 1-D code still plots: pad with zeros
             coords = np.pad(coords, ((0, 0), (0, dims - k)))
-        return Projection(coords, "pca", {"dims": dims}, pca.explained_variance_ratio_, pca)
+        return Projection(coords, "pca", pca.explained_variance_ratio_, pca)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -62,9 +92,22 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, *, perplexity
         tsne = TSNE(n_components=dims, perplexity=perplexity, learning_rate=learning_rate, max_iter=max_iter,
                     init="pca" if dims <= codes.shape[1] else "random", random_state=seed)
         coords = tsne.fit_transform(codes)
-        return Projection(coords, "tsne", {"dims": dims, "perplexity": perplexity, "learning_rate": learning_rate,
-                                           "max_iter": max_iter, "seed": seed, "kl": float(tsne.kl_divergence_)})
+        return Projection(coords, "tsne")
     raise ValueError(f"unknown projection {method!r}; choose pca or tsne")
+
+
+def project_images(model, x_uint8: torch.Tensor, method: str = "pca", dims: int = 2,
+                   **options) -> tuple[Projection, np.ndarray]:
+    """(projection, codes (N, latent)): encode images and project their codes (see :func:`project`)."""
+    codes = encode_images(model, x_uint8)
+    return project(codes, method, dims, **options), codes
+
+
+def plane_bounds(coords: np.ndarray, margin: float = 0.05) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): the box around the first two coordinates, widened by ``margin`` on each side."""
+    lo, hi = coords[:, :2].min(0), coords[:, :2].max(0)
+    pad = (hi - lo) * margin
+    return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
 
 
 def code_at(point, projection: Projection, codes: np.ndarray, k: int = 10) -> np.ndarray:

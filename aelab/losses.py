@@ -5,17 +5,6 @@ import torch
 import torch.nn.functional as F
 
 
-def reconstruction_per_image(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """(B,) mean per-pixel loss of each image: 'bce' on logits, or 'mse' on sigmoid(logits)."""
-    if kind == "bce":
-        per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    elif kind == "mse":
-        per_pixel = (torch.sigmoid(logits) - x).square()
-    else:
-        raise ValueError(f"unknown reconstruction loss {kind!r}")
-    return per_pixel.flatten(1).mean(1)
-
-
 def reconstruction(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
     """Scalar mean per-pixel reconstruction loss of a batch."""
     if kind == "bce":

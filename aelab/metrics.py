@@ -7,7 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import to_float
+from .data import pixels, to_float
+from .latent import encode_images
 from .noise import corrupt
 
 
@@ -30,6 +31,48 @@ def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = 1000, corruption
         outs.append(torch.sigmoid(model.decode(model.encode(xb))).cpu())
         ins.append(xb.cpu())
     return torch.cat(ins), torch.cat(outs)
+
+
+@dataclass
+class Sample:
+    """Test images and what a model makes of them, as (n, H, W) arrays in [0, 1] for display."""
+    index: np.ndarray                  # (n,) positions in the image set
+    originals: np.ndarray
+    inputs: np.ndarray | None          # the corrupted inputs (clipped for display), when corrupted
+    recon: np.ndarray
+    bce: float | None = None           # mean BCE and PSNR of the reconstructions of corrupted inputs,
+    psnr: float | None = None          # against the clean originals
+
+    def rows(self) -> np.ndarray:
+        """Originals, corrupted inputs (if any) and reconstructions, one row each."""
+        return np.concatenate([self.originals, *([self.inputs] if self.inputs is not None else []), self.recon])
+
+
+def reconstruct_sample(model, x_uint8: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0,
+                       classes: list[int] | None = None, corruption: tuple[str, float] | None = None) -> Sample:
+    """``n`` random images (seeded; of ``classes`` only, when given) and their reconstructions, from
+    corrupted inputs when ``corruption=(kind, level)`` (then scored against the clean originals)."""
+    pool = np.flatnonzero(np.isin(y.numpy(), classes)) if classes else np.arange(len(x_uint8))
+    idx = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
+    inputs, recon = reconstruct(model, x_uint8[idx], corruption=corruption, seed=seed)
+    originals = pixels(x_uint8[idx])
+    if corruption is None:
+        return Sample(idx, originals, None, recon[:, 0].numpy())
+    scores = per_image_metrics(torch.from_numpy(originals[:, None]), recon)
+    return Sample(idx, originals, inputs[:, 0].clamp(0, 1).numpy(), recon[:, 0].numpy(),
+                  float(scores["bce"].mean()), float(scores["psnr"].mean()))
+
+
+def pairs(model, x_uint8: torch.Tensor, ncols: int = 10) -> tuple[np.ndarray, int]:
+    """(images (rows * ncols, H, W), ncols): rows of up to ``ncols`` originals, each above a row of their
+    reconstructions; a short last row is padded with white. Any number of images (>= 1)."""
+    inputs, recon = reconstruct(model, x_uint8)
+    n, ncols = len(inputs), max(1, min(ncols, len(inputs)))
+    rows = -(-n // ncols)
+    blank = np.ones((rows * ncols - n, *inputs.shape[2:]), np.float32)
+    grid_in = np.concatenate([inputs[:, 0].numpy(), blank]).reshape(rows, 1, ncols, *inputs.shape[2:])
+    grid_out = np.concatenate([recon[:, 0].numpy(), blank]).reshape(rows, 1, ncols, *inputs.shape[2:])
+    return np.concatenate([grid_in, grid_out], axis=1).reshape(-1, *inputs.shape[2:]), ncols
 
 
 def _gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
@@ -130,8 +173,6 @@ def probe_report(model, dataset, n_train: int = 5000, n_test: int = 5000, baseli
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
-
-    from .latent import encode_images
 
     xtr, ytr = dataset.x_train[:n_train], dataset.y_train[:n_train].numpy()
     xte, yte = dataset.x_test[:n_test], dataset.y_test[:n_test].numpy()

@@ -1,15 +1,19 @@
-"""The book's recipes (Hands-On Machine Learning, 2nd ed., ch. 17) as named presets.
+"""The book's recipes (Hands-On Machine Learning, 2nd ed., ch. 17) as named presets, and how a config
+differs from its preset (the one formatter behind share links, CLI lines and Python snippets).
 
 All on Fashion-MNIST with validation split 0.1 and batch 32 unless said otherwise.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
+from typing import Any
 
-from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import (AutoencoderConfig, ClassifierConfig, ConfigError, DataConfig, GANConfig, ModelConfig, RunConfig,
+                     TrainConfig, format_value, switch_family)
 
-_STACKED = ModelConfig(arch="dense", hidden=(100,), latent=30, activation="selu")
-_SPARSE = ModelConfig(arch="dense", hidden=(100,), latent=300, activation="selu", code_activation="sigmoid")
+_STACKED = AutoencoderConfig(arch="dense", hidden=(100,), latent=30, activation="selu")
+_SPARSE = AutoencoderConfig(arch="dense", hidden=(100,), latent=300, activation="selu", code_activation="sigmoid")
 
 PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
     "stacked": ("Stacked AE 784-100-30 SELU, the chapter's first recipe",
@@ -31,27 +35,26 @@ PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
                   replace(_SPARSE, sparsity="kl", sparsity_weight=0.05 / 32, sparsity_target=0.1),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
     "conv": ("Convolutional AE 16-32-64 with max-pooling, transposed-conv decoder",
-             ModelConfig(arch="conv", channels=(16, 32, 64), kernel_size=3, latent=0, activation="selu"),
+             AutoencoderConfig(arch="conv", channels=(16, 32, 64), kernel_size=3, latent=0, activation="selu"),
              TrainConfig(optimizer="sgd", lr=1.0, epochs=5)),
     "vae": ("Variational AE 784-150-100 -> 10-D Gaussian codes, sampling from the prior",
-            ModelConfig(arch="dense", hidden=(150, 100), latent=10, activation="selu", code_activation="linear",
-                        variational=True, beta=1.0),
+            AutoencoderConfig(arch="dense", hidden=(150, 100), latent=10, activation="selu", code_activation="linear",
+                              variational=True, beta=1.0),
             TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=128, epochs=25)),
     # The book trains its simple GAN for 1 epoch and its DCGAN for 50; these defaults give recognisable
     # samples in about a minute (gan) and a few minutes (dcgan) on a laptop CPU.
     "gan": ("Simple GAN: generator 30 -> 100 -> 150 -> 784, discriminator 784 -> 150 -> 100 -> 1 (SELU)",
-            ModelConfig(family="gan", arch="dense", hidden=(150, 100), latent=30, activation="selu",
-                        d_activation="selu", output="sigmoid"),
+            GANConfig(arch="dense", hidden=(150, 100), codings=30, activation="selu", d_activation="selu",
+                      output="sigmoid"),
             TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=32, epochs=10)),
     "dcgan": ("DCGAN: dense -> 7x7x128 -> transposed convs 64 -> 1 with batch norm; conv 64 -> 128 discriminator",
-              ModelConfig(family="gan", arch="conv", channels=(64, 128), kernel_size=5, latent=100,
-                          activation="selu", d_activation="leaky_relu", d_dropout=0.4, batch_norm=True,
-                          output="tanh"),
+              GANConfig(arch="conv", channels=(64, 128), kernel_size=5, codings=100, activation="selu",
+                        d_activation="leaky_relu", d_dropout=0.4, batch_norm=True, output="tanh"),
               TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=32, epochs=3)),
     # Not from the book: the feature extractor of the quality measure (a Fréchet distance on its features).
     "classifier": ("Domain classifier for the quality measure: conv 32 -> 64, 128 features, 10 classes",
-                   ModelConfig(family="classifier", arch="conv", channels=(32, 64), kernel_size=3, latent=128,
-                               activation="relu", d_dropout=0.3),
+                   ClassifierConfig(arch="conv", channels=(32, 64), kernel_size=3, features=128, activation="relu",
+                                    dropout=0.3),
                    TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=5)),
 }
 
@@ -64,4 +67,59 @@ def preset(name: str, data: str = "fashion-mnist") -> RunConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     _, model, train = PRESETS[name]
-    return RunConfig(DataConfig(name=data), replace(model), replace(train), preset=name)
+    return RunConfig(DataConfig(name=data), copy.deepcopy(model), replace(train), preset=name)
+
+
+def start_of(cfg: RunConfig) -> RunConfig:
+    """What ``cfg`` starts from: its preset on its data set, or the defaults when it has none."""
+    return preset(cfg.preset, cfg.data.name) if cfg.preset in PRESETS else RunConfig(DataConfig(name=cfg.data.name))
+
+
+def differences(cfg: RunConfig) -> dict[str, Any]:
+    """{setting: value} of what ``cfg`` changes on :func:`start_of` it: ``family`` first when it differs, then
+    every field whose value differs from that family's (the data set name is not a difference).
+
+    The one source of share links, CLI lines and Python snippets:
+    ``with_overrides(start_of(cfg), differences(cfg)) == cfg``."""
+    start = start_of(cfg)
+    out: dict[str, Any] = {}
+    if start.model.family != cfg.model.family:
+        out["family"] = cfg.model.family
+        start.model = switch_family(start.model, cfg.model.family)
+    for section in ("data", "model", "train"):
+        obj, reference = getattr(cfg, section), getattr(start, section)
+        for name in vars(obj):
+            if (section, name) != ("data", "name") and getattr(obj, name) != getattr(reference, name):
+                out[name] = getattr(obj, name)
+    return out
+
+
+def command_line(cfg: RunConfig) -> str:
+    """The ``python -m aelab train ...`` line that reproduces ``cfg``."""
+    parts = ["python -m aelab train"] + ([f"--preset {cfg.preset}"] if cfg.preset in PRESETS else [])
+    parts.append(f"--data {cfg.data.name}")
+    for name, value in differences(cfg).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts.append(f"{flag} {format_value(value)}")
+    return " ".join(parts)
+
+
+def share_params(cfg: RunConfig) -> dict[str, str]:
+    """Query parameters of a share link: the recipe ('custom' when none), the data set and the differences."""
+    return {"preset": cfg.preset if cfg.preset in PRESETS else "custom", "data": cfg.data.name,
+            **{name: format_value(value) for name, value in differences(cfg).items()}}
+
+
+def python_snippet(cfg: RunConfig) -> str:
+    """Python that reproduces ``cfg`` and trains it."""
+    start = (f"aelab.preset({cfg.preset!r}, data={cfg.data.name!r})" if cfg.preset in PRESETS else
+             f"aelab.RunConfig(aelab.DataConfig(name={cfg.data.name!r}))")
+    changes = differences(cfg)
+    lines = ["import aelab", f"cfg = {start}"]
+    if changes:
+        lines.append(f"cfg = aelab.with_overrides(cfg, {changes!r})")
+    lines.append("exp = aelab.train(cfg, runs_dir='runs')")
+    return "\n".join(lines)

@@ -12,15 +12,12 @@ Mode coverage: the classifier's predicted class distribution of the samples, nex
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data import Dataset, to_float
-from .runs import Run, RunStore, default_runs_dir, examples_dir
 
 DEFAULT_SAMPLES = 5000
 
@@ -73,8 +70,9 @@ class QualityReport:
 
 
 def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES, seed: int = 0,
-                   classifier_run: Run | None = None) -> QualityReport:
-    """Sample ``n`` images from ``model`` (VAE or GAN) and score them against ``dataset``'s test set."""
+                   classifier_name: str = "", classifier_accuracy: float | None = None) -> QualityReport:
+    """Sample ``n`` images from ``model`` (VAE or GAN) and score them against ``dataset``'s test set with the
+    features of ``classifier`` (a trained domain classifier; its run's name and accuracy go into the report)."""
     if not getattr(model, "can_sample", False):
         raise TypeError("the quality measure needs a generative model (a VAE or a GAN)")
     device = next(model.parameters()).device
@@ -86,13 +84,12 @@ def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES
     test_shares = np.bincount(p_test.argmax(1), minlength=k) / len(p_test)
     eps = 1e-6
     kl = float(np.sum(gen_shares * (np.log(gen_shares + eps) - np.log(test_shares + eps))))
-    accuracy = classifier_run.metrics.get("test", {}).get("accuracy") if classifier_run else None
     return QualityReport(
         fid=frechet_distance(f_gen, f_test), reference_fid=reference_fid,
         class_shares=gen_shares.tolist(), test_shares=test_shares.tolist(),
         classes_covered=int((gen_shares >= 0.5 * test_shares).sum()), class_kl=max(kl, 0.0),
         confidence=float(p_gen.max(1).mean()), test_confidence=float(p_test.max(1).mean()), n_samples=n,
-        classifier=classifier_run.name if classifier_run else "", classifier_accuracy=accuracy)
+        classifier=classifier_name, classifier_accuracy=classifier_accuracy)
 
 
 _REFERENCES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -116,16 +113,3 @@ def accuracy(classifier, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of ``classifier`` on uint8 images."""
     _, probs = features(classifier, x_uint8)
     return float((probs.argmax(1) == y.numpy()).mean())
-
-
-def find_classifier(dataset_name: str, runs: Iterable[Run]) -> Run | None:
-    """The first finished classifier run trained on ``dataset_name`` among ``runs`` (give them newest first)."""
-    return next((run for run in runs if run.family == "classifier" and run.config.data.name == dataset_name
-                 and run.meta.get("status") == "finished"), None)
-
-
-def stored_runs(runs_dir: str | Path | None = None) -> Iterator[Run]:
-    """The user's runs, then the shipped examples, each newest first (where classifiers are looked for)."""
-    for store in (RunStore(runs_dir if runs_dir is not None else default_runs_dir()),
-                  RunStore(examples_dir(), read_only=True)):
-        yield from store.scan()[0]

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
+from .errors import ConfigError, RunError
 from .models import Model, build_model
 
-FORMAT = 1
+FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is read too
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
 TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
 TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-
-
-class RunError(RuntimeError):
-    """A run is missing, damaged, read-only, or a name is invalid or taken."""
 
 
 def default_runs_dir() -> Path:
@@ -83,6 +81,11 @@ class Run:
     @property
     def family(self) -> str:
         return self.config.model.family
+
+    @property
+    def fingerprint(self) -> tuple[str, float]:
+        """(directory, weights file time): what results computed from this run depend on (cache keys)."""
+        return str(self.path), (self.path / "model.safetensors").stat().st_mtime
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:
         """Rebuild the model from config.json and load its safetensors weights (strict)."""
@@ -242,6 +245,20 @@ class RunStore:
     def _writable(self) -> None:
         if self.read_only:
             raise RunError(f"the runs in {self.root} are read-only")
+
+
+def find_classifier(dataset_name: str, runs: Iterable[Run]) -> Run | None:
+    """The first finished classifier run trained on ``dataset_name`` among ``runs`` (give them newest first):
+    the feature extractor of the quality measure."""
+    return next((run for run in runs if run.family == "classifier" and run.config.data.name == dataset_name
+                 and run.meta.get("status") == "finished"), None)
+
+
+def stored_runs(runs_dir: str | Path | None = None) -> Iterator[Run]:
+    """The user's runs, then the shipped examples, each newest first (where classifiers are looked for)."""
+    for store in (RunStore(runs_dir if runs_dir is not None else default_runs_dir()),
+                  RunStore(examples_dir(), read_only=True)):
+        yield from store.scan()[0]
 
 
 def cleanup_sessions(sessions_root: str | Path, max_age_s: float) -> int:

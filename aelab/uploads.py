@@ -1,4 +1,5 @@
-"""Your own images as a data set: an ``.npz`` of arrays or a ``.zip`` of PNG/JPEG files, one folder per class.
+"""Your own images: a pure parser of an ``.npz`` of arrays or a ``.zip`` of PNG/JPEG files (one folder per
+class), bytes in, images out. It never touches the disk: :mod:`aelab.data` stores uploads and loads files.
 
 Every upload is treated as hostile: its size is checked before it is read, the number of images
 and the decompressed size are capped before anything is decompressed (zip bombs), ``.npz`` files
@@ -8,17 +9,15 @@ raises :class:`UploadError` with a message that says what was wrong.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import numpy as np
 
-from .data import DataError, Dataset, _make, default_data_dir
+from .errors import UploadError
 
 MAX_FILE_MB = float(os.environ.get("AELAB_MAX_UPLOAD_MB", "100"))
 MAX_IMAGES = 100_000
@@ -29,10 +28,6 @@ SIZES = (8, 128)                          # smallest and largest output side
 DEFAULT_SIZE = 28
 TEST_FRACTION = 0.15
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-class UploadError(DataError):
-    """An uploaded file was rejected; the message says why."""
 
 
 @dataclass
@@ -205,51 +200,3 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
     t = torch.from_numpy(images).float()[:, None]
     out = F.interpolate(t, size=(size, size), mode="area" if images.shape[1] >= size else "bilinear")
     return out[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def to_dataset(images: ImageSet, name: str, source: str, seed: int = 0) -> Dataset:
-    """Shuffle once (seeded: class folders arrive sorted, and the validation split takes the last images)
-    and hold out ``TEST_FRACTION`` as the test set. Unlabelled images get one class, 'all'."""
-    n = len(images.images)
-    order = np.random.default_rng(seed).permutation(n)
-    x = images.images[order]
-    y = images.labels[order] if images.labels is not None else np.zeros(n, np.int64)
-    classes = images.class_names if images.labels is not None else ("all",)
-    n_test = max(1, int(round(n * TEST_FRACTION)))
-    return _make(name, (x[:-n_test], y[:-n_test]), (x[-n_test:], y[-n_test:]), classes, source)
-
-
-def uploads_dir(owner: str = "") -> Path:
-    """Where uploaded data sets are stored: <data dir>/uploads[/<owner>]."""
-    root = default_data_dir() / "uploads"
-    return root / owner if owner else root
-
-
-def save_upload(images: ImageSet, filename: str, owner: str = "") -> Path:
-    """Store ``images`` as a plain ``.npz`` under :func:`uploads_dir`. The stored name is a slug of
-    ``filename``'s stem plus a content hash: the uploaded name never becomes a path."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", PurePosixPath(filename).stem).strip("-")[:40] or "images"
-    digest = hashlib.sha256(images.images.tobytes()).hexdigest()[:8]
-    directory = uploads_dir(owner)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{slug}-{digest}.npz"
-    arrays = {"images": images.images, "class_names": np.array(images.class_names or ("all",), dtype=str)}
-    if images.labels is not None:
-        arrays["labels"] = images.labels
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
-
-
-def load_file(path: str | Path, size: int = 28) -> Dataset:
-    """A data set from an ``.npz`` or ``.zip`` on disk (the CLI's ``--data path``), with the upload checks."""
-    path = Path(path)
-    try:
-        data = path.read_bytes() if path.stat().st_size <= MAX_FILE_MB * 1e6 else None
-    except OSError as e:
-        raise UploadError(f"{path}: cannot read ({e.strerror or e})") from None
-    if data is None:
-        raise UploadError(f"{path} is larger than {MAX_FILE_MB:g} MB (AELAB_MAX_UPLOAD_MB)")
-    images = read_images(data, path.name, size if path.suffix.lower() == ".zip" else None)
-    return to_dataset(images, str(path), source=f"your file {path.name}")

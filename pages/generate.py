@@ -2,21 +2,22 @@
 import streamlit as st
 
 import aelab
-from aelab import figures, generate, jobs, quality
-from aelab.jobs import JobRefused, registry
-from pages import common
+from aelab import generate, jobs, quality
+from aelab.figures import class_share_figure
+from aelab.jobs import JobRefused
+from aelab.runs import find_classifier
+from pages.shared import state, widgets
+from pages.shared.sidebar import through_router
 
-common.through_router()
+through_router()
 
 MAX_COMPARED = 3
 QUALITY_SAMPLES = quality.DEFAULT_SAMPLES
 
 
-def start(recipe: str) -> None:
+def start(recipe: str, runs: dict) -> None:
     try:
-        job = registry().start(aelab.preset(recipe, common.current_dataset_name()), common.user_runs_dir(),
-                               owner=common.session_id())
-        st.session_state["job_id"] = job.id
+        state.start_job(aelab.preset(recipe, state.current_dataset_name()).validate(), runs=runs)
         st.switch_page("pages/train.py")
     except JobRefused as e:
         st.error(str(e), icon=":material/block:")
@@ -30,11 +31,12 @@ def quality_task(run, classifier_run):
         return saved
 
     def compute():
-        ds = common.dataset(run.config.data.name)
-        return quality.quality_report(common.model_of(run), common.model_of(classifier_run), ds, QUALITY_SAMPLES,
-                                      classifier_run=classifier_run).to_json()
+        return quality.quality_report(
+            state.model_of(run), state.model_of(classifier_run), state.dataset(run.config.data), QUALITY_SAMPLES,
+            classifier_name=classifier_run.name,
+            classifier_accuracy=classifier_run.metrics.get("test", {}).get("accuracy")).to_json()
 
-    task = jobs.task(("quality", *common.cache_key(run), *common.cache_key(classifier_run)), compute)
+    task = jobs.task(("quality", *run.fingerprint, *classifier_run.fingerprint), compute)
     if task.error:
         st.error(f"The quality measure failed: {task.error}", icon=":material/error:")
     return task.result if task.done else None
@@ -42,8 +44,8 @@ def quality_task(run, classifier_run):
 
 def compare_section(runs: dict) -> None:
     st.subheader("Samples side by side")
-    active = common.active_run(runs)
-    data_name = active.config.data.name if active else common.current_dataset_name()
+    active = state.active_run(runs)
+    data_name = active.config.data.name if active else state.current_dataset_name()
     candidates = [k for k, r in runs.items() if r.config.model.generative and r.config.data.name == data_name]
     if not candidates:
         st.info(f"No VAE or GAN trained on {data_name} yet. A VAE learns a Gaussian code you can sample from; a GAN "
@@ -51,7 +53,7 @@ def compare_section(runs: dict) -> None:
         c = st.columns(3)
         for col, recipe in zip(c, ("vae", "gan", "dcgan")):
             if col.button(f"Train the {recipe} recipe", key=f"train_{recipe}", icon=":material/play_arrow:"):
-                start(recipe)
+                start(recipe, runs)
         return
     if "gen_compare" not in st.session_state:   # default: the active run if it generates, then one run per kind
         active_key = st.session_state.get("active_run")
@@ -64,7 +66,7 @@ def compare_section(runs: dict) -> None:
         st.session_state["gen_compare"] = chosen[:MAX_COMPARED]
     st.session_state["gen_compare"] = [k for k in st.session_state["gen_compare"] if k in candidates]
     keys = st.multiselect("Generative runs", candidates, key="gen_compare", max_selections=MAX_COMPARED,
-                          format_func=lambda k: common.describe(runs[k]),
+                          format_func=lambda k: widgets.describe(runs[k]),
                           help=f"Up to {MAX_COMPARED} VAE or GAN runs on {data_name}, sampled with the same seed.")
     c = st.columns(2)
     seed = c[0].number_input("Seed", 0, 10_000, 0, key="gen_seed")
@@ -73,14 +75,13 @@ def compare_section(runs: dict) -> None:
                                    "higher is more varied.")
     if not keys:
         return
-    classifier_run = quality.find_classifier(data_name, runs.values())   # user runs first, newest first
+    classifier_run = find_classifier(data_name, runs.values())   # user runs first, newest first
     reports = {}
     for col, k in zip(st.columns(len(keys)), keys):
         run = runs[k]
         with col:
-            st.markdown(f"**{run.name}** · {common.model_label(run)}, {run.epochs_done:g} epochs")
-            images = generate.sample_prior(common.model_of(run), 40, temperature, seed)
-            st.image(figures.image_grid(images, ncols=8), width="stretch", output_format="PNG")
+            st.markdown(f"**{run.name}** · {widgets.model_label(run)}, {run.epochs_done:g} epochs")
+            widgets.images(generate.sample_prior(state.model_of(run), 40, temperature, seed), ncols=8)
             if classifier_run is not None:
                 reports[run.name] = quality_task(run, classifier_run)
                 q = reports[run.name]
@@ -96,7 +97,7 @@ def compare_section(runs: dict) -> None:
                 "takes about 40 s on Fashion-MNIST and a few seconds on digits; it is then stored as a run.",
                 icon=":material/info:")
         if st.button("Train the domain classifier", key="train_classifier", icon=":material/play_arrow:"):
-            start("classifier")
+            start("classifier", runs)
         return
     pending = [name for name, q in reports.items() if q is None]
     if pending:
@@ -106,10 +107,10 @@ def compare_section(runs: dict) -> None:
                 st.rerun()
         wait()
         return
-    ds = common.dataset(data_name)
+    ds = state.dataset(runs[keys[0]].config.data)
     first = next(iter(reports.values()))
     shares = {"test images": first["test_shares"], **{name: q["class_shares"] for name, q in reports.items()}}
-    st.plotly_chart(figures.class_share_figure(shares, ds.class_names), key="gen_shares")
+    st.plotly_chart(class_share_figure(shares, ds.class_names), key="gen_shares")
     with st.expander("What do these numbers measure?", icon=":material/help:"):
         accuracy = first.get("classifier_accuracy")
         st.markdown(
@@ -125,7 +126,7 @@ def compare_section(runs: dict) -> None:
 
 
 def latent_tools(run, ds) -> None:
-    model = common.model_of(run)
+    model = state.model_of(run)
     st.subheader(f"Explore {run.name}")
     left, right = st.columns(2)
     if run.family == "gan":
@@ -135,8 +136,7 @@ def latent_tools(run, ds) -> None:
             seed_a = a[0].number_input("Code A (seed)", 0, 10_000, 1, key="gen_za")
             seed_b = a[1].number_input("Code B (seed)", 0, 10_000, 2, key="gen_zb")
             steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
-            st.image(figures.image_grid(generate.interpolate_noise(model, seed_a, seed_b, steps), ncols=steps),
-                     width="stretch", output_format="PNG")
+            widgets.images(generate.interpolate_noise(model, seed_a, seed_b, steps), ncols=steps)
         return
     with left:
         st.markdown("**Interpolation**")
@@ -146,8 +146,7 @@ def latent_tools(run, ds) -> None:
         steps = a[2].slider("Steps", 3, 15, 9, key="gen_steps")
         st.caption(f"{ds.class_names[ds.y_test[i]]} → {ds.class_names[ds.y_test[j]]}, decoded from the "
                    "straight line between their codes")
-        st.image(figures.image_grid(generate.interpolate(model, ds.x_test[i], ds.x_test[j], steps), ncols=steps),
-                 width="stretch", output_format="PNG")
+        widgets.images(generate.interpolate(model, ds.x_test[i], ds.x_test[j], steps), ncols=steps)
     with right:
         st.markdown("**Traversal of one latent dimension**")
         b = st.columns(3)
@@ -155,31 +154,30 @@ def latent_tools(run, ds) -> None:
         span = b[1].slider("Span (±)", 0.5, 5.0, 3.0, 0.5, key="gen_span")
         k = b[2].number_input("Starting image", 0, len(ds.x_test) - 1, 0, key="gen_k")
         st.caption(f"Code of test image #{k} with dimension {dim} swept from −{span} to +{span}")
-        st.image(figures.image_grid(generate.traverse(model, ds.x_test[k], dim, span, 9), ncols=9),
-                 width="stretch", output_format="PNG")
+        widgets.images(generate.traverse(model, ds.x_test[k], dim, span, 9), ncols=9)
     if model.latent_dim == 2:
         st.markdown("**The 2-D manifold**: codes on a grid of Gaussian quantiles, decoded.")
         size = st.slider("Grid size", 5, 25, 15, key="gen_grid")
-        st.image(figures.image_grid(generate.manifold_grid(model, size)), width=640, output_format="PNG")
+        widgets.images(generate.manifold_grid(model, size), width=640)
     else:
         st.caption(f"The manifold map needs a 2-D latent space (this VAE has {model.latent_dim}); train one with "
                    "latent size 2 to see it.")
 
 
 st.title("Generate")
-runs = common.all_runs()
+runs = state.all_runs()
 if not runs:
-    common.need_run()
+    widgets.need_run()
 else:
-    with common.guard("Generating"):
+    with widgets.guard("Generating"):
         compare_section(runs)
-run = common.active_run(runs)
+run = state.active_run(runs)
 if run is not None and run.config.model.generative:
-    ds = common.run_dataset(run)
+    ds = state.run_dataset(run)
     if ds is not None:
         st.divider()
-        with common.guard("Generating"):
+        with widgets.guard("Generating"):
             latent_tools(run, ds)
 elif run is not None:
-    st.caption(f"The active run **{run.name}** is a {common.model_label(run)}: it does not generate. "
+    st.caption(f"The active run **{run.name}** is a {widgets.model_label(run)}: it does not generate. "
                f"{'A plain autoencoder maps images to codes but says nothing about which codes are likely, so random codes decode to noise.' if run.family == 'autoencoder' else ''}")

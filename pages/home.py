@@ -2,11 +2,12 @@
 import streamlit as st
 
 import aelab
-from aelab.jobs import JobRefused, registry
+from aelab.jobs import JobRefused
 from aelab.presets import PRESETS
-from pages import common
+from pages.shared import state, widgets
+from pages.shared.sidebar import through_router
 
-common.through_router()
+through_router()
 
 st.title("AE Lab")
 st.markdown(
@@ -19,9 +20,9 @@ c[1].markdown("**Denoising** · corrupt the input with noise or dropout, ask for
 c[2].markdown("**Sparsity** · many code units, few active at once (L1 or KL penalty).")
 c[3].markdown("**Variational** · a Gaussian code you can *sample* from to draw new images.")
 
-name = common.current_dataset_name()
-label = common.dataset_label(name)
-why = "Your upload; choose another data set in the sidebar." if label != name else f"{common.default_dataset()[1]}."
+name = state.current_dataset_name()
+label = widgets.dataset_label(name)
+why = "Your upload; choose another data set in the sidebar." if label != name else f"{state.default_dataset()[1]}."
 st.info(f"Data set in use: **{label}**. {why}", icon=":material/dataset:")
 
 st.subheader("Start a recipe")
@@ -32,21 +33,20 @@ for i, (preset, (description, _, train)) in enumerate(PRESETS.items()):
         if st.button(preset, key=f"quick-{preset}", help=f"{description}; {train.epochs} epochs",
                      icon=":material/play_arrow:", width="stretch"):
             try:
-                job = registry().start(aelab.preset(preset, name), common.user_runs_dir(), owner=common.session_id())
-                st.session_state["job_id"] = job.id
+                state.start_job(aelab.preset(preset, name).validate())
                 st.switch_page("pages/train.py")
             except JobRefused as e:
                 st.error(str(e), icon=":material/block:")
 
 st.subheader("Recent runs")
-runs = common.all_runs()
+runs = state.all_runs()
 if not runs:
     st.caption("No runs yet.")
 for key, run in list(runs.items())[:6]:
     row = st.columns([4, 2, 2, 1])
     row[0].markdown(f"**{run.name}**" + (" · example" if run.read_only else ""))
     row[1].caption(f"{run.config.preset or run.config.model.arch} · {run.config.data.name}")
-    row[2].caption(f"{common.score(run)} · {run.epochs_done:g} epochs")
+    row[2].caption(f"{widgets.score(run)} · {run.epochs_done:g} epochs")
     if row[3].button("Open", key=f"open-{key}"):
         st.session_state["active_run"] = key
         st.switch_page("pages/reconstructions.py")

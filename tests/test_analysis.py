@@ -4,14 +4,14 @@ import torch
 
 import aelab
 from aelab import generate, latent, metrics
-from aelab.config import ModelConfig
+from aelab.config import AutoencoderConfig
 
 
 @pytest.fixture(scope="module")
 def trained():
     ds = aelab.load_dataset("digits")
     cfg = aelab.preset("vae", data="digits")
-    cfg.model = ModelConfig(hidden=(64,), latent=2, variational=True, code_activation="linear")
+    cfg.model = AutoencoderConfig(hidden=(64,), latent=2, variational=True, code_activation="linear")
     cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = 15, 32, 3e-3
     model = aelab.build_model(cfg.model, ds.image_shape)
     aelab.Trainer(cfg.train).fit(model, ds.split(0.1))

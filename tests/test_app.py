@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import aelab
-from aelab.config import ModelConfig
+from aelab.config import AutoencoderConfig
 from aelab.jobs import registry
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -43,11 +43,11 @@ def trained_runs(tmp_path_factory):
     """A small plain AE and a 2-D VAE on digits, trained once for the module."""
     root = tmp_path_factory.mktemp("app-runs")
     ae = aelab.preset("denoising-gaussian", "digits")
-    ae.model = ModelConfig(hidden=(32,), latent=8, noise="gaussian", noise_level=0.2)
+    ae.model = AutoencoderConfig(hidden=(32,), latent=8, noise="gaussian", noise_level=0.2)
     ae.train.epochs = 2
     aelab.train(ae, runs_dir=root, name="ae-small")
     vae = aelab.preset("vae", "digits")
-    vae.model = ModelConfig(hidden=(32,), latent=2, variational=True, code_activation="linear")
+    vae.model = AutoencoderConfig(hidden=(32,), latent=2, variational=True, code_activation="linear")
     vae.train.epochs, vae.train.batch_size, vae.train.lr = 3, 32, 3e-3
     aelab.train(vae, runs_dir=root, name="vae-2d")
     gan = aelab.preset("gan", "digits")
@@ -401,7 +401,7 @@ def test_time_lapse_codes_are_stored_with_the_run(trained_runs):
 def test_train_page_trains_the_domain_classifier(env):
     at = app("pages/train.py")
     at.selectbox(key="f_recipe").set_value("classifier").run()
-    assert at.radio(key="f_family").value == "classifier" and at.number_input(key="f_latent").value == 128
+    assert at.radio(key="f_family").value == "classifier" and at.number_input(key="f_features").value == 128
     assert at.radio(key="f_arch").value == "conv" and at.text_input(key="f_channels").value == "32,64"
     at.number_input(key="f_epochs").set_value(3).run()
     at.button(key="start").click().run()

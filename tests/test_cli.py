@@ -60,7 +60,8 @@ def test_eval_of_missing_run_fails_cleanly(tmp_path):
 def test_command_line_reproduces_the_config(change):
     import shlex
 
-    from aelab.cli import build_parser, command_line, config_from_args
+    from aelab.cli import build_parser, config_from_args
+    from aelab.presets import command_line
     from aelab.config import with_overrides
     from aelab.presets import preset
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from aelab import data
+from aelab.config import DataConfig
 from aelab.data import DataError, load_dataset, load_idx_dir, read_idx
 from conftest import DEBIAN_FASHION, write_idx
 
@@ -53,7 +54,7 @@ def test_count_mismatch(idx_dir):
 
 def test_lookup_order_prefers_the_given_directory(idx_dir, monkeypatch):
     data.load_dataset.cache_clear()
-    ds = load_dataset("fashion-mnist", str(idx_dir), download=False)
+    ds = load_dataset(DataConfig("fashion-mnist", data_dir=str(idx_dir)), download=False)
     assert ds.source == str(idx_dir) and len(ds.x_train) == 60
     monkeypatch.setenv("AELAB_DATA_DIR", str(idx_dir))
     assert data.candidate_dirs("fashion-mnist")[0] == idx_dir
@@ -65,14 +66,14 @@ def test_torchvision_cache_layout(idx_dir, tmp_path_factory):
     raw.mkdir(parents=True)
     for f in idx_dir.iterdir():
         (raw / f.name).write_bytes(f.read_bytes())
-    ds = load_dataset("mnist", str(root), download=False)
+    ds = load_dataset(DataConfig("mnist", data_dir=str(root)), download=False)
     assert ds.source == str(raw) and ds.class_names[3] == "3"
 
 
 def test_missing_data_set_explains_every_way_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_DIRS", {})
     with pytest.raises(DataError) as e:
-        load_dataset("fashion-mnist", str(tmp_path / "empty"), download=False)
+        load_dataset(DataConfig("fashion-mnist", data_dir=str(tmp_path / "empty")), download=False)
     msg = str(e.value)
     assert "AELAB_DATA_DIR" in msg and "digits" in msg and "download" in msg and str(tmp_path / "empty") in msg
 

@@ -10,13 +10,13 @@ import torch
 
 import aelab
 from aelab import quality
-from aelab.config import ConfigError, ModelConfig, TrainConfig
+from aelab.config import ConfigError, GANConfig, TrainConfig, with_overrides
 from aelab.data import to_float
 from aelab.models import build_model
 
-DENSE = ModelConfig(family="gan", arch="dense", hidden=(32, 16), latent=4, d_activation="selu")
-CONV = ModelConfig(family="gan", arch="conv", channels=(8, 16), kernel_size=5, latent=8, d_dropout=0.4,
-                   batch_norm=True, output="tanh")
+DENSE = GANConfig(arch="dense", hidden=(32, 16), codings=4, d_activation="selu")
+CONV = GANConfig(arch="conv", channels=(8, 16), kernel_size=5, codings=8, d_dropout=0.4, batch_norm=True,
+                 output="tanh")
 
 
 def snapshot(module):
@@ -30,10 +30,9 @@ def changed(before, module):
 @pytest.mark.parametrize("cfg", [DENSE, CONV], ids=["dense", "conv"])
 def test_one_step_updates_both_networks(cfg, digits):
     model = build_model(cfg, digits.image_shape, seed=0).train()
-    model.rng = torch.Generator().manual_seed(0)
     opts = model.configure_optimizers(TrainConfig(optimizer="rmsprop", lr=1e-3))
     g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
-    out = model.training_step(to_float(digits.x_train[:32]), None, opts)
+    out = model.training_step(to_float(digits.x_train[:32]), None, opts, torch.Generator().manual_seed(0))
     assert changed(g_before, model.generator) and changed(d_before, model.discriminator)
     assert set(out.terms) == {"d_loss", "g_loss", "acc_real", "acc_fake"}
     assert all(torch.isfinite(v) for v in out.terms.values())
@@ -43,8 +42,10 @@ def test_one_step_updates_both_networks(cfg, digits):
 
 def test_per_network_settings_are_used(digits):
     model = build_model(DENSE, digits.image_shape)
-    g_opt, d_opt = model.configure_optimizers(TrainConfig(optimizer="rmsprop", lr=1e-3, d_optimizer="sgd",
-                                                          d_lr=0.05))
+    steps = model.configure_optimizers(TrainConfig(optimizer="rmsprop", lr=1e-3, d_optimizer="sgd", d_lr=0.05,
+                                                   d_steps=3, label_smoothing=0.2))
+    g_opt, d_opt = steps.generator, steps.discriminator
+    assert (steps.d_steps, steps.label_smoothing) == (3, 0.2)   # the step's options travel with the optimisers
     assert isinstance(g_opt, torch.optim.RMSprop) and g_opt.param_groups[0]["lr"] == 1e-3
     assert isinstance(d_opt, torch.optim.SGD) and d_opt.param_groups[0]["lr"] == 0.05
     assert {id(p) for p in d_opt.param_groups[0]["params"]} == {id(p) for p in model.discriminator.parameters()}
@@ -53,10 +54,9 @@ def test_per_network_settings_are_used(digits):
     moves = {}
     for d_steps in (1, 2):
         model = build_model(DENSE, digits.image_shape, seed=0).train()
-        model.rng = torch.Generator().manual_seed(0)
         opts = model.configure_optimizers(TrainConfig(optimizer="sgd", lr=0.01, d_steps=d_steps))
         before = snapshot(model.discriminator)
-        model.training_step(to_float(digits.x_train[:32]), None, opts)
+        model.training_step(to_float(digits.x_train[:32]), None, opts, torch.Generator().manual_seed(0))
         moves[d_steps] = sum((a - b).abs().sum().item() for a, b in zip(before, model.discriminator.parameters()))
     assert moves[2] > 1.5 * moves[1]
 
@@ -91,8 +91,8 @@ def test_dcgan_preset_builds_the_book_architecture():
 
 
 def test_gan_configs_are_checked():
-    with pytest.raises(ConfigError, match="model.variational"):
-        replace(DENSE, variational=True).validate()
+    with pytest.raises(ConfigError, match="variational"):   # autoencoder objectives do not apply to a GAN
+        with_overrides(aelab.preset("gan"), {"variational": True})
     with pytest.raises(ConfigError, match="d_steps"):
         TrainConfig(d_steps=0).validate()
     with pytest.raises(ConfigError, match="label_smoothing"):
@@ -136,7 +136,8 @@ def test_gan_trains_and_is_scored(classifier_run, digits, tmp_path):
     assert "test" not in exp.run.metrics and "quality" not in exp.run.metrics   # no classifier in this store
 
     q = quality.quality_report(exp.run.load_model(), classifier_run.load_model(), digits, n=1000,
-                               classifier_run=classifier_run)
+                               classifier_name=classifier_run.name,
+                               classifier_accuracy=classifier_run.metrics["test"]["accuracy"])
     untrained = build_model(cfg.model, digits.image_shape, seed=1)
     q0 = quality.quality_report(untrained, classifier_run.load_model(), digits, n=1000)
     clf = classifier_run.load_model()   # the test set's features are computed once per classifier

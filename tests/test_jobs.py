@@ -3,13 +3,13 @@ import time
 import pytest
 
 import aelab
-from aelab.config import ModelConfig
+from aelab.config import AutoencoderConfig
 from aelab.jobs import JobRefused, Registry
 
 
 def small(epochs=2):
     cfg = aelab.preset("stacked", "digits")
-    cfg.model = ModelConfig(hidden=(16,), latent=4)
+    cfg.model = AutoencoderConfig(hidden=(16,), latent=4)
     cfg.train.epochs = epochs
     return cfg
 
@@ -40,7 +40,7 @@ def test_limits_refuse_with_a_reason(tmp_path):
 
 def test_failure_is_a_message_not_a_traceback(tmp_path):
     cfg = small()
-    cfg.model = ModelConfig(hidden=(16,), latent=4, activation="linear")
+    cfg.model = AutoencoderConfig(hidden=(16,), latent=4, activation="linear")
     cfg.train.lr = 1e30
     job = Registry().start(cfg, tmp_path)
     assert job.join(60)

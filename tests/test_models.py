@@ -5,16 +5,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from aelab.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from aelab.config import ConfigError, DataConfig, AutoencoderConfig, RunConfig, TrainConfig
 from aelab.data import to_float
 from aelab.models import build_model
 from aelab.runs import RunStore
 
 ARCHS = {
-    "dense": ModelConfig(arch="dense", hidden=(32,), latent=8),
-    "dense-tied": ModelConfig(arch="dense", hidden=(32,), latent=8, tied=True),
-    "conv": ModelConfig(arch="conv", channels=(8, 16), latent=0),
-    "conv-dense-code": ModelConfig(arch="conv", channels=(8, 16), latent=8),
+    "dense": AutoencoderConfig(arch="dense", hidden=(32,), latent=8),
+    "dense-tied": AutoencoderConfig(arch="dense", hidden=(32,), latent=8, tied=True),
+    "conv": AutoencoderConfig(arch="conv", channels=(8, 16), latent=0),
+    "conv-dense-code": AutoencoderConfig(arch="conv", channels=(8, 16), latent=8),
 }
 OBJECTIVES = {
     "plain": {},
@@ -90,23 +90,23 @@ def test_tied_decoder_shares_encoder_weights():
 
 
 def test_keras_initialisation_is_glorot_uniform_with_zero_bias():
-    model = build_model(ModelConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1)
+    model = build_model(AutoencoderConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1)
     w = model.trunk[1].weight
     limit = (6 / (784 + 100)) ** 0.5
     assert w.abs().max() <= limit and w.abs().max() > 0.95 * limit
     assert model.trunk[1].bias.abs().sum() == 0
-    assert torch.equal(w, build_model(ModelConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1).trunk[1].weight)
+    assert torch.equal(w, build_model(AutoencoderConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1).trunk[1].weight)
 
 
 @pytest.mark.parametrize("size", [(1, 28, 28), (1, 8, 8), (1, 20, 13), (3, 32, 32)])
 def test_conv_decoder_restores_any_input_size(size):
     for latent in (0, 12):
-        model = build_model(ModelConfig(arch="conv", channels=(4, 8), latent=latent), size)
+        model = build_model(AutoencoderConfig(arch="conv", channels=(4, 8), latent=latent), size)
         assert model.decode(model.encode(torch.rand(2, *size))).shape == (2, *size)
 
 
 def test_book_conv_shapes():
-    model = build_model(ModelConfig(arch="conv", channels=(16, 32, 64), latent=0), (1, 28, 28))
+    model = build_model(AutoencoderConfig(arch="conv", channels=(16, 32, 64), latent=0), (1, 28, 28))
     assert model.latent_dim == 64 * 3 * 3
     convt = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [(m.padding, m.output_padding) for m in convt] == [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((1, 1), (1, 1))]
@@ -114,7 +114,7 @@ def test_book_conv_shapes():
 
 def test_too_many_pooling_steps_is_a_config_error():
     with pytest.raises(ConfigError, match="pooling"):
-        build_model(ModelConfig(arch="conv", channels=(4, 8, 16, 32)), (1, 8, 8))
+        build_model(AutoencoderConfig(arch="conv", channels=(4, 8, 16, 32)), (1, 8, 8))
 
 
 def test_noise_only_in_training():

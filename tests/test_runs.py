@@ -5,14 +5,14 @@ import pytest
 import torch
 
 import aelab
-from aelab.config import ModelConfig
+from aelab.config import AutoencoderConfig
 from aelab.runs import RunError, RunStore, check_name
 
 
 @pytest.fixture
 def run_cfg():
     cfg = aelab.preset("stacked", data="digits")
-    cfg.model = ModelConfig(hidden=(16,), latent=4)
+    cfg.model = AutoencoderConfig(hidden=(16,), latent=4)
     cfg.train.epochs, cfg.train.lr = 1, 0.5
     return cfg
 
@@ -24,7 +24,7 @@ def test_train_saves_a_complete_run(run_cfg, tmp_path, digits):
                                                          "model.safetensors", "timeline.safetensors"]
     timeline = run.timeline()   # the preview before training and after the epoch, stored as uint8
     assert timeline["frames"].shape == (2, 8, 8, 8) and timeline["inputs"].shape == (8, 8, 8)
-    assert np.abs(timeline["frames"][-1] - exp.fit.preview).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(timeline["frames"][-1] - exp.previews.latest).max() <= 0.5 / 255 + 1e-6
     assert run.config == run_cfg and run.meta["status"] == "finished" and run.meta["image_shape"] == [1, 8, 8]
     assert run.final_val_loss == exp.fit.history["val_loss"][-1]
     assert set(run.metrics["test"]) == {"bce", "mse", "psnr", "ssim"}

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from aelab.config import ModelConfig, TrainConfig
+from aelab.config import AutoencoderConfig, TrainConfig
+from aelab.latent import CodeRecorder
 from aelab.models import build_model
-from aelab.train import Callback, Trainer, TrainingDiverged, make_optimizer, resolve_device
+from aelab.optim import make_optimizer
+from aelab.train import Callback, PreviewRecorder, Trainer, TrainingDiverged, resolve_device
 
-SMALL = ModelConfig(hidden=(32,), latent=8)
+SMALL = AutoencoderConfig(hidden=(32,), latent=8)
 
 
 def fit(digits, model_cfg=SMALL, callbacks=(), stop=None, **train):
@@ -18,28 +20,33 @@ def fit(digits, model_cfg=SMALL, callbacks=(), stop=None, **train):
 
 
 def test_history_and_learning(digits):
-    _, result = fit(digits, epochs=3)
+    previews, codes = PreviewRecorder(), CodeRecorder(n_images=50)
+    _, result = fit(digits, callbacks=[previews, codes], epochs=3)
     h = result.history
     assert h["epoch"] == [1.0, 2.0, 3.0] and result.status == "finished"
     assert {"loss", "val_loss", "recon", "val_recon", "seconds"} <= set(h)
     assert h["val_loss"][-1] < h["val_loss"][0]
-    assert result.preview.shape == (8, 8, 8)
+    # the recording callbacks: before training and after each epoch
+    assert previews.latest.shape == (8, 8, 8) and len(previews.frames) == 4 and previews.inputs.shape == (8, 8, 8)
+    timeline = codes.timeline()
+    assert timeline["codes"].shape == (4, 50, 8) and timeline["code_labels"].shape == (50,)
+    assert not np.array_equal(timeline["codes"][0], timeline["codes"][-1])
 
 
 def test_term_history_for_vae_and_sparse(digits):
-    _, vae = fit(digits, ModelConfig(hidden=(32,), latent=2, variational=True, code_activation="linear"),
+    _, vae = fit(digits, AutoencoderConfig(hidden=(32,), latent=2, variational=True, code_activation="linear"),
                  optimizer="rmsprop", lr=1e-3)
     assert {"kl", "val_kl", "nelbo", "val_nelbo"} <= set(vae.history)
     # loss = recon + KL / pixels (beta 1)
     assert vae.history["val_loss"][-1] == pytest.approx(vae.history["val_recon"][-1] + vae.history["val_kl"][-1] / 64,
                                                         rel=1e-4)
-    _, sparse = fit(digits, ModelConfig(hidden=(32,), latent=16, code_activation="sigmoid", sparsity="kl",
+    _, sparse = fit(digits, AutoencoderConfig(hidden=(32,), latent=16, code_activation="sigmoid", sparsity="kl",
                                         sparsity_weight=0.05))
     assert "val_sparsity" in sparse.history
 
 
 def test_same_seed_same_numbers(digits):
-    cfg = ModelConfig(hidden=(32,), latent=8, noise="gaussian", noise_level=0.2)
+    cfg = AutoencoderConfig(hidden=(32,), latent=8, noise="gaussian", noise_level=0.2)
     a, ra = fit(digits, cfg)
     b, rb = fit(digits, cfg)
     c, rc = fit(digits, cfg, seed=7)
@@ -67,7 +74,7 @@ def test_stop_is_honoured_within_one_batch(digits):
 
 def test_non_finite_loss_stops_with_a_clear_message(digits):
     with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+/\d+.*smaller learning rate"):
-        fit(digits, ModelConfig(hidden=(32,), latent=8, activation="linear"), lr=1e30)
+        fit(digits, AutoencoderConfig(hidden=(32,), latent=8, activation="linear"), lr=1e30)
 
 
 def test_callbacks_see_every_batch_and_epoch(digits):
@@ -76,10 +83,11 @@ def test_callbacks_see_every_batch_and_epoch(digits):
     class Recorder(Callback):
         def on_train_begin(self, s): events.append("begin")
         def on_batch_end(self, s): events.append("batch")
-        def on_epoch_end(self, s): events.append(("epoch", s.epoch, s.preview.shape))
+        def on_epoch_end(self, s): events.append(("epoch", s.epoch, previews.latest.shape))
         def on_train_end(self, s): events.append(("end", s.status))
 
-    fit(digits, callbacks=[Recorder()], epochs=2)
+    previews = PreviewRecorder()   # callbacks run in order: the preview is recorded before Recorder sees it
+    fit(digits, callbacks=[previews, Recorder()], epochs=2)
     assert events[0] == "begin" and events[-1] == ("end", "finished")
     assert events.count("batch") == 2 * 22
     assert ("epoch", 2, (8, 8, 8)) in events

@@ -32,7 +32,7 @@ def test_npz_with_labels_and_class_names(digit_images):
     assert got.images.shape == (60, 8, 8) and got.images.dtype == np.uint8 and np.array_equal(got.images, x)
     assert np.array_equal(got.labels, y) and got.class_names[3] == "digit 3"
 
-    ds = uploads.to_dataset(got, "mine", "test")
+    ds = aelab.Dataset.from_images(got, "mine", "test")
     assert len(ds.x_train) == 51 and len(ds.x_test) == 9 and ds.image_shape == (1, 8, 8)
     assert sorted(np.concatenate([ds.y_train.numpy(), ds.y_test.numpy()])) == sorted(y)   # shuffled, none lost
 
@@ -41,7 +41,7 @@ def test_npz_of_unlabelled_floats_with_a_channel_axis_is_resized(digit_images):
     x, _ = digit_images
     got = read_images(npz_bytes(x=(x / 255.0)[..., None].astype(np.float32)), "floats.npz", size=16)
     assert got.images.shape == (60, 16, 16) and got.labels is None
-    ds = uploads.to_dataset(got, "floats", "test")
+    ds = aelab.Dataset.from_images(got, "floats", "test")
     assert ds.class_names == ("all",) and set(ds.y_train.tolist()) == {0}
     # size=None (a stored upload, or --data file.npz): square images keep their size, others become 28x28
     assert read_images(npz_bytes(x=x), "x.npz", size=None).images.shape == (60, 8, 8)
@@ -82,7 +82,7 @@ def test_stored_uploads_are_named_by_us(digit_images, tmp_path, monkeypatch):
     monkeypatch.setenv("AELAB_DATA_DIR", str(tmp_path))
     x, y = digit_images
     got = read_images(npz_bytes(images=x, labels=y), "x.npz", size=8)
-    path = uploads.save_upload(got, "../../../etc/evil name;rm.npz", owner="local")
+    path = aelab.data.store_upload(got, "../../../etc/evil name;rm.npz", owner="local")
     assert path.parent == tmp_path / "uploads" / "local" and path.name.startswith("evil-name-rm-")
     ds = aelab.load_dataset(str(path))
     assert ds.image_shape == (1, 8, 8) and len(ds.x_train) + len(ds.x_test) == 60

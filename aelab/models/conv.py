@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..config import ConfigError, ModelConfig
+from ..config import AutoencoderConfig, ConfigError, ModelConfig
 from .layers import activation
 
 
@@ -30,7 +30,7 @@ def conv_trunk(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[nn.
     return nn.Sequential(*layers), c * hs[-1] * ws[-1]
 
 
-def _transpose_padding(n_in: int, n_out: int, k: int) -> tuple[int, int]:
+def transpose_padding(n_in: int, n_out: int, k: int) -> tuple[int, int]:
     """(padding, output_padding) so that a stride-2 transposed conv maps n_in -> n_out.
 
     out = 2 (n_in - 1) - 2 p + k + op; for k=3 an odd target gives Keras's 'valid', an even one 'same'.
@@ -39,7 +39,7 @@ def _transpose_padding(n_in: int, n_out: int, k: int) -> tuple[int, int]:
     return (excess + 1) // 2, excess % 2
 
 
-def conv_decoder(cfg: ModelConfig, image_shape: tuple[int, int, int], latent: int) -> nn.Sequential:
+def conv_decoder(cfg: AutoencoderConfig, image_shape: tuple[int, int, int], latent: int) -> nn.Sequential:
     """z (B, latent) -> logits (B, C, H, W): [dense ->] unflatten -> transposed convs, stride 2."""
     c, h, w = image_shape
     hs, ws = pooled_sizes(h, len(cfg.channels)), pooled_sizes(w, len(cfg.channels))
@@ -52,8 +52,8 @@ def conv_decoder(cfg: ModelConfig, image_shape: tuple[int, int, int], latent: in
     ins = list(reversed(cfg.channels))
     for i, (n_in, n_out) in enumerate(zip(ins, outs)):
         step = len(cfg.channels) - i  # from size index `step` back to `step - 1`
-        ph, oph = _transpose_padding(hs[step], hs[step - 1], cfg.kernel_size)
-        pw, opw = _transpose_padding(ws[step], ws[step - 1], cfg.kernel_size)
+        ph, oph = transpose_padding(hs[step], hs[step - 1], cfg.kernel_size)
+        pw, opw = transpose_padding(ws[step], ws[step - 1], cfg.kernel_size)
         layers.append(nn.ConvTranspose2d(n_in, n_out, cfg.kernel_size, stride=2,
                                          padding=(ph, pw), output_padding=(oph, opw)))
         if i < len(outs) - 1:

@@ -5,7 +5,7 @@ import math
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import AutoencoderConfig, ModelConfig
 from .layers import TiedLinear, activation
 
 
@@ -19,7 +19,7 @@ def dense_trunk(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[nn
     return nn.Sequential(*layers), size
 
 
-def dense_decoder(cfg: ModelConfig, image_shape: tuple[int, int, int], latent: int,
+def dense_decoder(cfg: AutoencoderConfig, image_shape: tuple[int, int, int], latent: int,
                   tied_to: list[nn.Linear] | None = None) -> nn.Sequential:
     """z (B, latent) -> logits (B, C, H, W), mirroring the trunk's hidden sizes.
 

@@ -1,23 +1,23 @@
 """Generative adversarial network: a generator that tries to fool a discriminator (HOML ch. 17).
 
 The discriminator is built like an encoder (dense ``hidden`` sizes, or ``channels`` as stride-2
-convolutions) ending in one logit; the generator mirrors it from a code of size ``latent``:
+convolutions) ending in one logit; the generator mirrors it from a code of size ``codings``:
 dense layers back up to the image, or dense -> feature map -> stride-2 transposed convolutions
 (DCGAN), with batch norm when ``batch_norm`` is set.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, ModelConfig, TrainConfig
-from ..train import make_optimizer
+from ..config import ConfigError, GANConfig, TrainConfig
+from ..optim import make_optimizer
 from .base import Model, Output
-from .conv import _transpose_padding
+from .conv import transpose_padding
 from .layers import activation
 
 PREVIEW_SEED = 1234    # the fixed noise of the live sample grid
@@ -36,9 +36,9 @@ def _keras_batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)   # Keras's defaults (momentum 0.99)
 
 
-def dense_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+def dense_generator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
     """z (B, latent) -> pre-activation images (B, C, H, W) through the mirrored hidden sizes."""
-    sizes = [cfg.latent, *reversed(cfg.hidden), math.prod(image_shape)]
+    sizes = [cfg.codings, *reversed(cfg.hidden), math.prod(image_shape)]
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
@@ -50,7 +50,7 @@ def dense_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.S
     return nn.Sequential(*layers)
 
 
-def dense_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+def dense_discriminator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
     """x (B, C, H, W) -> one logit (B, 1)."""
     layers: list[nn.Module] = [nn.Flatten()]
     size = math.prod(image_shape)
@@ -63,19 +63,19 @@ def dense_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> 
     return nn.Sequential(*layers)
 
 
-def conv_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+def conv_generator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
     """z (B, latent) -> dense -> (channels[-1], h, w) -> [BN] -> transposed convs, stride 2 -> (B, C, H, W)."""
     c, h, w = image_shape
     hs, ws = halved_sizes(h, len(cfg.channels)), halved_sizes(w, len(cfg.channels))
     fmap = (cfg.channels[-1], hs[-1], ws[-1])
-    layers: list[nn.Module] = [nn.Linear(cfg.latent, math.prod(fmap)), nn.Unflatten(1, fmap)]
+    layers: list[nn.Module] = [nn.Linear(cfg.codings, math.prod(fmap)), nn.Unflatten(1, fmap)]
     if cfg.batch_norm:
         layers.append(_keras_batch_norm(fmap[0]))
     ins, outs = list(reversed(cfg.channels)), [*reversed(cfg.channels[:-1]), c]
     for i, (n_in, n_out) in enumerate(zip(ins, outs)):
         step = len(cfg.channels) - i
-        ph, oph = _transpose_padding(hs[step], hs[step - 1], cfg.kernel_size)
-        pw, opw = _transpose_padding(ws[step], ws[step - 1], cfg.kernel_size)
+        ph, oph = transpose_padding(hs[step], hs[step - 1], cfg.kernel_size)
+        pw, opw = transpose_padding(ws[step], ws[step - 1], cfg.kernel_size)
         layers.append(nn.ConvTranspose2d(n_in, n_out, cfg.kernel_size, stride=2, padding=(ph, pw),
                                          output_padding=(oph, opw)))
         if i < len(outs) - 1:
@@ -85,7 +85,7 @@ def conv_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Se
     return nn.Sequential(*layers)
 
 
-def conv_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
+def conv_discriminator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn.Sequential:
     """x (B, C, H, W) -> stride-2 'same' convs [-> dropout] -> one logit (B, 1)."""
     c, h, w = image_shape
     hs, ws = halved_sizes(h, len(cfg.channels)), halved_sizes(w, len(cfg.channels))
@@ -100,18 +100,24 @@ def conv_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> n
     return nn.Sequential(*layers)
 
 
+@dataclass
+class GANSteps:
+    """What a GAN's training step needs: its two optimisers and how to alternate them."""
+    generator: torch.optim.Optimizer
+    discriminator: torch.optim.Optimizer
+    d_steps: int                  # discriminator updates per generator update
+    label_smoothing: float        # real images are labelled 1 - label_smoothing for the discriminator
+
+
 class GAN(Model):
     """generator(z) -> images, discriminator(x) -> logit of "real"; x is (B, C, H, W) in [0, 1].
 
     With ``output='tanh'`` the networks work on images scaled to [-1, 1] (DCGAN), and everything
     that leaves the model (samples, previews) is mapped back to [0, 1].
     """
-    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
-        cfg.validate()
-        if cfg.family != "gan":
-            raise ConfigError(f"model.family must be 'gan' for a GAN, got {cfg.family!r}")
-        self.cfg, self.image_shape, self.latent_dim = cfg, tuple(image_shape), cfg.latent
+        self.cfg, self.image_shape, self.latent_dim = cfg, tuple(image_shape), cfg.codings
         if cfg.arch == "conv":
             c, h, w = self.image_shape
             if min(h, w) < 2 ** len(cfg.channels):
@@ -149,8 +155,8 @@ class GAN(Model):
         return self.discriminator(x)[:, 0]
 
     def noise(self, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator if generator is not None else self.rng,
-                           device=device)
+        """n codes (n, codings) drawn from N(0, I)."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
     # ------------------------------------------------------------------------------ losses
     @staticmethod
@@ -166,9 +172,9 @@ class GAN(Model):
         """The generator's loss: fakes should be called real (the non-saturating loss)."""
         return F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Output:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, rng: torch.Generator | None = None) -> Output:
         """Both losses on real images ``x`` and as many fakes, without updating (validation)."""
-        z = self.noise(len(x), x.device)
+        z = self.noise(len(x), x.device, rng)
         pre = self.generator(z)
         logit_fake = self.discriminate(self._squash(pre))
         terms = self._d_terms(self.discriminate(self._to_model_scale(x)), logit_fake, 0.0)
@@ -176,30 +182,27 @@ class GAN(Model):
         return Output(terms["d_loss"] + terms["g_loss"], terms, self._as_logits(pre), z)
 
     # ---------------------------------------------------------------------------- training
-    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-        """[generator's, discriminator's]: the discriminator's may use its own optimiser and rate.
-        Keeps ``cfg`` for ``training_step`` (discriminator steps, label smoothing)."""
-        d_cfg = replace(cfg, optimizer=cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer,
-                              lr=cfg.d_lr or cfg.lr)
-        self._train_cfg = cfg
-        return [make_optimizer(self.generator.parameters(), cfg),
-                make_optimizer(self.discriminator.parameters(), d_cfg)]
+    def configure_optimizers(self, cfg: TrainConfig) -> "GANSteps":
+        """Both optimisers (the discriminator's may have its own kind and rate) and the step options."""
+        return GANSteps(make_optimizer(self.generator.parameters(), cfg),
+                        make_optimizer(self.discriminator.parameters(), cfg.discriminator()),
+                        cfg.d_steps, cfg.label_smoothing)
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> Output:
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers: "GANSteps",
+                      rng: torch.Generator | None = None) -> Output:
         """``d_steps`` discriminator updates on (real batch, fresh fakes), then one generator update."""
-        opt_g, opt_d = optimizers
-        cfg = self._train_cfg
+        opt_g, opt_d = optimizers.generator, optimizers.discriminator
         real = self._to_model_scale(x)
-        for _ in range(cfg.d_steps):
+        for _ in range(optimizers.d_steps):
             with torch.no_grad():
-                fake = self.generate(self.noise(len(x), x.device))
-            terms = self._d_terms(self.discriminate(real), self.discriminate(fake), cfg.label_smoothing)
+                fake = self.generate(self.noise(len(x), x.device, rng))
+            terms = self._d_terms(self.discriminate(real), self.discriminate(fake), optimizers.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
             terms["d_loss"].backward()
             opt_d.step()
         self.discriminator.requires_grad_(False)   # the generator step only needs gradients w.r.t. the images
         try:
-            z = self.noise(len(x), x.device)
+            z = self.noise(len(x), x.device, rng)
             g_loss = self._g_loss(self.discriminate(self.generate(z)))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()

@@ -1,0 +1,147 @@
+"""The session's state and the process's caches: the visitor, their runs and data sets, loaded models."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+import aelab
+from aelab import data as data_mod
+from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir, examples_dir
+
+BY_RUN = {Run: lambda run: run.fingerprint}   # cached results of a run depend on its directory and weights
+BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size)}
+
+
+def hosted() -> bool:
+    """Hosted demo mode (AELAB_HOSTED=1): each visitor sees the examples and only their own runs."""
+    return os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
+
+
+def session_id() -> str:
+    if "session_id" not in st.session_state:
+        st.session_state["session_id"] = uuid.uuid4().hex[:16]
+    return st.session_state["session_id"]
+
+
+# -------------------------------------------------------------------------------------- data
+@st.cache_data(show_spinner=False, ttl=60)
+def default_dataset() -> tuple[str, str]:
+    return data_mod.default_dataset()
+
+
+@st.cache_resource(show_spinner="Loading the data set…", hash_funcs=BY_DATA)
+def dataset(cfg: aelab.DataConfig) -> aelab.Dataset:
+    return aelab.load_dataset(cfg)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def dataset_sources() -> dict[str, str]:
+    """{name: where it comes from} for the data sets available here (file checks, cached for a minute)."""
+    return {row["name"]: row["source"] for row in data_mod.available() if row["available"]}
+
+
+def uploads_owner() -> str:
+    """Uploaded data sets belong to the visitor's session in hosted mode, to the local user otherwise."""
+    return f"sessions/{session_id()}" if hosted() else "local"
+
+
+def available_datasets() -> list[str]:
+    return list(dataset_sources()) + data_mod.stored_uploads(uploads_owner())
+
+
+def current_dataset_name() -> str:
+    """The session's data set: a share link's ``data`` parameter on first visit, else the default."""
+    if "dataset" not in st.session_state:
+        linked = st.query_params.get("data")
+        st.session_state["dataset"] = linked if linked in available_datasets() else default_dataset()[0]
+    return st.session_state["dataset"]
+
+
+# -------------------------------------------------------------------------------------- runs
+def user_runs_dir() -> Path:
+    """Where this visitor's runs go: the runs root, or in hosted mode a directory of their own."""
+    root = default_runs_dir()
+    return root / "sessions" / session_id() if hosted() else root
+
+
+@st.cache_resource(ttl=3600, show_spinner=False)
+def _cleanup_old_sessions(root: str) -> int:
+    """Hosted mode: delete visitors' run directories idle for longer than AELAB_SESSION_TTL_HOURS (hourly)."""
+    ttl_hours = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24"))
+    return cleanup_sessions(Path(root) / "sessions", ttl_hours * 3600)
+
+
+def stores() -> list[tuple[str, RunStore]]:
+    """(label, store) pairs: the shipped examples (read-only), then this visitor's runs."""
+    if hosted():
+        _cleanup_old_sessions(str(default_runs_dir()))
+    return [("example", RunStore(examples_dir(), read_only=True)), ("run", RunStore(user_runs_dir()))]
+
+
+def user_store() -> RunStore:
+    return stores()[1][1]
+
+
+def run_key(label: str, name: str) -> str:
+    return f"{label}:{name}"
+
+
+def scan_runs() -> tuple[dict[str, Run], dict[str, str]]:
+    """({key: run} over every store, user runs first (newest first), then examples; {name: error} of damaged
+    run directories). One read of the run directories: call it once per page run."""
+    runs: dict[str, Run] = {}
+    problems: dict[str, str] = {}
+    for label, store in reversed(stores()):
+        found, damaged = store.scan()
+        runs.update((run_key(label, run.name), run) for run in found)
+        problems.update(damaged)
+    return runs, problems
+
+
+def all_runs() -> dict[str, Run]:
+    return scan_runs()[0]
+
+
+def active_run(runs: dict[str, Run] | None = None) -> Run | None:
+    """The session's active run (the newest run when none is chosen yet); ``runs`` saves a rescan."""
+    runs = all_runs() if runs is None else runs
+    key = st.session_state.get("active_run")
+    if key not in runs:
+        key = next(iter(runs), None)
+        st.session_state["active_run"] = key
+    return runs.get(key) if key else None
+
+
+def set_active_run(label: str, name: str) -> None:
+    st.session_state["active_run"] = run_key(label, name)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…", hash_funcs=BY_RUN)
+def model_of(run: Run):
+    """The run's model on the CPU, cached per run directory and weights file time."""
+    return run.load_model()
+
+
+def run_dataset(run: Run) -> aelab.Dataset | None:
+    """The data set ``run`` was trained on (its name, directory and image size), or None after saying why."""
+    try:
+        return dataset(run.config.data)
+    except aelab.DataError as e:
+        st.error(f"The data set of run {run.name} is not available here: {e}")
+        return None
+
+
+def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run] | None = None):
+    """Start training the validated ``cfg`` for this visitor; a VAE or GAN is scored with the newest
+    domain classifier among ``runs``. Raises JobRefused / RunError with the reason."""
+    from aelab.jobs import registry
+    from aelab.runs import find_classifier
+
+    classifier = find_classifier(cfg.data.name, (runs if runs is not None else all_runs()).values()) \
+        if cfg.model.generative else None
+    job = registry().start(cfg, user_runs_dir(), owner=session_id(), name=name, classifier=classifier)
+    st.session_state["job_id"] = job.id
+    return job

@@ -1,0 +1,105 @@
+"""The Train page's form: widgets keyed ``f_<setting>``, filled from a config and read back into one."""
+from __future__ import annotations
+
+import streamlit as st
+
+import aelab
+from aelab.config import FAMILIES, OPTIMIZERS, ConfigError, RunConfig, format_value, setting_names, switch_family, with_overrides
+from aelab.presets import PRESETS, start_of
+from pages.shared import model_forms, state
+
+CUSTOM = "custom"
+FAMILY_LABELS = {"autoencoder": "Autoencoder", "gan": "GAN", "classifier": "Classifier"}
+NOT_IN_FORM = {("data", "name"), ("data", "data_dir"), ("model", "family")}
+SETTINGS = [(s, n, fams) for s, n, _, _, fams in setting_names() if (s, n) not in NOT_IN_FORM]
+key = model_forms.key
+
+
+def form_value(value):
+    return format_value(value) if isinstance(value, tuple) else value
+
+
+def load_into_form(cfg: RunConfig) -> None:
+    """Put ``cfg``'s values into the form's widgets: every family's own fields start from that family's
+    version of ``cfg`` (so switching the family radio shows sensible values)."""
+    for family in FAMILIES:
+        for name, value in vars(switch_family(cfg.model, family)).items():
+            st.session_state[key(name)] = form_value(value)
+    for section in ("data", "model", "train"):
+        for name, value in vars(getattr(cfg, section)).items():
+            st.session_state[key(name)] = form_value(value)
+    st.session_state[key("family")] = cfg.model.family
+    st.session_state[key("objective")] = getattr(cfg.model, "objective", "plain")
+
+
+def on_recipe_change() -> None:
+    recipe = st.session_state[key("recipe")]
+    data = aelab.DataConfig(name=state.current_dataset_name())
+    load_into_form(aelab.preset(recipe, data.name) if recipe in PRESETS else RunConfig(data))
+
+
+def init_form() -> None:
+    """First visit: fill the form from the URL (a share link) or from the stacked recipe."""
+    if st.session_state.get("form_ready"):
+        return
+    params = st.query_params.to_dict()
+    recipe = params.pop("preset", "stacked")
+    recipe = recipe if recipe in PRESETS else CUSTOM
+    cfg = start_of(RunConfig(aelab.DataConfig(name=state.current_dataset_name()), preset=recipe))
+    try:
+        cfg = with_overrides(cfg, {k: v for k, v in params.items() if k != "data"})
+    except ConfigError as e:
+        st.warning(f"The link's settings could not all be used ({e}); the recipe's values are shown instead.")
+    st.session_state[key("recipe")] = recipe
+    load_into_form(cfg)
+    st.session_state["form_ready"] = True
+
+
+def form_config() -> RunConfig:
+    """The configuration the widgets describe, validated: the Start button's one check."""
+    ss = st.session_state
+    family = ss[key("family")]
+    values = {f"{s}.{n}": ss[key(n)] for s, n, fams in SETTINGS if s != "model" or family in fams}
+    cfg = with_overrides(RunConfig(aelab.DataConfig(name=state.current_dataset_name())), {"family": family, **values})
+    if family == "autoencoder":
+        cfg.model = cfg.model.with_objective(ss[key("objective")])
+    recipe = ss[key("recipe")]
+    cfg.preset = recipe if recipe in PRESETS else None
+    return cfg.validate()
+
+
+def training_inputs() -> None:
+    st.markdown("**Training**")
+    opt = st.selectbox("Optimizer", OPTIMIZERS, key=key("optimizer"), help="Keras's default epsilons.")
+    st.number_input("Learning rate", 1e-6, 10.0, format="%.4g", key=key("lr"), help="Step size.")
+    if opt in ("sgd", "rmsprop"):
+        st.number_input("Momentum", 0.0, 0.99, step=0.1, key=key("momentum"), help="0 for plain SGD.")
+    if opt == "sgd":
+        st.checkbox("Nesterov", key=key("nesterov"), help="Nesterov momentum (needs momentum > 0).")
+    if opt == "rmsprop":
+        st.number_input("ρ", 0.01, 0.999, step=0.01, key=key("rho"), help="Decay of the squared-gradient average.")
+    b = st.columns(2)
+    b[0].number_input("Batch size", 1, 4096, key=key("batch_size"), help="Images per step.")
+    b[1].number_input("Epochs", 1, 500, key=key("epochs"), help="Passes over the training set.")
+    b = st.columns(2)
+    b[0].number_input("Validation split", 0.01, 0.5, step=0.05, key=key("validation_split"),
+                      help="Last fraction of the training set, unshuffled (as Keras).")
+    b[1].number_input("Seed", 0, 2**31 - 1, key=key("seed"), help="Same seed, same numbers.")
+    st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=key("device"), help="auto: cuda, then mps, then cpu.")
+
+
+def draw_form() -> None:
+    c = st.columns([2, 3])
+    c[0].selectbox("Recipe", [*PRESETS, CUSTOM], key=key("recipe"), on_change=on_recipe_change,
+                   format_func=lambda p: f"{p} — {PRESETS[p][0]}" if p in PRESETS else "custom model",
+                   help="The book's recipes (HOML ch. 17). Changing any value below keeps the recipe as a start.")
+    c[1].text_input("Run name (optional)", key="run_name", placeholder="recipe-data-timestamp",
+                    help="Letters, digits, '.', '_' and '-'.")
+    family = st.radio("Model family", list(FAMILY_LABELS), key=key("family"), horizontal=True,
+                      format_func=FAMILY_LABELS.get,
+                      help="Autoencoders (ch. 17's main subject), GANs (a generator against a discriminator), or "
+                           "the small classifier that the quality measure of generated images uses.")
+    model_col, objective_col, train_col = st.columns(3)
+    model_forms.FORMS[family](model_col, objective_col)
+    with train_col:
+        training_inputs()

@@ -1,0 +1,103 @@
+"""Small UI pieces every page uses: error reporting, task progress, run labels, image grids."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import aelab
+from aelab import figures
+from aelab.data import is_file_name
+from aelab.runs import Run
+from pages.shared import state
+
+
+@contextlib.contextmanager
+def guard(what: str = "This step"):
+    """Show any failure as a readable message instead of a traceback."""
+    try:
+        yield
+    except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, ValueError, TypeError) as e:
+        st.error(f"{what} failed: {e}", icon=":material/error:")
+    except Exception as e:  # anything unexpected: still no traceback on the page
+        st.error(f"{what} failed unexpectedly ({type(e).__name__}: {e}). Try again, or report it with this message.",
+                 icon=":material/error:")
+
+
+def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
+    """A progress bar, redrawn every 2 s, while a background task runs; reruns the page once it is done."""
+    @st.fragment(run_every=2.0)   # each redraw costs the task CPU on a small server
+    def poll():
+        st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
+                    text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
+        if task.done:
+            st.rerun()
+    poll()
+
+
+def images(arrays: np.ndarray, ncols: int = 10, container=st, **kwargs) -> None:
+    """An image grid of (N, H, W) (or (rows, cols, H, W)) arrays in [0, 1]."""
+    kwargs.setdefault("width", "stretch")
+    container.image(figures.image_grid(arrays, ncols=ncols), output_format="PNG", **kwargs)
+
+
+# --------------------------------------------------------------------------------- run labels
+def dataset_label(name: str) -> str:
+    return f"{Path(name).stem} (your images)" if is_file_name(name) else name
+
+
+def model_label(run: Run) -> str:
+    """'dense AE', 'conv VAE', 'conv GAN', 'conv classifier'..."""
+    m = run.config.model
+    kind = {"gan": "GAN", "classifier": "classifier"}.get(m.family, "VAE" if m.generative else "AE")
+    return f"{m.arch} {kind}"
+
+
+def score(run: Run) -> str:
+    """The number that says how good a run is: FID for a GAN (its losses say nothing about its images),
+    test accuracy for a classifier, the validation loss otherwise."""
+    fid = (run.metrics.get("quality") or {}).get("fid")
+    accuracy = (run.metrics.get("test") or {}).get("accuracy")
+    loss = run.final_val_loss
+    if run.family == "gan":
+        return f"FID {fid:.1f}" if fid is not None else "not scored"
+    return f"accuracy {accuracy:.1%}" if accuracy is not None else f"val {loss:.4f}" if loss is not None else ""
+
+
+def describe(run: Run) -> str:
+    tag = " (example)" if run.read_only else ""
+    return f"{run.name}{tag} · {model_label(run)} · {dataset_label(run.config.data.name)} · {score(run)}"
+
+
+# --------------------------------------------------------------------------------- run pages
+def explain_missing(run: Run, capability: str) -> bool:
+    """True when the run's model can do ``capability`` (reconstruct | encode | sample); otherwise say why not,
+    point to what it can do, and return False."""
+    if getattr(state.model_of(run), f"can_{capability}"):
+        return True
+    why = {"gan": "A GAN has no encoder: its generator maps random codes to images, but nothing maps an image "
+                  "back to a code. See its samples on the **Generate** page.",
+           "classifier": "The domain classifier maps images to classes (and 128 features); it does not generate "
+                         "or reconstruct images. Its features are shown on the **Latent space** page."}
+    st.info(why.get(run.family, f"{run.name} cannot {capability}: it is not a variational autoencoder. Train the "
+                                 "vae, gan or dcgan recipe to sample new images.") +
+            f" Pick another run in the sidebar to {capability} images.", icon=":material/info:")
+    return False
+
+
+def need_run() -> Run | None:
+    """The active run, or a message pointing to the Train page (and None)."""
+    run = state.active_run()
+    if run is None:
+        st.info("No run yet. Train one on the **Train** page (a few seconds on the digits data set).",
+                icon=":material/info:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    return run
+
+
+def run_and_data() -> tuple[Run | None, aelab.Dataset | None]:
+    """The active run and its data set for the pages that inspect a run; (None, None) after saying why."""
+    run = need_run()
+    return (run, state.run_dataset(run)) if run else (None, None)
