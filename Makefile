@@ -5,7 +5,7 @@ VENV   ?= .venv
 PORT   ?= 8501
 PY     := $(VENV)/bin/python
 
-.PHONY: run dev test bench examples data browser clean
+.PHONY: run dev test lint bench examples data browser clean
 
 run: $(VENV)/.runtime data
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
@@ -14,8 +14,13 @@ run: $(VENV)/.runtime data
 dev: $(VENV)/.runtime data
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.fileWatcherType auto --server.runOnSave true
 
-test: $(VENV)/.dev data browser
+test: lint data browser
 	$(PY) -m pytest
+
+# Ruff (pyflakes, pycodestyle errors, import order; no torch in pages/) and the layers of aelab (import-linter).
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.dev data browser
 	$(PY) -m bench
@@ -41,4 +46,4 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

@@ -7,8 +7,16 @@ Quick start::
     exp = aelab.train(cfg, runs_dir="runs")
     print(exp.run.name, exp.run.final_val_loss)
 """
-from .config import (AutoencoderConfig, ClassifierConfig, DataConfig, GANConfig, ModelConfig, RunConfig, TrainConfig,
-                     with_overrides)
+from .config import (
+                     AutoencoderConfig,
+                     ClassifierConfig,
+                     DataConfig,
+                     GANConfig,
+                     ModelConfig,
+                     RunConfig,
+                     TrainConfig,
+                     with_overrides,
+)
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, RunError, TrainingDiverged, UploadError
 from .experiment import Experiment, evaluate_run, train

@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         shown = f"default {format_value(default)}" + (", comma-separated" if isinstance(default, tuple) else "")
         text = f"{owners} setting ({shown})" + (f"; also {', '.join(also)}" if also else "")
         if hint is bool:
-            t.add_argument(_flag(section, name), dest=f"{section}.{name}", action=argparse.BooleanOptionalAction, default=None,
-                           help=text)
+            t.add_argument(_flag(section, name), dest=f"{section}.{name}", action=argparse.BooleanOptionalAction,
+                           default=None, help=text)
         else:
             t.add_argument(_flag(section, name), dest=f"{section}.{name}", default=None, metavar="VALUE", help=text)
 

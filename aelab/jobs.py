@@ -93,7 +93,7 @@ class Job:
     def _work(self) -> None:
         import torch
 
-        from .experiment import train_validated   # late import: keeps `import aelab.jobs` light
+        from .experiment import train_validated  # late import: keeps `import aelab.jobs` light
 
         # Leave a core to the web server (and a local browser): with every core busy, torch's
         # worker threads wait on each other and an epoch takes 2-3x longer (bench: app speed).

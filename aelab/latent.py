@@ -55,7 +55,8 @@ class CodeRecorder(Callback):
         """The part of a run's timeline.safetensors it fills (see :meth:`aelab.runs.Run.timeline`)."""
         if not self.codes:
             return {}
-        return {"codes": np.stack(self.codes).astype(np.float16), "code_labels": self.labels}   # (epochs + 1, n, latent)
+        # codes: (epochs + 1, n, latent)
+        return {"codes": np.stack(self.codes).astype(np.float16), "code_labels": self.labels}
 
 
 @dataclass

@@ -139,12 +139,11 @@ def reconstruction_report(model, x_uint8: torch.Tensor, y: torch.Tensor, class_n
 def probe_accuracy(train_feats: np.ndarray, train_y: np.ndarray, test_feats: np.ndarray, test_y: np.ndarray,
                    k: int = 5, seed: int = 0) -> dict[str, float]:
     """Accuracy of a kNN (k=5) and of a logistic regression (standardised features) on test features."""
+    import sklearn
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    import sklearn
 
     with sklearn.config_context(working_memory=64):   # MB per distance chunk (default 1 GB): servers are small
         knn = KNeighborsClassifier(n_neighbors=k).fit(train_feats, train_y)

@@ -9,8 +9,18 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from .config import (AutoencoderConfig, ClassifierConfig, ConfigError, DataConfig, GANConfig, ModelConfig, RunConfig,
-                     TrainConfig, format_value, switch_family)
+from .config import (
+    AutoencoderConfig,
+    ClassifierConfig,
+    ConfigError,
+    DataConfig,
+    GANConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    format_value,
+    switch_family,
+)
 
 _STACKED = AutoencoderConfig(arch="dense", hidden=(100,), latent=30, activation="selu")
 _SPARSE = AutoencoderConfig(arch="dense", hidden=(100,), latent=300, activation="selu", code_activation="sigmoid")

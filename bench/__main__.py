@@ -26,7 +26,7 @@ import torch
 
 import aelab
 from aelab.data import to_float
-from aelab.train import make_optimizer
+from aelab.optim import make_optimizer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

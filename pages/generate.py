@@ -179,5 +179,6 @@ if run is not None and run.config.model.generative:
         with widgets.guard("Generating"):
             latent_tools(run, ds)
 elif run is not None:
-    st.caption(f"The active run **{run.name}** is a {widgets.model_label(run)}: it does not generate. "
-               f"{'A plain autoencoder maps images to codes but says nothing about which codes are likely, so random codes decode to noise.' if run.family == 'autoencoder' else ''}")
+    why = ("A plain autoencoder maps images to codes but says nothing about which codes are likely, so random "
+           "codes decode to noise." if run.family == "autoencoder" else "")
+    st.caption(f"The active run **{run.name}** is a {widgets.model_label(run)}: it does not generate. {why}")

@@ -28,9 +28,13 @@ def view_settings(n_max: int) -> dict:
                                  format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE"}[m],
                                  help="PCA is linear and instant; t-SNE keeps neighbours together (slower)."),
             "dims": c[1].radio("Dimensions", [2, 3], horizontal=True, key="lat_dims"),
-            "n": c[2].slider("Test images", n_min, n_max, step=100 if n_max >= 1000 else 1, key="lat_n",
-                             help="How many test images to encode (t-SNE takes about 1.7 s per 1,000 here)."),
+            "n": n_max,
             "perplexity": 30.0, "learning_rate": "auto", "max_iter": 750, "seed": 0}
+    if n_min < n_max:   # a small upload may have fewer test images than a slider needs
+        view["n"] = c[2].slider("Test images", n_min, n_max, step=100 if n_max >= 1000 else 1, key="lat_n",
+                                help="How many test images to encode (t-SNE takes about 1.7 s per 1,000 here).")
+    else:
+        c[2].caption(f"All {n_max} test images")
     if view["method"] == "tsne":
         with st.expander("t-SNE settings", expanded=False):
             t = st.columns(4)

@@ -59,3 +59,19 @@ def _isolate_env(monkeypatch, tmp_path_factory):
     """No test reads the developer's runs or data cache by accident."""
     monkeypatch.delenv("AELAB_DATA_DIR", raising=False)
     monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+@pytest.fixture
+def app_router(monkeypatch):
+    """AppTest resets Streamlit's legacy `pages/` detection before every run, which would run page files
+    without the router after the first run. A real server leaves it after its first request (see
+    pages.shared.sidebar.through_router), so keep every AppTest run on the router, as the server does."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def init_then_router(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_then_router)

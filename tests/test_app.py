@@ -14,20 +14,7 @@ PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/l
          "pages/runs.py"]
 
 
-@pytest.fixture(autouse=True)
-def _router_always(monkeypatch):
-    """AppTest resets Streamlit's legacy `pages/` detection before every run, which would run page files
-    without the router after the first run. A real server leaves it after its first request (see
-    common.through_router), so keep every AppTest run on the router, as the server does."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def init_then_router(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_then_router)
+pytestmark = pytest.mark.usefixtures("app_router")   # see conftest
 
 
 @pytest.fixture

@@ -61,9 +61,8 @@ def test_command_line_reproduces_the_config(change):
     import shlex
 
     from aelab.cli import build_parser, config_from_args
-    from aelab.presets import command_line
     from aelab.config import with_overrides
-    from aelab.presets import preset
+    from aelab.presets import command_line, preset
 
     cfg = with_overrides(preset("stacked", "digits"), change)
     line = command_line(cfg)

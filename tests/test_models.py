@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from aelab.config import ConfigError, DataConfig, AutoencoderConfig, RunConfig, TrainConfig
+from aelab.config import AutoencoderConfig, ConfigError, DataConfig, RunConfig, TrainConfig
 from aelab.data import to_float
 from aelab.models import build_model
 from aelab.runs import RunStore

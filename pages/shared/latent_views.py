@@ -60,7 +60,8 @@ def timelapse_section(run: Run, ds) -> None:
     codes = timeline["codes"]
     st.subheader("How the codes moved during training")
     method = st.radio("Frames", ["pca", "tsne"], horizontal=True, key="lapse_method",
-                      format_func={"pca": "PCA fitted on the final codes", "tsne": "t-SNE, warm-started and aligned"}.get,
+                      format_func={"pca": "PCA fitted on the final codes",
+                                   "tsne": "t-SNE, warm-started and aligned"}.get,
                       help="PCA: one fixed basis for every epoch. t-SNE: each epoch starts from the previous map and "
                            "is rotated onto it (Procrustes), so only real changes move points.")
     task = jobs.task(("timelapse", *run.fingerprint, method), latent.timelapse, codes, method)

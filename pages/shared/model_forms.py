@@ -56,7 +56,8 @@ def autoencoder_form(model_col, objective_col) -> None:
                                 help="Desired mean activation of each code unit (needs sigmoid codes).")
         elif objective == "variational":
             st.number_input("β (KL weight)", 0.0, 100.0, step=0.1, key=key("beta"),
-                            help="1 is the standard VAE; larger values trade reconstruction for a smoother latent space.")
+                            help="1 is the standard VAE; larger values trade reconstruction for a smoother "
+                                 "latent space.")
         st.selectbox("Reconstruction loss", ["bce", "mse"], key=key("loss"),
                      help="Binary cross-entropy (the book's) or mean squared error, per pixel.")
 
@@ -103,7 +104,8 @@ def classifier_form(model_col, objective_col) -> None:
     with model_col:
         st.markdown("**Architecture**")
         architecture_inputs("Hidden layers before the feature layer.", "Conv layers, each followed by 2×2 max-pooling.",
-                            "features", "Feature size", "The penultimate layer: the features the Fréchet distance compares.")
+                            "features", "Feature size",
+                            "The penultimate layer: the features the Fréchet distance compares.")
         st.selectbox("Activation", ACTIVATIONS[:-1], key=key("activation"))
     with objective_col:
         st.markdown("**Objective**")

@@ -82,7 +82,8 @@ def sidebar() -> None:
                      help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded; "
                           "add your own images below.")
         chosen = st.session_state["dataset"]
-        st.caption(f"From {state.dataset_sources().get(chosen) or 'your upload, stored in ' + str(Path(chosen).parent)}")
+        source = state.dataset_sources().get(chosen) or f"your upload, stored in {Path(chosen).parent}"
+        st.caption(f"From {source}")
         upload_panel()
         runs = state.all_runs()
         if runs:

@@ -4,7 +4,16 @@ from __future__ import annotations
 import streamlit as st
 
 import aelab
-from aelab.config import FAMILIES, OPTIMIZERS, ConfigError, RunConfig, format_value, setting_names, switch_family, with_overrides
+from aelab.config import (
+    FAMILIES,
+    OPTIMIZERS,
+    ConfigError,
+    RunConfig,
+    format_value,
+    setting_names,
+    switch_family,
+    with_overrides,
+)
 from aelab.presets import PRESETS, start_of
 from pages.shared import model_forms, state
 
