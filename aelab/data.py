@@ -94,6 +94,11 @@ class Split:
     def to(self, device) -> "Split":
         return Split(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val)))
 
+    def val_sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of ``n`` validation images spread evenly over the validation set (fixed, no RNG)."""
+        idx = torch.linspace(0, len(self.x_val) - 1, min(n, len(self.x_val))).long().to(self.x_val.device)
+        return self.x_val[idx], self.y_val[idx]
+
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1]."""

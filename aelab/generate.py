@@ -1,4 +1,5 @@
-"""Generation with a trained model: prior samples (VAE), interpolation, traversal, 2-D manifold grid."""
+"""Generation with a trained model: samples from the prior (a VAE or a GAN), interpolation, traversal of one
+code dimension, the 2-D manifold grid."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,8 @@ def _device(model) -> torch.device:
 
 @torch.no_grad()
 def sample_prior(model, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """(n, H, W) images decoded from z ~ N(0, temperature^2 I). Needs a variational model."""
+    """(n, H, W) images from codes z ~ N(0, temperature^2 I): a VAE's decoder or a GAN's generator
+    (any model that ``can_sample``)."""
     model.eval()
     g = torch.Generator(_device(model)).manual_seed(seed)
     return model.sample(n, temperature, g)[:, 0].cpu().numpy()

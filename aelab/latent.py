@@ -42,9 +42,8 @@ class CodeRecorder(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         if not state.model.can_encode or not self.n_images:
             return
-        x_val = state.split.x_val
-        idx = torch.linspace(0, len(x_val) - 1, min(self.n_images, len(x_val))).long().to(x_val.device)
-        self._x, self.labels = x_val[idx], state.split.y_val[idx].cpu().numpy()
+        self._x, labels = state.split.val_sample(self.n_images)
+        self.labels = labels.cpu().numpy()
         self.on_epoch_end(state)
 
     def on_epoch_end(self, state: TrainState) -> None:

@@ -72,9 +72,7 @@ class PreviewRecorder(Callback):
         self._x: torch.Tensor | None = None
 
     def on_train_begin(self, state: TrainState) -> None:
-        x_val = state.split.x_val
-        idx = torch.linspace(0, len(x_val) - 1, min(self.n_images, len(x_val))).long().to(x_val.device)
-        self._x = to_float(x_val[idx])
+        self._x = to_float(state.split.val_sample(self.n_images)[0])
         self.inputs = self._x[:, 0].cpu().numpy() if state.model.can_reconstruct else None
         self._record(state.model)
 

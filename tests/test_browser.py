@@ -171,9 +171,8 @@ def check_decode_and_timelapse(page):
 def upload_in_the_browser(page, server):
     """The sidebar's upload: a hostile zip is refused with its reason, a zip of class folders becomes the
     session's data set."""
-    from conftest import png_bytes, zip_bytes
-
     from aelab import load_dataset
+    from conftest import png_bytes, zip_bytes
 
     digits = load_dataset("digits")
     good = zip_bytes({f"digits/{'odd' if digits.y_train[i] % 2 else 'even'}/{i}.png":

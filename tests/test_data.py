@@ -3,11 +3,11 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import DEBIAN_FASHION, write_idx
 
 from aelab import data
 from aelab.config import DataConfig
 from aelab.data import DataError, load_dataset, load_idx_dir, read_idx
+from conftest import DEBIAN_FASHION, write_idx
 
 
 def test_reads_idx_directory(idx_dir):

@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import png_bytes, zip_bytes
 
 import aelab
 from aelab import uploads
 from aelab.uploads import UploadError, read_images
+from conftest import png_bytes, zip_bytes
 
 
 def npz_bytes(**arrays) -> bytes:
