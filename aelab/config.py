@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -278,9 +279,12 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Check every section; returns self. Entry points call it once and hand the config inward."""
-        self.data.validate()
-        self.model.validate()
-        self.train.validate()
+        for section in ("data", "model", "train"):
+            obj = getattr(self, section)
+            for name, value in vars(obj).items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ConfigError(f"{section}.{name} must be a finite number, got {value}")
+            obj.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:

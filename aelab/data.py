@@ -17,9 +17,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from . import limits
 from .config import DataConfig
-from .errors import DataError, UploadError
-from .uploads import MAX_FILE_MB, TEST_FRACTION, ImageSet, read_images
+from .errors import DataError, UploadLimitError
+from .files import read_regular_file, tree_bytes
+from .uploads import TEST_FRACTION, ImageSet, read_images
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -65,11 +67,17 @@ class Dataset:
     @classmethod
     def from_images(cls, images: ImageSet, name: str, source: str, seed: int = 0) -> "Dataset":
         """Your images, shuffled once (seeded: class folders arrive sorted, and the validation split takes the
-        last images), with ``TEST_FRACTION`` held out as the test set. Unlabelled images get one class, 'all'."""
+        last images), with ``TEST_FRACTION`` held out as the test set. Unlabelled images get one class, 'all'.
+
+        The arrays of ``images`` are shuffled in place and shared, not copied: a large set is held once."""
         n = len(images.images)
-        order = np.random.default_rng(seed).permutation(n)
-        x = images.images[order]
-        y = images.labels[order] if images.labels is not None else np.zeros(n, np.int64)
+        x = images.images
+        y = images.labels if images.labels is not None else np.zeros(n, np.int64)
+        state = np.random.default_rng(seed).bit_generator.state
+        for array in (x, y):   # the same permutation for both: the same generator state, the same swaps
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state
+            rng.shuffle(array)
         classes = images.class_names if images.labels is not None else ("all",)
         n_test = max(1, int(round(n * TEST_FRACTION)))
         return cls.from_arrays(name, (x[:-n_test], y[:-n_test]), (x[-n_test:], y[-n_test:]), classes, source)
@@ -257,13 +265,7 @@ def load_file(path: str | Path, size: int = 28) -> Dataset:
     """A data set from an ``.npz`` or ``.zip`` on disk (the CLI's ``--data path``), with the upload checks.
     A .zip's images are resized to ``size``; an .npz keeps its square size between 8 and 128."""
     path = Path(path)
-    try:
-        data = path.read_bytes() if path.stat().st_size <= MAX_FILE_MB * 1e6 else None
-    except OSError as e:
-        raise UploadError(f"{path}: cannot read ({e.strerror or e})") from None
-    if data is None:
-        raise UploadError(f"{path} is larger than {MAX_FILE_MB:g} MB (AELAB_MAX_UPLOAD_MB)")
-    images = read_images(data, path.name, size if path.suffix.lower() == ".zip" else None)
+    images = read_images(read_regular_file(path), path.name, size if path.suffix.lower() == ".zip" else None)
     return Dataset.from_images(images, str(path), source=f"your file {path.name}")
 
 
@@ -274,27 +276,46 @@ def uploads_dir(owner: str = "") -> Path:
 
 
 def store_upload(images: ImageSet, filename: str, owner: str = "") -> Path:
-    """Store parsed ``images`` as a plain ``.npz`` under :func:`uploads_dir`. The stored name is a slug of
-    ``filename``'s stem plus a content hash: the uploaded name never becomes a path."""
+    """Store parsed ``images`` as a plain ``.npz`` under :func:`uploads_dir`, named from a slug of
+    ``filename``'s stem, made unique among the owner's data sets: the uploaded name never becomes a path.
+    The owner's stored data sets together stay within ``AELAB_MAX_VISITOR_UPLOADS_MB``."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", PurePosixPath(filename).stem).strip("-")[:40] or "images"
-    digest = hashlib.sha256(images.images.tobytes()).hexdigest()[:8]
     directory = uploads_dir(owner)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{slug}-{digest}.npz"
-    arrays = {"images": images.images, "class_names": np.array(images.class_names or ("all",), dtype=str)}
+    digest = hashlib.sha256(np.ascontiguousarray(images.images)).hexdigest()   # hashes the buffer, no copy
+    arrays = {"images": images.images, "class_names": np.array(images.class_names or ("all",), dtype=str),
+              "sha256": np.array(digest)}
     if images.labels is not None:
         arrays["labels"] = images.labels
-    tmp = path.with_suffix(".tmp.npz")
+    for path in [directory / f"{slug}.npz", *(directory / f"{slug}-{i}.npz" for i in range(2, 1000))]:
+        if not path.exists():
+            break
+        if _stored_digest(path) == digest:   # the same images again: keep the one stored
+            return path
+    tmp = directory / f".{path.stem}.tmp.npz"
     np.savez_compressed(tmp, **arrays)
+    try:
+        limits.check("visitor_uploads", tree_bytes(directory), UploadLimitError)
+    except UploadLimitError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
+
+
+def _stored_digest(path: Path) -> str | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return str(stored["sha256"]) if "sha256" in stored else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def stored_uploads(owner: str = "") -> list[str]:
     """Paths of the data sets stored for ``owner`` (finished .npz files), newest first."""
     directory = uploads_dir(owner)
     files = sorted(directory.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True) if directory.is_dir() else []
-    return [str(p) for p in files if not p.name.endswith(".tmp.npz")]
+    return [str(p) for p in files if not p.name.startswith(".")]
 
 
 def find_local(name: str, data_dir: str | None = None) -> Path | None:

@@ -20,4 +20,32 @@ class RunError(RuntimeError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message says where and what to try."""
+    """The loss became NaN or infinite; the message says where and what to try. ``result`` holds what was
+    trained before (the trainer's FitResult, the model back at its last finite epoch), ``run_name`` the
+    run it was saved as."""
+
+    def __init__(self, message: str, result=None, run_name: str | None = None):
+        super().__init__(message)
+        self.result, self.run_name = result, run_name
+
+
+class LimitError(Exception):
+    """A request above one of the bounds in :mod:`aelab.limits`: a stable ``code`` (e.g. ``upload_pixels``),
+    the ``limit`` and what was asked for (``got``) in ``unit``, and the ``setting`` that raises the bound.
+    The one-line English message is built from these, so a page can say it in any language."""
+
+    def __init__(self, code: str, *, limit: float, got: float, unit: str, what: str, setting: str):
+        self.code, self.limit, self.got, self.unit, self.what, self.setting = code, limit, got, unit, what, setting
+        super().__init__(f"{what} is {_number(got)} {unit}; the limit is {_number(limit)} {unit} ({setting})")
+
+
+class UploadLimitError(LimitError, UploadError):
+    """An upload or a given file is above a bound."""
+
+
+class ModelLimitError(LimitError, ConfigError):
+    """A model would need more memory than the bound allows."""
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"

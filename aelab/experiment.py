@@ -12,10 +12,10 @@ from typing import Literal
 from . import quality
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDiverged
 from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
-from .models import build_model
+from .models import build_model, check_size
 from .runs import Run, RunStore, find_classifier, stored_runs
 from .train import Callback, FitResult, PreviewRecorder, Trainer
 
@@ -47,6 +47,18 @@ def evaluate_run(model, dataset: Dataset, probes: bool = True, classifier: Run |
     return metrics
 
 
+def check_fits(cfg: RunConfig, dataset: Dataset):
+    """The training/validation split of ``dataset``, after checking that the validated ``cfg`` can train on
+    it: a batch no larger than the training set, a model within ``AELAB_MAX_MODEL_MB`` (estimated without
+    allocating it)."""
+    split = dataset.split(cfg.data.validation_split)
+    if cfg.train.batch_size > len(split.x_train):
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set "
+                          f"({len(split.x_train)} images of {dataset.name})")
+    check_size(cfg.model, dataset.image_shape, cfg.train.batch_size, len(dataset.class_names))
+    return split
+
+
 def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: list[Callback] | None = None,
           stop_event: threading.Event | None = None, evaluate: bool = True, dataset: Dataset | None = None,
           classifier: Run | None | Literal["auto"] = "auto", previews: PreviewRecorder | None = None) -> Experiment:
@@ -67,20 +79,27 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     """:func:`train` for a config its caller has validated (nothing further in validates it again).
     ``previews``: the recorder of the live preview, when the caller reads it while training (the app)."""
     dataset = dataset or load_dataset(cfg.data, DOWNLOAD)
-    split = dataset.split(cfg.data.validation_split)
-    if cfg.train.batch_size > len(split.x_train):
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set "
-                          f"({len(split.x_train)} images of {dataset.name})")
+    split = check_fits(cfg, dataset)
     model = build_model(cfg.model, dataset.image_shape, cfg.train.seed, n_classes=len(dataset.class_names))
     previews = previews or PreviewRecorder()
     codes = CodeRecorder()
-    fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event).fit(model, split)
+    diverged = None
+    try:
+        fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event).fit(model, split)
+    except TrainingDiverged as e:   # keep the epochs before, with the weights of the last finite one
+        if e.result is None:
+            raise
+        diverged, fit = e, e.result
     if classifier == "auto":
         classifier = find_classifier(dataset.name, stored_runs(runs_dir)) if evaluate and model.can_sample else None
-    metrics = evaluate_run(model, dataset, classifier=classifier) if evaluate else {}
+    metrics = evaluate_run(model, dataset, classifier=classifier) if evaluate and not diverged else {}
     meta = {"status": fit.status, "image_shape": list(dataset.image_shape), "class_names": list(dataset.class_names),
             "data_source": dataset.source, "device": fit.device, "seconds_per_epoch": fit.seconds_per_epoch,
-            "stopped_at": fit.stopped_at, "n_params": sum(p.numel() for p in model.parameters())}
+            "stopped_at": fit.stopped_at, "n_params": sum(p.numel() for p in model.parameters()),
+            **({"error": str(diverged)} if diverged else {})}
     run = RunStore(runs_dir).save(model, cfg, fit.history, meta, metrics, name,
                                   {**previews.timeline(), **codes.timeline()})
+    if diverged:
+        raise TrainingDiverged(f"{diverged} The epochs before were saved as run {run.name} (status diverged, "
+                               "with the weights of the last finite epoch).", fit, run.name)
     return Experiment(run, fit, previews)

@@ -110,6 +110,7 @@ class Job:
             with self._lock:
                 self._snap.status = "failed"
                 self._snap.error = f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
+                self._snap.run_name = getattr(e, "run_name", None)   # a diverged run is saved all the same
 
 
 def job_threads() -> int:

@@ -54,8 +54,10 @@ class CodeRecorder(Callback):
         """The part of a run's timeline.safetensors it fills (see :meth:`aelab.runs.Run.timeline`)."""
         if not self.codes:
             return {}
-        # codes: (epochs + 1, n, latent)
-        return {"codes": np.stack(self.codes).astype(np.float16), "code_labels": self.labels}
+        codes = np.stack(self.codes)   # (epochs + 1, n, latent)
+        # float16 halves the file, but overflows past 65504: a run gone astray (a huge learning rate) keeps float32
+        fits = np.isfinite(codes).all() and np.abs(codes).max() < np.finfo(np.float16).max
+        return {"codes": codes.astype(np.float16 if fits else np.float32), "code_labels": self.labels}
 
 
 @dataclass
@@ -75,6 +77,9 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, *, perplexity
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {dims}")
     codes = np.asarray(codes, dtype=np.float32)
+    if not np.isfinite(codes).all():
+        raise ValueError("some codes are not finite numbers (the model's weights went astray in training: a "
+                         "learning rate too large?), so they cannot be projected")
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -129,6 +134,10 @@ def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
     (orthogonal Procrustes), so that points move only as much as their neighbourhoods change.
     """
     frames = np.asarray(frames, dtype=np.float32)
+    bad = [epoch for epoch, codes in enumerate(frames) if not np.isfinite(codes).all()]
+    if bad:
+        raise ValueError(f"the codes after epoch {bad[0]} are not finite numbers (the training went astray: a "
+                         "learning rate too large?), so they cannot be projected")
     if method == "pca":
         from sklearn.decomposition import PCA
 

@@ -70,6 +70,9 @@ PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
 
 # The book's reported validation loss after its epoch count, where it gives one.
 BOOK_VAL_LOSS = {"stacked": 0.2874}
+# Keys of an app address that are not settings: the recipe, the data set, the language, a run to open, a
+# view of the latent page. They never reach with_overrides, and a page that rewrites its address keeps them.
+RESERVED_QUERY_KEYS = ("preset", "data", "lang", "run", "method", "dims", "n")
 
 
 def preset(name: str, data: str = "fashion-mnist") -> RunConfig:
@@ -104,10 +107,11 @@ def differences(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def command_line(cfg: RunConfig) -> str:
-    """The ``python -m aelab train ...`` line that reproduces ``cfg``."""
+def command_line(cfg: RunConfig, data: str | None = None) -> str:
+    """The ``python -m aelab train ...`` line that reproduces ``cfg`` (``data`` names the data set instead
+    of ``cfg.data.name``, e.g. a file's name where its server path must not show)."""
     parts = ["python -m aelab train"] + ([f"--preset {cfg.preset}"] if cfg.preset in PRESETS else [])
-    parts.append(f"--data {cfg.data.name}")
+    parts.append(f"--data {data or cfg.data.name}")
     for name, value in differences(cfg).items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -117,16 +121,18 @@ def command_line(cfg: RunConfig) -> str:
     return " ".join(parts)
 
 
-def share_params(cfg: RunConfig) -> dict[str, str]:
-    """Query parameters of a share link: the recipe ('custom' when none), the data set and the differences."""
-    return {"preset": cfg.preset if cfg.preset in PRESETS else "custom", "data": cfg.data.name,
+def share_params(cfg: RunConfig, data: str | None = None) -> dict[str, str]:
+    """Query parameters of a share link: the recipe ('custom' when none), the data set (``data`` in its
+    place, as for :func:`command_line`) and the differences."""
+    return {"preset": cfg.preset if cfg.preset in PRESETS else "custom", "data": data or cfg.data.name,
             **{name: format_value(value) for name, value in differences(cfg).items()}}
 
 
-def python_snippet(cfg: RunConfig) -> str:
-    """Python that reproduces ``cfg`` and trains it."""
-    start = (f"aelab.preset({cfg.preset!r}, data={cfg.data.name!r})" if cfg.preset in PRESETS else
-             f"aelab.RunConfig(aelab.DataConfig(name={cfg.data.name!r}))")
+def python_snippet(cfg: RunConfig, data: str | None = None) -> str:
+    """Python that reproduces ``cfg`` and trains it (``data`` as for :func:`command_line`)."""
+    data = data or cfg.data.name
+    start = (f"aelab.preset({cfg.preset!r}, data={data!r})" if cfg.preset in PRESETS else
+             f"aelab.RunConfig(aelab.DataConfig(name={data!r}))")
     changes = differences(cfg)
     lines = ["import aelab", f"cfg = {start}"]
     if changes:

@@ -23,13 +23,17 @@ from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
 from .errors import ConfigError, RunError
-from .models import Model, build_model
+from .files import remove_idle
+from .models import Model, build_model, check_size
 
 FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is read too
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
 TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
 TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+STATUSES = ("finished", "stopped", "diverged")
+STALE_TMP_S = 3600        # a save takes seconds; a .tmp- folder idle for an hour was left by a killed process
+MAX_IMAGE_SIDE = 4096
 
 
 def default_runs_dir() -> Path:
@@ -43,7 +47,7 @@ def examples_dir() -> Path:
 
 def check_name(name: str) -> str:
     """A run name: letters, digits, '.', '_', '-', at most 80 characters, no path parts."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
                        f"(starting with a letter or digit, at most 80 characters)")
     return name
@@ -88,8 +92,10 @@ class Run:
         return str(self.path), (self.path / "model.safetensors").stat().st_mtime
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:
-        """Rebuild the model from config.json and load its safetensors weights (strict)."""
-        model = build_model(self.config.model, self.image_shape, n_classes=max(2, len(self.class_names)))
+        """Rebuild the model from config.json (after checking its size) and load its safetensors weights (strict)."""
+        n_classes = max(2, len(self.class_names))
+        check_size(self.config.model, self.image_shape, self.config.train.batch_size, n_classes)
+        model = build_model(self.config.model, self.image_shape, n_classes=n_classes)
         try:
             state = load_file(str(self.path / "model.safetensors"), device=str(device))
             model.load_state_dict(state, strict=True)
@@ -175,7 +181,8 @@ class RunStore:
 
     def unique_name(self, config: RunConfig) -> str:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = re.sub(r"[^A-Za-z0-9._-]", "-", f"{config.preset or config.model.arch}-{config.data.name}-{stamp}")
+        data = Path(config.data.name).stem if config.data.name.lower().endswith((".npz", ".zip")) else config.data.name
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", f"{config.preset or config.model.arch}-{data}-{stamp}")
         base = base.strip("-.")[:72] or "run"
         name, i = base, 2
         while (self.root / name).exists():
@@ -212,20 +219,26 @@ class RunStore:
         try:
             meta, config = doc["meta"], RunConfig.from_dict(doc["config"])
             config.validate()
-            tuple(meta["image_shape"])
-        except (KeyError, TypeError, ConfigError) as e:
+            _check_meta(meta)
+        except (KeyError, TypeError, ValueError, ConfigError) as e:
             raise RunError(f"run {name!r}: config.json is not an AE Lab run config ({e})") from None
         history = _read_json(path / "history.json", name)
         metrics = _read_json(path / "metrics.json", name)
-        if not isinstance(history, dict) or not isinstance(metrics, dict):
-            raise RunError(f"run {name!r}: history.json and metrics.json must hold JSON objects")
+        try:
+            _check_history(history)
+            _check_metrics(metrics)
+        except (TypeError, ValueError) as e:
+            raise RunError(f"run {name!r}: {e}") from None
         return Run(name, path, config, meta, history, metrics, read_only=self.read_only)
 
     def scan(self) -> tuple[list[Run], dict[str, str]]:
-        """All readable runs (newest first) and, separately, {name: error} for damaged ones."""
+        """All readable runs (newest first) and, separately, {name: error} for damaged ones. A writable
+        store also removes what an interrupted save left (``.tmp-*`` folders idle for an hour)."""
         runs, problems = [], {}
         if not self.root.is_dir():
             return runs, problems
+        if not self.read_only:
+            remove_idle(self.root, STALE_TMP_S, prefix=".tmp-")
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or not path.is_dir():
                 continue
@@ -263,16 +276,73 @@ def stored_runs(runs_dir: str | Path | None = None) -> Iterator[Run]:
 
 def cleanup_sessions(sessions_root: str | Path, max_age_s: float) -> int:
     """Delete per-visitor run directories (hosted mode) not modified for ``max_age_s``; returns how many."""
-    import time
+    return remove_idle(sessions_root, max_age_s)
 
-    root, removed = Path(sessions_root), 0
-    if root.is_dir():
-        for d in root.iterdir():
-            newest = max([d.stat().st_mtime, *(p.stat().st_mtime for p in d.iterdir())]) if d.is_dir() else 0
-            if d.is_dir() and time.time() - newest > max_age_s:
-                shutil.rmtree(d, ignore_errors=True)
-                removed += 1
-    return removed
+
+# -------------------------------------------------------------------------- what a run folder holds
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_meta(meta: Any) -> None:
+    """The fields of config.json's ``meta`` that pages and the loader use, with their types and ranges."""
+    if not isinstance(meta, dict):
+        raise TypeError("meta must be an object")
+    shape = meta["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in shape)
+            and 1 <= shape[0] <= 4 and all(1 <= v <= MAX_IMAGE_SIDE for v in shape[1:])):
+        raise ValueError(f"meta.image_shape must be [channels 1-4, height, width up to {MAX_IMAGE_SIDE}], "
+                         f"got {str(shape)[:60]}")
+    for key, kind in (("created", str), ("status", str), ("data_source", str), ("device", str), ("error", str)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise TypeError(f"meta.{key} must be a {kind.__name__}, got {str(meta[key])[:40]!r}")
+    if meta.get("status", "finished") not in STATUSES:
+        raise ValueError(f"meta.status must be one of {', '.join(STATUSES)}")
+    names = meta.get("class_names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TypeError("meta.class_names must be a list of strings")
+    for key in ("seconds_per_epoch", "n_params"):
+        if meta.get(key) is not None and not _number(meta[key]):
+            raise TypeError(f"meta.{key} must be a number")
+
+
+def _check_history(history: Any) -> None:
+    """history.json: {name: [numbers]} (NaN allowed, as the trainer records a stopped epoch)."""
+    if not isinstance(history, dict):
+        raise TypeError("history.json must hold a JSON object")
+    for key, values in history.items():
+        if not isinstance(values, list) or not all(_number(v) for v in values):
+            raise TypeError(f"history.json: {str(key)[:40]!r} must be a list of numbers")
+
+
+def _check_metrics(metrics: Any) -> None:
+    """metrics.json: the sections pages read, each with the types they format."""
+    if not isinstance(metrics, dict):
+        raise TypeError("metrics.json must hold a JSON object")
+
+    def numbers(obj, where: str) -> None:
+        if not isinstance(obj, dict) or not all(_number(v) for v in obj.values()):
+            raise TypeError(f"metrics.json: {where} must map names to numbers")
+
+    if "test" in metrics:
+        numbers(metrics["test"], "test")
+    for name, values in (metrics.get("per_class") or {}).items():
+        numbers(values, f"per_class.{str(name)[:40]}")
+    probes = metrics.get("probes")
+    if probes is not None:
+        if not isinstance(probes, dict):
+            raise TypeError("metrics.json: probes must be an object")
+        numbers(probes.get("codes", {}), "probes.codes")
+        numbers(probes.get("pixels", {}), "probes.pixels")
+    quality = metrics.get("quality")
+    if quality is not None:
+        if not isinstance(quality, dict) or not all(_number(quality.get(k)) for k in ("fid", "reference_fid",
+                                                                                       "classes_covered")):
+            raise TypeError("metrics.json: quality must hold numbers fid, reference_fid and classes_covered")
+        for key in ("class_shares", "test_shares"):
+            if not isinstance(quality.get(key), list) or not all(_number(v) for v in quality[key]):
+                raise TypeError(f"metrics.json: quality.{key} must be a list of numbers")
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -49,7 +49,7 @@ class TrainState:
     loss: float = float("nan")      # running mean training loss of the current epoch
     batch_loss: float = float("nan")   # loss of the last batch
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
-    status: str = "running"         # running | finished | stopped
+    status: str = "running"         # running | finished | stopped | diverged
 
 
 class Callback:
@@ -98,7 +98,7 @@ class PreviewRecorder(Callback):
 @dataclass
 class FitResult:
     history: dict[str, list[float]]
-    status: str                     # finished | stopped
+    status: str                     # finished | stopped | diverged
     seconds_per_epoch: float        # median wall time of the complete epochs
     stopped_at: tuple[int, int] | None = None   # (epoch, batch) when stopped early
     device: str = "cpu"
@@ -128,9 +128,18 @@ class Trainer:
         state = TrainState(model, split, 0, cfg.epochs, 0, math.ceil(n / bs), {"epoch": []})
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
+        last_finite = _weights(model)   # what a diverged run keeps: the weights after the last finite epoch
         for epoch in range(1, cfg.epochs + 1):
             state.epoch, started = epoch, time.perf_counter()
-            sums = self._train_epoch(model, split, optimizers, rng, shuffle_rng, state)
+            try:
+                sums = self._train_epoch(model, split, optimizers, rng, shuffle_rng, state)
+            except TrainingDiverged as e:
+                model.load_state_dict(last_finite)
+                model.eval()
+                state.status = "diverged"
+                self._emit("on_train_end", state)
+                raise TrainingDiverged(str(e), FitResult(state.history, "diverged", float("nan"),
+                                                         (epoch, state.batch), str(device))) from None
             if state.batch < state.batches:
                 status, stopped_at = "stopped", (epoch, state.batch)
             if state.batch == 0:
@@ -144,6 +153,7 @@ class Trainer:
                 state.history.setdefault(k, []).append(float(v))
             if status == "finished":
                 epoch_seconds.append(row["seconds"])
+            last_finite = _weights(model)
             self._emit("on_epoch_end", state)
             if status == "stopped":
                 break
@@ -198,3 +208,8 @@ class Trainer:
     def _emit(self, hook: str, state: TrainState) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(state)
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's state on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

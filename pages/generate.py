@@ -19,7 +19,7 @@ def start(recipe: str, runs: dict) -> None:
     try:
         state.start_job(aelab.preset(recipe, state.current_dataset_name()).validate(), runs=runs)
         st.switch_page("pages/train.py")
-    except JobRefused as e:
+    except (JobRefused, aelab.ConfigError, aelab.DataError) as e:
         st.error(str(e), icon=":material/block:")
 
 
@@ -46,9 +46,10 @@ def compare_section(runs: dict) -> None:
     st.subheader("Samples side by side")
     active = state.active_run(runs)
     data_name = active.config.data.name if active else state.current_dataset_name()
+    label = widgets.dataset_label(data_name)
     candidates = [k for k, r in runs.items() if r.config.model.generative and r.config.data.name == data_name]
     if not candidates:
-        st.info(f"No VAE or GAN trained on {data_name} yet. A VAE learns a Gaussian code you can sample from; a GAN "
+        st.info(f"No VAE or GAN trained on {label} yet. A VAE learns a Gaussian code you can sample from; a GAN "
                 "trains a generator against a discriminator.", icon=":material/info:")
         c = st.columns(3)
         for col, recipe in zip(c, ("vae", "gan", "dcgan")):
@@ -67,7 +68,7 @@ def compare_section(runs: dict) -> None:
     st.session_state["gen_compare"] = [k for k in st.session_state["gen_compare"] if k in candidates]
     keys = st.multiselect("Generative runs", candidates, key="gen_compare", max_selections=MAX_COMPARED,
                           format_func=lambda k: widgets.describe(runs[k]),
-                          help=f"Up to {MAX_COMPARED} VAE or GAN runs on {data_name}, sampled with the same seed.")
+                          help=f"Up to {MAX_COMPARED} VAE or GAN runs on {label}, sampled with the same seed.")
     c = st.columns(2)
     seed = c[0].number_input("Seed", 0, 10_000, 0, key="gen_seed")
     temperature = c[1].slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
@@ -93,7 +94,7 @@ def compare_section(runs: dict) -> None:
                     m[1].metric("Classes covered", f"{q['classes_covered']} / {len(q['class_shares'])}",
                                 help="Classes the classifier predicts for at least half their test-set share.")
     if classifier_run is None:
-        st.info(f"**Quality measure**: it needs a small classifier trained on {data_name} (none yet). Training it "
+        st.info(f"**Quality measure**: it needs a small classifier trained on {label} (none yet). Training it "
                 "takes about 40 s on Fashion-MNIST and a few seconds on digits; it is then stored as a run.",
                 icon=":material/info:")
         if st.button("Train the domain classifier", key="train_classifier", icon=":material/play_arrow:"):
@@ -115,7 +116,7 @@ def compare_section(runs: dict) -> None:
         accuracy = first.get("classifier_accuracy")
         st.markdown(
             f"**FID (domain)** is a Fréchet distance, like the FID of the GAN literature, computed on the 128 "
-            f"penultimate features of a small classifier trained on {data_name} (run **{classifier_run.name}**"
+            f"penultimate features of a small classifier trained on {label} (run **{classifier_run.name}**"
             + (f", {accuracy:.1%} test accuracy" if accuracy else "") + ") instead of Inception-v3: the distance "
             f"between Gaussians fitted to the features of {QUALITY_SAMPLES:,} samples and of the test images. Lower "
             f"is better; {QUALITY_SAMPLES:,} real training images score **{first['reference_fid']:.2f}**. It is "

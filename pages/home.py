@@ -35,7 +35,7 @@ for i, (preset, (description, _, train)) in enumerate(PRESETS.items()):
             try:
                 state.start_job(aelab.preset(preset, name).validate())
                 st.switch_page("pages/train.py")
-            except JobRefused as e:
+            except (JobRefused, aelab.ConfigError, aelab.DataError) as e:
                 st.error(str(e), icon=":material/block:")
 
 st.subheader("Recent runs")
@@ -45,7 +45,7 @@ if not runs:
 for key, run in list(runs.items())[:6]:
     row = st.columns([4, 2, 2, 1])
     row[0].markdown(f"**{run.name}**" + (" · example" if run.read_only else ""))
-    row[1].caption(f"{run.config.preset or run.config.model.arch} · {run.config.data.name}")
+    row[1].caption(f"{run.config.preset or run.config.model.arch} · {widgets.dataset_label(run.config.data.name)}")
     row[2].caption(f"{widgets.score(run)} · {run.epochs_done:g} epochs")
     if row[3].button("Open", key=f"open-{key}"):
         st.session_state["active_run"] = key

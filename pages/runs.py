@@ -14,7 +14,7 @@ through_router()
 def runs_table(runs: dict[str, Run]) -> None:
     table = pd.DataFrame([{
         "run": r.name, "source": "example" if r.read_only else "yours", "recipe": r.config.preset or "custom",
-        "model": widgets.model_label(r), "data": r.config.data.name,
+        "model": widgets.model_label(r), "data": widgets.dataset_label(r.config.data.name),
         "epochs": r.epochs_done, "val loss": r.final_val_loss,
         "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
         "FID (domain)": (r.metrics.get("quality") or {}).get("fid"),
@@ -50,8 +50,9 @@ def manage(key: str, run: Run) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Reproduce it**")
-        st.code(command_line(run.config), language="bash")
-        st.code(python_snippet(run.config), language="python", wrap_lines=True)
+        data = state.public_data_name(run.config.data.name)
+        st.code(command_line(run.config, data), language="bash")
+        st.code(python_snippet(run.config, data), language="python", wrap_lines=True)
         if st.button("Make it the active run", key="runs_activate", icon=":material/check:"):
             st.session_state["active_run"] = key
             st.rerun()

@@ -3,7 +3,6 @@ import streamlit as st
 
 import aelab
 from aelab.jobs import JobRefused, registry
-from aelab.presets import share_params
 from pages.shared import state, train_form, train_live, widgets
 from pages.shared.sidebar import through_router
 
@@ -15,7 +14,7 @@ def start(cfg: aelab.RunConfig) -> None:
     try:
         name = st.session_state.get("run_name") or None
         state.start_job(cfg, aelab.runs.check_name(name) if name else None)
-    except (JobRefused, aelab.RunError) as e:
+    except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
         st.error(str(e), icon=":material/block:")
 
 
@@ -25,7 +24,7 @@ train_form.draw_form()
 cfg = None
 with widgets.guard("Checking the settings"):
     cfg = train_form.form_config()
-    st.query_params.from_dict(share_params(cfg))
+    st.query_params.from_dict(train_form.address(cfg))
 running = registry().get(st.session_state.get("job_id"))
 busy = running is not None and running.alive
 if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=cfg is None or busy,

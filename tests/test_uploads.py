@@ -83,7 +83,10 @@ def test_stored_uploads_are_named_by_us(digit_images, tmp_path, monkeypatch):
     x, y = digit_images
     got = read_images(npz_bytes(images=x, labels=y), "x.npz", size=8)
     path = aelab.data.store_upload(got, "../../../etc/evil name;rm.npz", owner="local")
-    assert path.parent == tmp_path / "uploads" / "local" and path.name.startswith("evil-name-rm-")
+    assert path.parent == tmp_path / "uploads" / "local" and path.name == "evil-name-rm.npz"
+    assert aelab.data.store_upload(got, "evil name;rm.npz", owner="local") == path   # the same images again
+    other = read_images(npz_bytes(images=x[::-1], labels=y[::-1]), "x.npz", size=8)
+    assert aelab.data.store_upload(other, "evil name;rm.npz", owner="local").name == "evil-name-rm-2.npz"
     ds = aelab.load_dataset(str(path))
     assert ds.image_shape == (1, 8, 8) and len(ds.x_train) + len(ds.x_test) == 60
 
@@ -117,27 +120,27 @@ def test_hostile_uploads_are_rejected_with_a_reason(digit_images, monkeypatch, t
             read_images(data, filename)
         assert not any(tmp_path.iterdir()), name   # nothing was written anywhere we look
 
-    monkeypatch.setattr(uploads, "MAX_FILE_MB", 0.001)
-    with pytest.raises(UploadError, match="the limit is 0.001 MB"):
+    monkeypatch.setenv("AELAB_MAX_UPLOAD_MB", "0.001")
+    with pytest.raises(UploadError, match=r"the limit is 0.001 MB \(AELAB_MAX_UPLOAD_MB\)"):
         read_images(npz_bytes(images=x), "big.npz")
-    monkeypatch.setattr(uploads, "MAX_FILE_MB", 100)
+    monkeypatch.delenv("AELAB_MAX_UPLOAD_MB")
 
     # a zip bomb: 3 MB of zeros that compress to a few KB; refused from the sizes its directory declares
-    monkeypatch.setattr(uploads, "MAX_DECOMPRESSED_BYTES", 2_000_000)
+    monkeypatch.setenv("AELAB_MAX_UNZIPPED_MB", "2")
     bomb = zip_bytes({"a/0.png": bytes(3_000_000)})
     assert len(bomb) < 10_000
-    with pytest.raises(UploadError, match="would decompress to"):
+    with pytest.raises(UploadError, match="the decompressed size is 3 MB; the limit is 2 MB"):
         read_images(bomb, "bomb.zip")
 
-    monkeypatch.setattr(uploads, "MAX_IMAGES", 30)
-    with pytest.raises(UploadError, match="60 images; the limit is 30"):
+    monkeypatch.setenv("AELAB_MAX_UPLOAD_IMAGES", "30")
+    with pytest.raises(UploadError, match="is 60 images; the limit is 30 images"):
         read_images(npz_bytes(images=x), "many.npz")
     with pytest.raises(UploadError, match="the limit is 30"):
         read_images(zip_bytes({f"a/{i}.png": png for i in range(40)}), "many.zip")
 
-    monkeypatch.setattr(uploads, "MAX_SOURCE_PIXELS", 32 * 32)
+    monkeypatch.setenv("AELAB_MAX_IMAGE_MPIXELS", str(32 * 32 / 1e6))
     big = png_bytes(np.zeros((64, 64), np.uint8))
-    with pytest.raises(UploadError, match="64x64 pixels"):
+    with pytest.raises(UploadError, match="64x64"):
         read_images(zip_bytes({f"a/{i}.png": big for i in range(25)}), "huge.zip")
 
     with pytest.raises(UploadError, match="between 8 and 128"):

@@ -1,25 +1,65 @@
 """Models: one Autoencoder class over architectures (dense, conv) x objectives, a GAN, and the domain
-classifier used by the quality measure. ``build_model`` picks the class from the config's family."""
+classifier used by the quality measure. ``build_model`` picks the class from the config's family, after
+``check_size`` has estimated, without allocating anything, that training it fits the memory bound."""
 from __future__ import annotations
 
+import torch
+
+from .. import limits
 from ..config import ModelConfig
+from ..errors import ModelLimitError
 from .autoencoder import Autoencoder
 from .base import Model, Output
 from .classifier import Classifier
 from .gan import GAN, GANSteps
 
+MODEL_CLASSES: dict[str, type[Model]] = {"autoencoder": Autoencoder, "gan": GAN, "classifier": Classifier}
+
+
+def _construct(cfg: ModelConfig, image_shape: tuple[int, int, int], n_classes: int) -> Model:
+    if cfg.family == "classifier":
+        return Classifier(cfg, image_shape, n_classes)
+    return MODEL_CLASSES[cfg.family](cfg, image_shape)
+
+
+def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: int,
+              n_classes: int = 10) -> tuple[int, int]:
+    """(parameters, bytes to train them on batches of ``batch_size``), estimated on PyTorch's meta device
+    (shapes only: no weight is allocated, whatever the config asks for). Bytes: weights, gradients and
+    two optimiser states (4 x 4 bytes per parameter), and every layer's output for a batch, kept for the
+    backward pass and matched by its gradient (2 x 4 bytes per value)."""
+    try:
+        with torch.device("meta"):
+            model = _construct(cfg, image_shape, max(n_classes, 2))
+            outputs: list[int] = []
+            for m in model.modules():
+                if not any(True for _ in m.children()):
+                    m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel() if torch.is_tensor(out)
+                                                                               else 0))
+            model.eval()(torch.zeros(1, *image_shape), torch.zeros(1, dtype=torch.long))
+    except (RuntimeError, OverflowError):   # sizes past what PyTorch can even describe
+        return -1, 2 ** 63
+    params = sum(p.numel() for p in model.parameters())
+    return params, 16 * params + 8 * sum(outputs) * batch_size
+
+
+def check_size(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: int, n_classes: int = 10) -> int:
+    """The estimated bytes to train ``cfg`` (see :func:`footprint`); raises :class:`ModelLimitError` above
+    ``AELAB_MAX_MODEL_MB``, naming the bound and by how much."""
+    params, nbytes = footprint(cfg, image_shape, batch_size, n_classes)
+    size = f"{params:,} parameters" if params >= 0 else "too many parameters to count"
+    limits.check("model_memory", nbytes, ModelLimitError,
+                 f"the memory to train this model ({size}, batch {batch_size})")
+    return nbytes
+
 
 def build_model(cfg: ModelConfig, image_shape: tuple[int, int, int], seed: int = 42, n_classes: int = 10) -> Model:
     """Build and initialise (Keras defaults, from ``seed``) the model of a validated ``cfg`` for images of
     ``image_shape``. ``n_classes`` is only used by the classifier family."""
-    if cfg.family == "classifier":
-        model: Model = Classifier(cfg, image_shape, n_classes)
-    elif cfg.family == "gan":
-        model = GAN(cfg, image_shape)
-    else:
-        model = Autoencoder(cfg, image_shape)
+    model = _construct(cfg, image_shape, n_classes)
     model.reset_parameters(seed)
     return model
 
 
-__all__ = ["Autoencoder", "Classifier", "GAN", "GANSteps", "Model", "Output", "build_model"]
+__all__ = ["Autoencoder", "Classifier", "GAN", "GANSteps", "MODEL_CLASSES", "Model", "Output", "build_model",
+           "check_size", "footprint"]

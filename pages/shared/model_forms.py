@@ -5,10 +5,25 @@ import streamlit as st
 
 from aelab.config import ACTIVATIONS, OBJECTIVES, OPTIMIZERS
 
+# The range of every number field of the form (a share link's value outside it is clamped, with a warning).
+FORM_BOUNDS = {
+    "latent": (0, 2048), "codings": (1, 2048), "features": (1, 2048), "noise_level": (0.0, 1.0),
+    "sparsity_weight": (0.0, 10.0), "sparsity_target": (0.01, 0.99), "beta": (0.0, 100.0), "d_dropout": (0.0, 0.9),
+    "d_steps": (1, 10), "label_smoothing": (0.0, 0.45), "d_lr": (0.0, 10.0), "dropout": (0.0, 0.9),
+    "lr": (1e-6, 10.0), "momentum": (0.0, 0.99), "rho": (0.01, 0.999), "batch_size": (1, 4096), "epochs": (1, 500),
+    "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1),
+}
+
 
 def key(name: str) -> str:
     """The session-state key of a form widget: ``f_`` and the setting's name."""
     return f"f_{name}"
+
+
+def number(container, label: str, name: str, low=None, **kwargs):
+    """A number field for setting ``name``, within its ``FORM_BOUNDS`` (``low`` raises the minimum)."""
+    lo, hi = FORM_BOUNDS[name]
+    return container.number_input(label, lo if low is None else low, hi, key=key(name), **kwargs)
 
 
 def autoencoder_form(model_col, objective_col) -> None:
@@ -19,12 +34,12 @@ def autoencoder_form(model_col, objective_col) -> None:
         if arch == "dense":
             st.text_input("Hidden layers", key=key("hidden"), help="Encoder sizes, comma-separated; "
                           "the decoder mirrors them.")
-            st.number_input("Latent size", 1, 2048, key=key("latent"), help="Size of the code (the bottleneck).")
+            number(st, "Latent size", "latent", low=1, help="Size of the code (the bottleneck).")
             st.checkbox("Tied weights", key=key("tied"), help="The decoder reuses the encoder's weights, transposed.")
         else:
             st.text_input("Channels", key=key("channels"), help="Conv layers, each followed by 2×2 max-pooling.")
             st.selectbox("Kernel size", [3, 5, 7], key=key("kernel_size"), help="Square kernels, 'same' padding.")
-            st.number_input("Latent size", 0, 2048, key=key("latent"),
+            number(st, "Latent size", "latent",
                             help="0: the last feature map is the code; otherwise a dense code layer of this size.")
         st.selectbox("Activation", ACTIVATIONS[:-1], key=key("activation"), help="Hidden layers' activation.")
         st.selectbox("Code activation", ("same", *ACTIVATIONS), key=key("code_activation"),
@@ -40,7 +55,7 @@ def autoencoder_form(model_col, objective_col) -> None:
                              help="Applied to the input in training only.")
             if noise == "gaussian" and not 0 < st.session_state[key("noise_level")] <= 1:
                 st.session_state[key("noise_level")] = 0.2
-            st.number_input("σ" if noise == "gaussian" else "Dropout rate", 0.0, 1.0, step=0.05, key=key("noise_level"),
+            number(st, "σ" if noise == "gaussian" else "Dropout rate", "noise_level", step=0.05,
                             help="Standard deviation of the Gaussian noise, or the fraction of pixels dropped.")
         elif objective == "sparse":
             if st.session_state[key("sparsity")] == "none":
@@ -49,13 +64,13 @@ def autoencoder_form(model_col, objective_col) -> None:
                 st.session_state[key("sparsity_weight")] = 1e-3
             kind = st.radio("Penalty", ["l1", "kl"], key=key("sparsity"), horizontal=True,
                             help="L1 on the codes, or KL between each unit's mean activation and a target rate.")
-            st.number_input("Weight", 0.0, 10.0, step=1e-3, format="%.4g", key=key("sparsity_weight"),
+            number(st, "Weight", "sparsity_weight", step=1e-3, format="%.4g",
                             help="How strongly the penalty counts against reconstruction.")
             if kind == "kl":
-                st.number_input("Target rate", 0.01, 0.99, step=0.01, key=key("sparsity_target"),
+                number(st, "Target rate", "sparsity_target", step=0.01,
                                 help="Desired mean activation of each code unit (needs sigmoid codes).")
         elif objective == "variational":
-            st.number_input("β (KL weight)", 0.0, 100.0, step=0.1, key=key("beta"),
+            number(st, "β (KL weight)", "beta", step=0.1,
                             help="1 is the standard VAE; larger values trade reconstruction for a smoother "
                                  "latent space.")
         st.selectbox("Reconstruction loss", ["bce", "mse"], key=key("loss"),
@@ -69,7 +84,7 @@ def architecture_inputs(dense_help: str, conv_help: str, size_field: str, size_l
     else:
         st.text_input("Channels", key=key("channels"), help=conv_help)
         st.selectbox("Kernel size", [3, 5, 7], key=key("kernel_size"), help="Square kernels, 'same' padding.")
-    st.number_input(size_label, 1, 2048, key=key(size_field), help=size_help)
+    number(st, size_label, size_field, help=size_help)
 
 
 def gan_form(model_col, objective_col) -> None:
@@ -82,7 +97,7 @@ def gan_form(model_col, objective_col) -> None:
         st.selectbox("Generator activation", ACTIVATIONS[:-1], key=key("activation"))
         st.selectbox("Discriminator activation", ACTIVATIONS[:-1], key=key("d_activation"),
                      help="leaky_relu is LeakyReLU(0.2), as in the book's DCGAN.")
-        st.number_input("Discriminator dropout", 0.0, 0.9, step=0.1, key=key("d_dropout"),
+        number(st, "Discriminator dropout", "d_dropout", step=0.1,
                         help="After each discriminator layer (the DCGAN uses 0.4).")
         st.checkbox("Batch norm in the generator", key=key("batch_norm"))
         st.selectbox("Generator output", ["sigmoid", "tanh"], key=key("output"),
@@ -91,12 +106,12 @@ def gan_form(model_col, objective_col) -> None:
         st.markdown("**Adversarial training**")
         st.caption("Each step trains the discriminator on real images and fresh fakes, then the generator to make "
                    "the (frozen) discriminator call its fakes real. The optimizer on the right is the generator's.")
-        st.number_input("Discriminator steps per generator step", 1, 10, key=key("d_steps"))
-        st.number_input("Label smoothing", 0.0, 0.45, step=0.05, key=key("label_smoothing"),
+        number(st, "Discriminator steps per generator step", "d_steps")
+        number(st, "Label smoothing", "label_smoothing", step=0.05,
                         help="Real images are labelled 1 − this for the discriminator (0.1 is common).")
         st.selectbox("Discriminator optimizer", ("same", *OPTIMIZERS), key=key("d_optimizer"),
                      help="'same': the generator's optimizer.")
-        st.number_input("Discriminator learning rate", 0.0, 10.0, format="%.4g", key=key("d_lr"),
+        number(st, "Discriminator learning rate", "d_lr", format="%.4g",
                         help="0: the generator's learning rate.")
 
 
@@ -111,7 +126,7 @@ def classifier_form(model_col, objective_col) -> None:
         st.markdown("**Objective**")
         st.caption("Cross-entropy on the data set's labels. The classifier is the feature extractor of the quality "
                    "measure on the Generate page.")
-        st.number_input("Dropout before the head", 0.0, 0.9, step=0.1, key=key("dropout"))
+        number(st, "Dropout before the head", "dropout", step=0.1)
 
 
 FORMS = {"autoencoder": autoencoder_form, "gan": gan_form, "classifier": classifier_form}

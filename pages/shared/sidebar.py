@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from aelab import data as data_mod
-from aelab import uploads
+from aelab import limits, uploads
 from aelab.train import resolve_device
 from pages.shared import state
 from pages.shared.widgets import dataset_label, describe
@@ -42,8 +42,7 @@ def add_upload() -> None:
         st.session_state["upload_error"] = "Choose a file first."
         return
     try:
-        if file.size > uploads.MAX_FILE_MB * 1e6:   # before reading it
-            raise uploads.UploadError(f"the file is {file.size / 1e6:.1f} MB; the limit is {uploads.MAX_FILE_MB:g} MB")
+        limits.check("upload_bytes", file.size, uploads.UploadLimitError)   # before reading it
         images = uploads.read_images(file.getvalue(), file.name, int(st.session_state.get("upload_size", 28)))
         path = data_mod.store_upload(images, file.name, state.uploads_owner())
     except uploads.UploadError as e:
@@ -61,7 +60,8 @@ def upload_panel() -> None:
         st.file_uploader("An .npz of arrays or a .zip of images", type=["npz", "zip"], key="upload_file",
                          help="npz: 'images' (N×H×W, uint8 or floats in [0, 1]), optional 'labels' and "
                               "'class_names'. zip: PNG/JPEG files in one folder per class. "
-                              f"At most {uploads.MAX_FILE_MB:g} MB and {uploads.MAX_IMAGES:,} images.")
+                              f"At most {limits.limit('upload_bytes'):g} MB and "
+                              f"{limits.limit('upload_images'):,.0f} images.")
         st.number_input("Image size (pixels)", uploads.SIZES[0], uploads.SIZES[1], 28, key="upload_size",
                         help="Images are converted to grayscale and resized to this square size.")
         st.button("Add data set", key="upload_add", on_click=add_upload, icon=":material/add:")
@@ -82,7 +82,8 @@ def sidebar() -> None:
                      help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded; "
                           "add your own images below.")
         chosen = st.session_state["dataset"]
-        source = state.dataset_sources().get(chosen) or f"your upload, stored in {Path(chosen).parent}"
+        source = state.dataset_sources().get(chosen) or (
+            "your upload" if state.hosted() else f"your upload, stored in {Path(chosen).parent}")
         st.caption(f"From {source}")
         upload_panel()
         runs = state.all_runs()

@@ -9,15 +9,14 @@ import streamlit as st
 
 import aelab
 from aelab import data as data_mod
+from aelab import limits
 from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir, examples_dir
 
 BY_RUN = {Run: lambda run: run.fingerprint}   # cached results of a run depend on its directory and weights
 BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size)}
 
 
-def hosted() -> bool:
-    """Hosted demo mode (AELAB_HOSTED=1): each visitor sees the examples and only their own runs."""
-    return os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
+hosted = limits.hosted   # AELAB_HOSTED=1: each visitor sees the examples and only their own runs
 
 
 def session_id() -> str:
@@ -52,11 +51,19 @@ def available_datasets() -> list[str]:
     return list(dataset_sources()) + data_mod.stored_uploads(uploads_owner())
 
 
+def public_data_name(name: str) -> str:
+    """How a data set is named in links and commands: a built-in's name, an upload's file name (its path
+    on this server is nobody's business)."""
+    return Path(name).name if data_mod.is_file_name(name) else name
+
+
 def current_dataset_name() -> str:
-    """The session's data set: a share link's ``data`` parameter on first visit, else the default."""
+    """The session's data set: a share link's ``data`` parameter on first visit (a built-in, or one of
+    this visitor's uploads by file name), else the default."""
     if "dataset" not in st.session_state:
         linked = st.query_params.get("data")
-        st.session_state["dataset"] = linked if linked in available_datasets() else default_dataset()[0]
+        known = {public_data_name(name): name for name in available_datasets()}
+        st.session_state["dataset"] = known.get(linked, default_dataset()[0])
     return st.session_state["dataset"]
 
 
@@ -69,9 +76,10 @@ def user_runs_dir() -> Path:
 
 @st.cache_resource(ttl=3600, show_spinner=False)
 def _cleanup_old_sessions(root: str) -> int:
-    """Hosted mode: delete visitors' run directories idle for longer than AELAB_SESSION_TTL_HOURS (hourly)."""
-    ttl_hours = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24"))
-    return cleanup_sessions(Path(root) / "sessions", ttl_hours * 3600)
+    """Hosted mode: delete visitors' run directories and uploaded data sets idle for longer than
+    AELAB_SESSION_TTL_HOURS (at most hourly)."""
+    ttl_s = float(os.environ.get("AELAB_SESSION_TTL_HOURS", "24")) * 3600
+    return cleanup_sessions(Path(root) / "sessions", ttl_s) + cleanup_sessions(data_mod.uploads_dir("sessions"), ttl_s)
 
 
 def stores() -> list[tuple[str, RunStore]]:
@@ -137,9 +145,11 @@ def run_dataset(run: Run) -> aelab.Dataset | None:
 def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run] | None = None):
     """Start training the validated ``cfg`` for this visitor; a VAE or GAN is scored with the newest
     domain classifier among ``runs``. Raises JobRefused / RunError with the reason."""
+    from aelab.experiment import check_fits
     from aelab.jobs import registry
     from aelab.runs import find_classifier
 
+    check_fits(cfg, dataset(cfg.data))   # a model too large for this server is refused before it starts
     classifier = find_classifier(cfg.data.name, (runs if runs is not None else all_runs()).values()) \
         if cfg.model.generative else None
     job = registry().start(cfg, user_runs_dir(), owner=session_id(), name=name, classifier=classifier)

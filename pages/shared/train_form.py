@@ -14,14 +14,14 @@ from aelab.config import (
     switch_family,
     with_overrides,
 )
-from aelab.presets import PRESETS, start_of
+from aelab.presets import PRESETS, RESERVED_QUERY_KEYS, share_params, start_of
 from pages.shared import model_forms, state
 
 CUSTOM = "custom"
 FAMILY_LABELS = {"autoencoder": "Autoencoder", "gan": "GAN", "classifier": "Classifier"}
 NOT_IN_FORM = {("data", "name"), ("data", "data_dir"), ("model", "family")}
 SETTINGS = [(s, n, fams) for s, n, _, _, fams in setting_names() if (s, n) not in NOT_IN_FORM]
-key = model_forms.key
+key, number = model_forms.key, model_forms.number
 
 
 def form_value(value):
@@ -52,16 +52,37 @@ def init_form() -> None:
     if st.session_state.get("form_ready"):
         return
     params = st.query_params.to_dict()
-    recipe = params.pop("preset", "stacked")
+    recipe = params.get("preset", "stacked")
     recipe = recipe if recipe in PRESETS else CUSTOM
     cfg = start_of(RunConfig(aelab.DataConfig(name=state.current_dataset_name()), preset=recipe))
     try:
-        cfg = with_overrides(cfg, {k: v for k, v in params.items() if k != "data"})
+        cfg = with_overrides(cfg, {k: v for k, v in params.items() if k not in RESERVED_QUERY_KEYS})
     except ConfigError as e:
         st.warning(f"The link's settings could not all be used ({e}); the recipe's values are shown instead.")
     st.session_state[key("recipe")] = recipe
     load_into_form(cfg)
+    clamped = clamp_to_form()
+    if clamped:
+        st.warning("The link asks for values outside the form's range, so the form shows the nearest allowed "
+                   f"value: {'; '.join(clamped)}.")
     st.session_state["form_ready"] = True
+
+
+def clamp_to_form() -> list[str]:
+    """Bring every number of the form within its range (``FORM_BOUNDS``) and say which were moved."""
+    moved = []
+    for name, (lo, hi) in model_forms.FORM_BOUNDS.items():
+        value = st.session_state.get(key(name))
+        if isinstance(value, (int, float)) and not lo <= value <= hi:
+            st.session_state[key(name)] = min(max(value, lo), hi)
+            moved.append(f"{name} {value:g} → {st.session_state[key(name)]:g}")
+    return moved
+
+
+def address(cfg: RunConfig) -> dict[str, str]:
+    """The Train page's address for ``cfg`` (its share link), keeping the reserved keys it does not set."""
+    kept = {k: v for k, v in st.query_params.to_dict().items() if k in RESERVED_QUERY_KEYS}
+    return {**kept, **share_params(cfg, state.public_data_name(cfg.data.name))}
 
 
 def form_config() -> RunConfig:
@@ -80,20 +101,20 @@ def form_config() -> RunConfig:
 def training_inputs() -> None:
     st.markdown("**Training**")
     opt = st.selectbox("Optimizer", OPTIMIZERS, key=key("optimizer"), help="Keras's default epsilons.")
-    st.number_input("Learning rate", 1e-6, 10.0, format="%.4g", key=key("lr"), help="Step size.")
+    number(st, "Learning rate", "lr", format="%.4g", help="Step size.")
     if opt in ("sgd", "rmsprop"):
-        st.number_input("Momentum", 0.0, 0.99, step=0.1, key=key("momentum"), help="0 for plain SGD.")
+        number(st, "Momentum", "momentum", step=0.1, help="0 for plain SGD.")
     if opt == "sgd":
         st.checkbox("Nesterov", key=key("nesterov"), help="Nesterov momentum (needs momentum > 0).")
     if opt == "rmsprop":
-        st.number_input("ρ", 0.01, 0.999, step=0.01, key=key("rho"), help="Decay of the squared-gradient average.")
+        number(st, "ρ", "rho", step=0.01, help="Decay of the squared-gradient average.")
     b = st.columns(2)
-    b[0].number_input("Batch size", 1, 4096, key=key("batch_size"), help="Images per step.")
-    b[1].number_input("Epochs", 1, 500, key=key("epochs"), help="Passes over the training set.")
+    number(b[0], "Batch size", "batch_size", help="Images per step.")
+    number(b[1], "Epochs", "epochs", help="Passes over the training set.")
     b = st.columns(2)
-    b[0].number_input("Validation split", 0.01, 0.5, step=0.05, key=key("validation_split"),
+    number(b[0], "Validation split", "validation_split", step=0.05,
                       help="Last fraction of the training set, unshuffled (as Keras).")
-    b[1].number_input("Seed", 0, 2**31 - 1, key=key("seed"), help="Same seed, same numbers.")
+    number(b[1], "Seed", "seed", help="Same seed, same numbers.")
     st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=key("device"), help="auto: cuda, then mps, then cpu.")
 
 

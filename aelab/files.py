@@ -1,0 +1,70 @@
+"""Careful file handling shared by the data sets, the uploads store and the run store."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+
+from . import limits
+from .errors import UploadError, UploadLimitError
+
+
+def read_regular_file(path: str | Path, bound: str = "upload_bytes") -> bytes:
+    """The bytes of a regular file of at most the bound ``bound``. Devices, pipes and folders are refused
+    (a FIFO would hang, /dev/zero never ends), and the size is the opened file's, not the name's."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # O_NONBLOCK: opening a FIFO does not wait for a writer
+    except OSError as e:
+        raise UploadError(f"{path.name}: cannot read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UploadError(f"{path.name} is not a regular file (a device, a pipe or a folder); give an .npz "
+                              "or a .zip")
+        limits.check(bound, info.st_size, UploadLimitError, path.name)
+        data = f.read(int(limits.limit(bound) * 1e6) + 1)
+    limits.check(bound, len(data), UploadLimitError, path.name)   # a file that grew while it was read
+    return data
+
+
+def tree_bytes(root: str | Path) -> int:
+    """Bytes of the regular files below ``root`` (0 when it does not exist); links are not followed."""
+    total = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
+
+
+def newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and anything directly inside it."""
+    times = [path.stat().st_mtime]
+    if path.is_dir():
+        times += [p.stat().st_mtime for p in path.iterdir()]
+    return max(times)
+
+
+def remove_idle(root: str | Path, max_age_s: float, prefix: str = "") -> int:
+    """Delete the entries of ``root`` (named ``prefix``...) untouched for ``max_age_s`` seconds; how many."""
+    root, removed, now = Path(root), 0, time.time()
+    if not root.is_dir():
+        return 0
+    for entry in root.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        try:
+            idle = now - newest_mtime(entry) > max_age_s
+        except OSError:   # removed meanwhile
+            continue
+        if idle:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

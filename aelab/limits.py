@@ -1,0 +1,60 @@
+"""Every bound on what a visitor or a file can make AE Lab spend, one setting each.
+
+A bound is read from ``AELAB_MAX_<THING>_<UNIT>`` when set, else its default, which is lower in hosted
+mode (``AELAB_HOSTED=1``) where strangers share one server. :func:`check` raises a
+:class:`aelab.errors.LimitError` with a stable code and the numbers.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import LimitError
+
+
+def hosted() -> bool:
+    """Hosted demo mode (AELAB_HOSTED=1): strangers share the server; each sees only their own runs."""
+    return os.environ.get("AELAB_HOSTED", "") not in ("", "0", "false")
+
+
+@dataclass(frozen=True)
+class Bound:
+    setting: str          # the environment variable that overrides it
+    local: float          # default on your own machine
+    hosted: float         # default in hosted mode
+    unit: str
+    what: str             # what is measured, for the message
+
+    def value(self) -> float:
+        raw = os.environ.get(self.setting)
+        return float(raw) if raw else (self.hosted if hosted() else self.local)
+
+
+BOUNDS = {
+    "upload_bytes": Bound("AELAB_MAX_UPLOAD_MB", 100, 100, "MB", "the file"),
+    "upload_images": Bound("AELAB_MAX_UPLOAD_IMAGES", 100_000, 100_000, "images", "the number of images"),
+    "upload_decompressed": Bound("AELAB_MAX_UNZIPPED_MB", 1024, 1024, "MB", "the decompressed size"),
+    "image_pixels": Bound("AELAB_MAX_IMAGE_MPIXELS", 16.8, 16.8, "megapixels", "one image"),
+    "upload_pixels": Bound("AELAB_MAX_UPLOAD_MPIXELS", 2000, 1000, "megapixels",
+                           "the pixels to decode (all images at their own size)"),
+    "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, "MB",
+                          "the memory to train this model (weights, gradients, optimiser state, activations)"),
+    "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",
+                             "your stored data sets with this one"),
+}
+UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1}
+
+
+def limit(code: str) -> float:
+    """The bound ``code`` in its own unit (MB, megapixels, images)."""
+    return BOUNDS[code].value()
+
+
+def check(code: str, amount: float, error: type[LimitError] = LimitError, what: str | None = None) -> None:
+    """Raise ``error`` when ``amount`` (in base units: bytes, pixels, images) is above the bound ``code``;
+    ``what`` names the thing measured when the bound's own words are too general."""
+    bound = BOUNDS[code]
+    scale = UNIT_SCALE[bound.unit]
+    if amount > bound.value() * scale:
+        raise error(code, limit=bound.value(), got=amount / scale, unit=bound.unit, what=what or bound.what,
+                    setting=bound.setting)
