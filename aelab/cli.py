@@ -173,7 +173,7 @@ def cmd_eval(args, parser) -> int:
                   f"python -m aelab train --preset classifier --data {dataset.name}", file=sys.stderr)
         metrics = evaluate_run(model, dataset, probes=not args.no_probes, classifier=classifier)
         run.save_metrics(metrics)
-    except (RunError, DataError) as e:
+    except (RunError, DataError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.json:

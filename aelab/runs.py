@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from .config import RunConfig
 from .errors import ConfigError, RunError
 from .files import remove_idle
-from .models import Model, build_model, check_size
+from .models import MODEL_CLASSES, Model, build_model, check_size
 
 FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is read too
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
@@ -85,6 +85,13 @@ class Run:
     @property
     def family(self) -> str:
         return self.config.model.family
+
+    def can(self, capability: str) -> bool:
+        """Whether the run's model can ``reconstruct``, ``encode`` or ``sample``, known from its config alone
+        (a damaged weights file does not stop a page from saying what the run is)."""
+        if capability == "sample":
+            return self.config.model.generative
+        return getattr(MODEL_CLASSES[self.family], f"can_{capability}")
 
     @property
     def fingerprint(self) -> tuple[str, float]:

@@ -210,7 +210,7 @@ def _read_zip(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], size: in
         width, height = _image_size(archive, m, "/".join(parts)[:80])
         limits.check("image_pixels", width * height, UploadLimitError, f"'{'/'.join(parts)[:80]}' ({width}x{height})")
         total += width * height
-    limits.check("upload_pixels", total, UploadLimitError)
+        limits.check("upload_pixels", total, UploadLimitError)   # as soon as the sum is past the bound
 
     images = np.empty((len(files), size, size), np.uint8)
     labels = np.empty(len(files), np.int64)

@@ -29,9 +29,20 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`streamlit run streamlit_app.py` on a free port with an empty runs directory."""
+    yield from run_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def hosted_server(tmp_path_factory):
+    """The same in hosted mode (AELAB_HOSTED=1): strangers on one server."""
+    yield from run_server(tmp_path_factory, {"AELAB_HOSTED": "1"})
+
+
+def run_server(tmp_path_factory, extra_env: dict | None = None):
     port = free_port()
     runs = tmp_path_factory.mktemp("browser-runs")
-    env = {**os.environ, "AELAB_RUNS_DIR": str(runs), "AELAB_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+    env = {**os.environ, "AELAB_RUNS_DIR": str(runs), "AELAB_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+           **(extra_env or {})}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
@@ -241,3 +252,24 @@ def test_train_then_inspect_in_the_browser(server, page):
     shot(page, "runs")
     for name, seconds in timings.items():
         print(f"browser timing: {name}: {seconds:.2f} s")
+
+
+def test_a_hosted_visitor_keeps_their_uploads_across_a_reload(hosted_server, browser):
+    """The visitor's token lives in a cookie (never in the address): a reload, or a link to their upload by
+    its file name, finds their data set again; another visitor's link to it does not."""
+    first = browser.new_context(viewport={"width": 1400, "height": 1900})
+    page = first.new_page()
+    upload_in_the_browser(page, hosted_server)
+    assert page.get_by_text("From your upload").count() >= 1   # no server path in hosted mode
+    cookie = next(c for c in first.cookies() if c["name"] == "aelab_visitor")
+    assert len(cookie["value"]) >= 40 and cookie["value"] not in page.url
+
+    page.reload()
+    goto(page, hosted_server["url"] + "/?data=my-digits.npz", "Data set in use: my-digits")
+    assert cookie["value"] not in page.content()
+
+    stranger = browser.new_context(viewport={"width": 1400, "height": 1900}).new_page()
+    goto(stranger, hosted_server["url"] + "/?data=my-digits.npz", "Data set in use")
+    assert stranger.get_by_text("Data set in use: my-digits").count() == 0
+    first.close()
+

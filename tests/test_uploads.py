@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import aelab
-from aelab import uploads
 from aelab.uploads import UploadError, read_images
 from conftest import png_bytes, zip_bytes
 

@@ -4,6 +4,7 @@ classifier used by the quality measure. ``build_model`` picks the class from the
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from .. import limits
 from ..config import ModelConfig
@@ -24,23 +25,26 @@ def _construct(cfg: ModelConfig, image_shape: tuple[int, int, int], n_classes: i
 
 def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: int,
               n_classes: int = 10) -> tuple[int, int]:
-    """(parameters, bytes to train them on batches of ``batch_size``), estimated on PyTorch's meta device
-    (shapes only: no weight is allocated, whatever the config asks for). Bytes: weights, gradients and
-    two optimiser states (4 x 4 bytes per parameter), and every layer's output for a batch, kept for the
-    backward pass and matched by its gradient (2 x 4 bytes per value)."""
+    """(parameters, bytes to train them on batches of ``batch_size``), estimated from the model built on
+    PyTorch's meta device (shapes only: no weight is allocated, whatever the config asks for). Bytes:
+    weights, gradients and two optimiser states (4 x 4 bytes per parameter), and the values each image
+    leaves for the backward pass, with their gradients (2 x 4 bytes each): a dense layer's output and its
+    activation; a convolution's output, activation and pooling at the image's full size (an upper
+    bound: the trunks shrink the maps, the decoders grow them back to it)."""
     try:
         with torch.device("meta"):
             model = _construct(cfg, image_shape, max(n_classes, 2))
-            outputs: list[int] = []
-            for m in model.modules():
-                if not any(True for _ in m.children()):
-                    m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel() if torch.is_tensor(out)
-                                                                               else 0))
-            model.eval()(torch.zeros(1, *image_shape), torch.zeros(1, dtype=torch.long))
     except (RuntimeError, OverflowError):   # sizes past what PyTorch can even describe
         return -1, 2 ** 63
+    pixels = image_shape[1] * image_shape[2]
+    values = 2 * image_shape[0] * pixels   # the input and the output image
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            values += 2 * m.out_features
+        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            values += 3 * m.out_channels * pixels
     params = sum(p.numel() for p in model.parameters())
-    return params, 16 * params + 8 * sum(outputs) * batch_size
+    return params, 16 * params + 8 * values * batch_size
 
 
 def check_size(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: int, n_classes: int = 10) -> int:

@@ -96,3 +96,4 @@ def sidebar() -> None:
         else:
             st.caption("No runs yet: train one on the Train page.")
         st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if state.hosted() else ""))
+        state.remember_visitor()

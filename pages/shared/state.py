@@ -1,7 +1,10 @@
 """The session's state and the process's caches: the visitor, their runs and data sets, loaded models."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import secrets
 import uuid
 from pathlib import Path
 
@@ -19,10 +22,38 @@ BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size
 hosted = limits.hosted   # AELAB_HOSTED=1: each visitor sees the examples and only their own runs
 
 
+VISITOR_COOKIE = "aelab_visitor"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{40,64}")
+
+
 def session_id() -> str:
+    """Who this visitor is: in hosted mode a digest of the unguessable token in their cookie, so a reload or
+    a second tab finds their runs and uploads again (a new visitor gets a token, set by
+    :func:`remember_visitor`); locally a random id per browser session."""
     if "session_id" not in st.session_state:
-        st.session_state["session_id"] = uuid.uuid4().hex[:16]
+        if hosted():
+            token = st.context.cookies.get(VISITOR_COOKIE)
+            if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+                token = st.session_state["new_visitor_token"] = secrets.token_urlsafe(32)
+            # folders are named by a digest: a path that shows somewhere never gives the token away
+            st.session_state["session_id"] = hashlib.sha256(token.encode()).hexdigest()[:20]
+        else:
+            st.session_state["session_id"] = uuid.uuid4().hex[:16]
     return st.session_state["session_id"]
+
+
+def remember_visitor() -> None:
+    """Hosted mode: store a new visitor's token in a cookie of this site (a component sets it: Streamlit
+    reads cookies but cannot set them). Never in the address, which is the shareable link."""
+    token = st.session_state.get("new_visitor_token")
+    if token:
+        import datetime as dt
+
+        import extra_streamlit_components as stx
+
+        stx.CookieManager(key="visitor_cookies").set(
+            VISITOR_COOKIE, token, key="visitor_cookie_set", same_site="strict",
+            expires_at=dt.datetime.now() + dt.timedelta(days=30))
 
 
 # -------------------------------------------------------------------------------------- data

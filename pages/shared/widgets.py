@@ -75,7 +75,7 @@ def describe(run: Run) -> str:
 def explain_missing(run: Run, capability: str) -> bool:
     """True when the run's model can do ``capability`` (reconstruct | encode | sample); otherwise say why not,
     point to what it can do, and return False."""
-    if getattr(state.model_of(run), f"can_{capability}"):
+    if run.can(capability):
         return True
     why = {"gan": "A GAN has no encoder: its generator maps random codes to images, but nothing maps an image "
                   "back to a code. See its samples on the **Generate** page.",
