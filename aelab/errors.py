@@ -1,28 +1,35 @@
 """The errors AE Lab raises on purpose. Each message says what was wrong and what to do; pages show it
-as one line. They live in one bottom module so that every layer can raise them without importing upwards."""
+as one line. Each has a stable ``code`` (a refusal above a bound: the bound's own code and its numbers).
+They live in one bottom module so that every layer can raise them without importing upwards."""
 from __future__ import annotations
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message says which field and what is allowed."""
+    code = "config"
 
 
 class DataError(RuntimeError):
     """A data set is missing or damaged; the message says which file and how to get it."""
+    code = "data"
 
 
 class UploadError(DataError):
     """An uploaded (or given) image file was rejected; the message says why."""
+    code = "upload"
 
 
 class RunError(RuntimeError):
     """A run is missing, damaged, read-only, or a name is invalid or taken."""
+    code = "run"
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try. ``result`` holds what was
     trained before (the trainer's FitResult, the model back at its last finite epoch), ``run_name`` the
     run it was saved as."""
+
+    code = "diverged"
 
     def __init__(self, message: str, result=None, run_name: str | None = None):
         super().__init__(message)

@@ -36,7 +36,7 @@ BOUNDS = {
     "upload_decompressed": Bound("AELAB_MAX_UNZIPPED_MB", 1024, 1024, "MB", "the decompressed size"),
     "image_pixels": Bound("AELAB_MAX_IMAGE_MPIXELS", 16.8, 16.8, "megapixels", "one image"),
     "upload_pixels": Bound("AELAB_MAX_UPLOAD_MPIXELS", 2000, 1000, "megapixels",
-                           "the pixels to decode (all images at their own size)"),
+                           "the number of pixels to decode (all images at their own size)"),
     "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, "MB",
                           "the memory to train this model (weights, gradients, optimiser state, activations)"),
     "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",
