@@ -234,7 +234,7 @@ def _image_size(archive: zipfile.ZipFile, member: zipfile.ZipInfo, label: str) -
     # a file larger than 4 bytes per allowed pixel holds no image we would accept
     limits.check("image_pixels", member.file_size / 4, UploadLimitError, f"'{label}' ({member.file_size:,} bytes)")
     try:
-        with Image.open(io.BytesIO(archive.read(member))) as im:
+        with archive.open(member) as f, Image.open(f) as im:   # reads the header, not the pixels
             if im.format not in ("PNG", "JPEG"):
                 raise UploadError(f"'{label}' is a {im.format} file, not PNG or JPEG")
             return im.size

@@ -75,3 +75,22 @@ def app_router(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init_then_router)
+
+
+def app(page: str | None = None, query: dict | None = None, timeout: float = 120, **state):
+    """An AppTest of the whole app (router and sidebar) on the digits, with ``state`` in the session and
+    ``query`` in the address, switched to ``page``; asserts that no exception reached the page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=timeout)
+    at.session_state["dataset"] = "digits"
+    for k, v in state.items():
+        at.session_state[k] = v
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 import aelab
 from aelab.config import AutoencoderConfig
 from aelab.jobs import registry
+from conftest import app
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 120  # the first run imports torch; t-SNE and probes take seconds
@@ -64,18 +65,6 @@ def classifier(with_runs, trained_classifier):
 def with_runs(env, trained_runs, monkeypatch):
     monkeypatch.setenv("AELAB_RUNS_DIR", str(trained_runs))
     return trained_runs
-
-
-def app(page=None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["dataset"] = "digits"
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 @pytest.mark.parametrize("page", PAGES)

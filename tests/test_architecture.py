@@ -12,7 +12,7 @@ import torch
 
 import aelab
 from aelab import metrics
-from conftest import png_bytes, zip_bytes
+from conftest import app, png_bytes, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_FILES = sorted((ROOT / "pages").rglob("*.py"))
@@ -105,18 +105,6 @@ def env(tmp_path, monkeypatch, app_router):
     return tmp_path / "runs"
 
 
-def page_with_run(page: str, run_name: str):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.session_state["dataset"] = "digits"
-    at.session_state["active_run"] = f"run:{run_name}"
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 @pytest.mark.parametrize("page", ["pages/reconstructions.py", "pages/latent.py"])
 def test_pages_show_a_run_with_its_own_image_size(env, tmp_path, digits, page):
     """A run trained on a .zip resized to 12 pixels is shown against 12-pixel images (the run's data config)."""
@@ -127,7 +115,7 @@ def test_pages_show_a_run_with_its_own_image_size(env, tmp_path, digits, page):
     cfg.data.image_size, cfg.model.hidden, cfg.train.epochs, cfg.train.batch_size = 12, (16,), 1, 8
     run = aelab.train(cfg, runs_dir=env, name="zip12").run
     assert run.image_shape == (1, 12, 12)
-    at = page_with_run(page, "zip12")
+    at = app(page, active_run="run:zip12")
     assert not at.error, [e.value for e in at.error]
 
 
@@ -138,7 +126,7 @@ def test_reconstructions_page_with_three_test_images(env, tmp_path, digits):
     cfg.model.hidden, cfg.train.epochs, cfg.train.batch_size = (16,), 1, 4
     run = aelab.train(cfg, runs_dir=env, name="few").run
     assert run.metrics["test"] and len(aelab.load_dataset(cfg.data).x_test) == 3
-    at = page_with_run("pages/reconstructions.py", "few")
+    at = app("pages/reconstructions.py", active_run="run:few")
     assert not at.error, [e.value for e in at.error]
     assert any("3 worst-reconstructed" in m.value for m in at.markdown)
 

@@ -19,7 +19,7 @@ from aelab import limits
 from aelab.errors import LimitError, ModelLimitError, UploadError, UploadLimitError
 from aelab.uploads import read_images
 from bench import hostile
-from conftest import png_bytes, zip_bytes
+from conftest import app, png_bytes, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 RSS_BOUND_MB, CPU_BOUND_S = 500, 60
@@ -291,22 +291,6 @@ def test_18_non_finite_settings_are_refused():
 
 
 # ------------------------------------------------------------------------- 13-15, 18 the app, hosted
-def app_at(page: str, query: dict | None = None, **state):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.session_state["dataset"] = "digits"
-    for k, v in state.items():
-        at.session_state[k] = v
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 @pytest.fixture
 def hosted_env(tmp_path, monkeypatch, app_router):
     monkeypatch.setenv("AELAB_HOSTED", "1")
@@ -321,7 +305,7 @@ def test_14_hosted_pages_name_uploads_and_runs_without_server_paths(hosted_env, 
 
     good = zip_bytes({f"{'small' if digits.y_train[i] < 5 else 'large'}/{i}.png": png_bytes(digits.x_train[i, 0].numpy())
                       for i in range(60)})
-    at = app_at("pages/train.py")
+    at = app("pages/train.py")
     at.sidebar.file_uploader[0].set_value(("my digits.zip", good, "application/zip"))
     at.sidebar.button(key="upload_add").click().run()
     assert at.sidebar.success and "From your upload" in [c.value for c in at.sidebar.caption]
@@ -334,7 +318,7 @@ def test_14_hosted_pages_name_uploads_and_runs_without_server_paths(hosted_env, 
     name = job.snapshot().run_name
     assert name.startswith("stacked-my-digits-") and "sessions" not in name and "tmp" not in name
 
-    runs = app_at("pages/runs.py", session_id=at.session_state["session_id"])
+    runs = app("pages/runs.py", session_id=at.session_state["session_id"])
     code = " ".join(c.value for c in runs.code)
     assert "--data my-digits.npz" in code and str(hosted_env) not in code and "sessions" not in code
 
@@ -344,12 +328,12 @@ def test_14_hosted_pages_name_uploads_and_runs_without_server_paths(hosted_env, 
     Path(job.cfg.data.name).unlink()
     aelab.load_dataset.cache_clear()   # a server that has not held it in memory since (a restart, another process)
     state.dataset.clear()
-    rec = app_at("pages/reconstructions.py", session_id=at.session_state["session_id"], active_run=f"run:{name}")
+    rec = app("pages/reconstructions.py", session_id=at.session_state["session_id"], active_run=f"run:{name}")
     assert any("is gone" in e.value for e in rec.error)
 
 
 def test_15_reserved_query_keys_pass_the_train_page(hosted_env):
-    at = app_at("pages/train.py", {"preset": "vae", "lang": "zh", "run": "abc", "method": "tsne", "lr": "0.002"})
+    at = app("pages/train.py", {"preset": "vae", "lang": "zh", "run": "abc", "method": "tsne", "lr": "0.002"})
     assert not at.warning, [w.value for w in at.warning]
     assert at.number_input(key="f_lr").value == 0.002
     assert at.query_params["lang"] == "zh" and at.query_params["run"] == "abc"   # kept by the rewrite
@@ -357,7 +341,7 @@ def test_15_reserved_query_keys_pass_the_train_page(hosted_env):
 
 
 def test_18_a_link_value_outside_the_form_is_clamped_with_a_warning(hosted_env):
-    at = app_at("pages/train.py", {"preset": "stacked", "lr": "100", "seed": "-4"})
+    at = app("pages/train.py", {"preset": "stacked", "lr": "100", "seed": "-4"})
     warning = " ".join(w.value for w in at.warning)
     assert "lr 100 → 10" in warning and "seed -4 → 0" in warning
     assert at.number_input(key="f_lr").value == 10.0

@@ -27,7 +27,8 @@ def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: i
               n_classes: int = 10) -> tuple[int, int]:
     """(parameters, bytes to train them on batches of ``batch_size``), estimated from the model built on
     PyTorch's meta device (shapes only: no weight is allocated, whatever the config asks for). Bytes:
-    weights, gradients and two optimiser states (4 x 4 bytes per parameter), and the values each image
+    weights, gradients, two optimiser states and the trainer's copy of the last finite epoch's weights
+    (5 x 4 bytes per parameter), and the values each image
     leaves for the backward pass, with their gradients (2 x 4 bytes each): a dense layer's output and its
     activation; a convolution's output, activation and pooling at the image's full size (an upper
     bound: the trunks shrink the maps, the decoders grow them back to it)."""
@@ -44,7 +45,7 @@ def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: i
         elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             values += 3 * m.out_channels * pixels
     params = sum(p.numel() for p in model.parameters())
-    return params, 16 * params + 8 * values * batch_size
+    return params, 20 * params + 8 * values * batch_size
 
 
 def check_size(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: int, n_classes: int = 10) -> int:
