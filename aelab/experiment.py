@@ -61,7 +61,8 @@ def check_fits(cfg: RunConfig, dataset: Dataset):
 
 def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: list[Callback] | None = None,
           stop_event: threading.Event | None = None, evaluate: bool = True, dataset: Dataset | None = None,
-          classifier: Run | None | Literal["auto"] = "auto", previews: PreviewRecorder | None = None) -> Experiment:
+          classifier: Run | None | Literal["auto"] = "auto", previews: PreviewRecorder | None = None,
+          deadline: float | None = None) -> Experiment:
     """Validate ``cfg``, load its data, train, evaluate on the test set and save the run.
 
     A stop request (``stop_event``) ends training within one batch; the run is still saved with the epochs
@@ -69,15 +70,17 @@ def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: 
     or with the newest one found for its data set (your runs, then the examples) when ``"auto"``.
     """
     return train_validated(cfg.validate(), runs_dir=runs_dir, name=name, callbacks=callbacks, stop_event=stop_event,
-                           evaluate=evaluate, dataset=dataset, classifier=classifier, previews=previews)
+                           evaluate=evaluate, dataset=dataset, classifier=classifier, previews=previews,
+                           deadline=deadline)
 
 
 def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, evaluate: bool = True, dataset: Dataset | None = None,
                     classifier: Run | None | Literal["auto"] = "auto",
-                    previews: PreviewRecorder | None = None) -> Experiment:
+                    previews: PreviewRecorder | None = None, deadline: float | None = None) -> Experiment:
     """:func:`train` for a config its caller has validated (nothing further in validates it again).
-    ``previews``: the recorder of the live preview, when the caller reads it while training (the app)."""
+    ``previews``: the recorder of the live preview, when the caller reads it while training (the app);
+    ``deadline``: a ``time.monotonic()`` past which training stops and the run is saved as ``timeout``."""
     dataset = dataset or load_dataset(cfg.data, DOWNLOAD)
     split = check_fits(cfg, dataset)
     model = build_model(cfg.model, dataset.image_shape, cfg.train.seed, n_classes=len(dataset.class_names))
@@ -85,7 +88,7 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     codes = CodeRecorder()
     diverged = None
     try:
-        fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event).fit(model, split)
+        fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event, deadline=deadline).fit(model, split)
     except TrainingDiverged as e:   # keep the epochs before, with the weights of the last finite one
         if e.result is None:
             raise

@@ -6,6 +6,7 @@ pages read copies of it. One process-wide registry limits how many jobs run at o
 from __future__ import annotations
 
 import copy
+import math
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
 from .config import RunConfig
 from .runs import Run
 from .train import Callback, PreviewRecorder, TrainState
@@ -27,7 +29,7 @@ class JobRefused(RuntimeError):
 
 @dataclass
 class Snapshot:
-    status: str = "starting"          # starting | running | finished | stopped | failed
+    status: str = "starting"          # starting | running | finished | stopped | timeout | failed
     epoch: int = 0
     epochs: int = 0
     batch: int = 0
@@ -44,7 +46,7 @@ class Snapshot:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "failed")
+        return self.status in ("finished", "stopped", "timeout", "failed")
 
     @property
     def trace(self) -> list[tuple[float, float]]:
@@ -66,6 +68,7 @@ class Job:
         self.started = time.time()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._finished = threading.Event()   # set when the work is over, whatever its outcome
         self._snap = Snapshot(epochs=cfg.train.epochs)
         self._thread = threading.Thread(target=self._work, name=f"aelab-job-{self.id}", daemon=True)
 
@@ -89,6 +92,11 @@ class Job:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def finished(self) -> bool:
+        """Its work is over; a job registered but not started yet is not finished (it counts against the limit)."""
+        return self._finished.is_set()
+
     # ------------------------------------------------------------------------ worker
     def _work(self) -> None:
         import torch
@@ -99,10 +107,12 @@ class Job:
         # worker threads wait on each other and an epoch takes 2-3x longer (bench: app speed).
         torch.set_num_threads(job_threads())
         previews = PreviewRecorder()
+        minutes = limits.limit("job_minutes")
         try:
             exp = train_validated(self.cfg, runs_dir=self.runs_dir, name=self.name, stop_event=self._stop,
                                   callbacks=[_Recorder(self, previews)], previews=previews,
-                                  classifier=self.classifier)
+                                  classifier=self.classifier,
+                                  deadline=time.monotonic() + minutes * 60 if math.isfinite(minutes) else None)
             with self._lock:
                 self._snap.status = exp.fit.status
                 self._snap.run_name = exp.run.name
@@ -111,6 +121,8 @@ class Job:
                 self._snap.status = "failed"
                 self._snap.error = f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
                 self._snap.run_name = getattr(e, "run_name", None)   # a diverged run is saved all the same
+        finally:
+            self._finished.set()
 
 
 def job_threads() -> int:
@@ -168,8 +180,8 @@ class Registry:
         if self.max_epochs is not None and cfg.train.epochs > self.max_epochs:
             raise JobRefused(f"this server caps training at {self.max_epochs} epochs per run; "
                              f"lower epochs from {cfg.train.epochs}, or run AE Lab locally for longer training")
-        with self._lock:
-            running = [j for j in self._jobs.values() if j.alive]
+        with self._lock:   # registered and unfinished: a job counts from the moment it is registered
+            running = [j for j in self._jobs.values() if not j.finished]
             if len(running) >= self.max_jobs:
                 raise JobRefused(f"{len(running)} training job(s) are running on this server, the limit is "
                                  f"{self.max_jobs} (AELAB_MAX_JOBS); wait for one to finish or stop yours")

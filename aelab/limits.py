@@ -39,10 +39,12 @@ BOUNDS = {
                            "the number of pixels to decode (all images at their own size)"),
     "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, "MB",
                           "the memory to train this model (weights, gradients, optimiser state, activations)"),
+    "job_minutes": Bound("AELAB_MAX_JOB_MINUTES", float("inf"), 15, "minutes",
+                         "a training job's time (it then stops, and saves what it has as status 'timeout')"),
     "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",
                              "your stored data sets with this one"),
 }
-UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1}
+UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1, "minutes": 60}
 
 
 def limit(code: str) -> float:

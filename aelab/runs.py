@@ -31,7 +31,7 @@ FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
 TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
 TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-STATUSES = ("finished", "stopped", "diverged")
+STATUSES = ("finished", "stopped", "timeout", "diverged")
 STALE_TMP_S = 3600        # a save takes seconds; a .tmp- folder idle for an hour was left by a killed process
 MAX_IMAGE_SIDE = 4096
 

@@ -69,3 +69,42 @@ def test_tasks_are_shared_per_key_and_failures_retried():
     failed = jobs.task(("broken",), broken)
     assert failed.join(5) and "perplexity too large" in failed.error
     assert jobs.task(("broken",), broken) is not failed   # a failed task is tried again
+
+
+def test_the_limit_holds_when_starts_race(tmp_path, monkeypatch):
+    """Four visitors press Start at the same moment, 200 times: never more than the limit get a job (the
+    count includes jobs registered whose thread has not started yet)."""
+    import threading
+
+    from aelab import jobs
+
+    monkeypatch.setattr(jobs.Job, "_work", lambda self: (time.sleep(0.01), self._finished.set()))
+    cfg = small()
+    for _ in range(200):
+        reg, started = Registry(max_jobs=1), []
+        gate = threading.Barrier(4)
+
+        def press():
+            gate.wait()
+            try:
+                started.append(reg.start(cfg, tmp_path))
+            except JobRefused:
+                pass
+
+        presses = [threading.Thread(target=press) for _ in range(4)]
+        for p in presses:
+            p.start()
+        for p in presses:
+            p.join()
+        assert len(started) == 1
+        assert started[0].join(5)
+
+
+def test_a_job_past_its_time_limit_stops_and_saves_what_it_has(tmp_path, monkeypatch):
+    monkeypatch.setenv("AELAB_MAX_JOB_MINUTES", str(1.5 / 60))
+    job = Registry(max_jobs=1).start(small(epochs=500), tmp_path)
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "timeout" and snap.done and snap.run_name, snap.error
+    run = aelab.RunStore(tmp_path).open(snap.run_name)
+    assert run.meta["status"] == "timeout" and 0 < run.epochs_done < 500

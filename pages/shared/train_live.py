@@ -25,7 +25,8 @@ def draw_live(job, snap) -> None:
     done = (max(snap.epoch - 1, 0) + snap.batch / snap.batches) / snap.epochs if snap.batches else 0.0
     label = {"running": f"Epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/{snap.batches} · "
                         f"loss {snap.loss:.4f}", "finished": "Finished", "stopped": "Stopped",
-             "failed": "Failed", "starting": "Starting"}[snap.status]
+             "timeout": "Stopped at this server's time limit for a job", "failed": "Failed",
+             "starting": "Starting"}[snap.status]
     st.progress(min(done, 1.0) if snap.status != "finished" else 1.0, text=label)
     h = snap.history
     cols = st.columns(4)
