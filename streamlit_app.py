@@ -8,8 +8,11 @@ from pages.shared import server, sidebar  # noqa: E402  (after set_page_config)
 
 @st.cache_resource
 def _tune_server() -> bool:
-    """Once per server process."""
+    """Once per server process: fewer malloc arenas, and a warm worker waiting for the first Start."""
+    from aelab.jobs import registry
+
     server.fewer_malloc_arenas()
+    registry().warm_up()
     return True
 
 

@@ -39,6 +39,8 @@ BOUNDS = {
                            "the number of pixels to decode (all images at their own size)"),
     "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, "MB",
                           "the memory to train this model (weights, gradients, optimiser state, activations)"),
+    "worker_memory": Bound("AELAB_MAX_WORKER_MB", 8192, 2048, "MB",
+                           "a job's worker process (data beyond what its imports use)"),
     "job_minutes": Bound("AELAB_MAX_JOB_MINUTES", float("inf"), 15, "minutes",
                          "a training job's time (it then stops, and saves what it has as status 'timeout')"),
     "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",

@@ -63,6 +63,7 @@ def test_the_start_button_validates_once(monkeypatch, tmp_path, app_router):
     at.text_input(key="f_hidden").set_value("16")
     at.number_input(key="f_epochs").set_value(1).run()
 
+    _run_workers_in_this_process(monkeypatch)
     calls, at_optimiser = [], []
     for cls in (config.RunConfig, config.DataConfig, config.AutoencoderConfig, config.TrainConfig):
         original = cls.validate
@@ -75,6 +76,35 @@ def test_the_start_button_validates_once(monkeypatch, tmp_path, app_router):
     job = registry().get(at.session_state["job_id"])
     assert job.join(120) and job.snapshot().status == "finished"
     assert at_optimiser == [["RunConfig", "DataConfig", "AutoencoderConfig", "TrainConfig"]]
+
+
+def _run_workers_in_this_process(monkeypatch) -> None:
+    """Jobs run aelab.worker.run in a thread here instead of a process, so that this test's counters see
+    the worker's side too (no nice, no memory cap: they would apply to the test process)."""
+    import socket
+    import threading
+    from multiprocessing.connection import Connection
+
+    from aelab import jobs, worker
+
+    class ThreadWorker(jobs.Worker):
+        def __init__(self):
+            ours, theirs = socket.socketpair()
+            self.conn, self.ready, self.error = Connection(ours.detach()), threading.Event(), None
+            self.thread = threading.Thread(target=worker.run, args=(Connection(theirs.detach()),), daemon=True)
+            self.thread.start()
+
+        def kill(self):
+            self.thread.join(60)
+            self.conn.close()
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(jobs, "Worker", ThreadWorker)
+    monkeypatch.setattr(jobs, "NICE", 0)
+    monkeypatch.setenv("AELAB_MAX_WORKER_MB", "inf")
+    monkeypatch.setattr(jobs, "_registry", jobs.Registry(warm=0))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    assert torch.get_num_threads() == threads
 
 
 def test_python_and_cli_entry_points_validate(tmp_path):

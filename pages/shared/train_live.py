@@ -22,11 +22,14 @@ def draw_live(job, snap) -> None:
     family = cfg.model.family
     if snap.status == "starting":
         st.info("Starting: loading the data set and building the model…", icon=":material/hourglass_top:")
+    elif snap.status == "queued":
+        st.info(f"Queued: place {snap.position} in line. The server trains {registry().max_jobs} job(s) at once "
+                "(AELAB_MAX_JOBS); yours starts when a slot is free.", icon=":material/schedule:")
     done = (max(snap.epoch - 1, 0) + snap.batch / snap.batches) / snap.epochs if snap.batches else 0.0
     label = {"running": f"Epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/{snap.batches} · "
                         f"loss {snap.loss:.4f}", "finished": "Finished", "stopped": "Stopped",
              "timeout": "Stopped at this server's time limit for a job", "failed": "Failed",
-             "starting": "Starting"}[snap.status]
+             "starting": "Starting", "queued": "Queued", "cancelled": "Cancelled"}[snap.status]
     st.progress(min(done, 1.0) if snap.status != "finished" else 1.0, text=label)
     h = snap.history
     cols = st.columns(4)
@@ -86,9 +89,11 @@ def job_panel() -> None:
         @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
         def live():
             snap = job.snapshot()
-            if st.button("Stop", key="stop", icon=":material/stop:", help="Stops after the current batch; "
-                         "the epochs done are saved."):
-                job.stop()
+            queued = snap.status == "queued"
+            if st.button("Cancel" if queued else "Stop", key="stop", icon=":material/stop:",
+                         help="Leaves the queue." if queued else "Stops after the current batch; the epochs done "
+                                                                  "are saved."):
+                registry().cancel(job)
             draw_live(job, snap)
             if snap.done:
                 st.rerun()

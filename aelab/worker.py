@@ -1,0 +1,122 @@
+"""A worker process of the app's job system: ``python -m aelab.worker FD``.
+
+It imports torch and the trainer once (a warm worker: the next Start does not wait for the import), says
+``ready`` on the connection inherited as file descriptor FD, lowers its priority below the server's and
+caps its data segment (RLIMIT_DATA, not RLIMIT_AS: importing torch maps gigabytes it never touches), then
+runs one job and exits. Progress, previews and the outcome go back as small messages; a ``stop`` message
+ends training after the current batch. A crash, an out-of-memory kill or a runaway job ends this process
+only: the server sees the connection close and tells the visitor.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+PROGRESS_EVERY_S = 0.25   # at most four progress messages a second: the page redraws every 2 s
+TRACE_EVERY = 20          # batches between two points of the live training-loss trace
+
+
+def _data_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmData:"))
+
+
+class _Reporter:
+    """A trainer callback that sends what the Train page shows: progress, the loss traces, the previews."""
+
+    def __init__(self, conn: Connection, previews):
+        self.conn, self.previews = conn, previews
+        self.chunks: dict[str, list[float]] = {}   # "loss" and each term -> values since the last trace point
+        self.points: dict[str, list[tuple[float, float]]] = {}
+        self.last_sent = 0.0
+
+    def on_train_begin(self, state) -> None:
+        self.conn.send(("begin", {"batches": state.batches, "epochs": state.epochs,
+                                  "frames": list(self.previews.frames), "inputs": self.previews.inputs}))
+
+    def on_batch_end(self, state) -> None:
+        for k, v in {"loss": state.batch_loss, **state.batch_terms}.items():
+            self.chunks.setdefault(k, []).append(float(v))
+        if len(self.chunks["loss"]) >= TRACE_EVERY or state.batch == state.batches:
+            x = state.epoch - 1 + state.batch / state.batches
+            for k, values in self.chunks.items():
+                self.points.setdefault(k, []).append((x, float(np.mean(values))))
+            self.chunks.clear()
+        now = time.monotonic()
+        if self.points and (now - self.last_sent >= PROGRESS_EVERY_S or state.batch == state.batches):
+            self.conn.send(("progress", {"epoch": state.epoch, "batch": state.batch, "loss": state.loss,
+                                         "points": self.points}))
+            self.points, self.last_sent = {}, now
+
+    def on_epoch_end(self, state) -> None:
+        self.conn.send(("epoch", {"history": state.history, "frame": self.previews.latest}))
+
+    def on_train_end(self, state) -> None: ...
+
+
+def _listen_for_stop(conn: Connection, stop: threading.Event) -> None:
+    try:
+        while True:
+            if conn.recv()[0] == "stop":
+                stop.set()
+    except (EOFError, OSError):   # the server went away: stop too
+        stop.set()
+
+
+def run(conn: Connection) -> None:
+    import torch
+
+    from .experiment import train_validated
+    from .train import PreviewRecorder
+
+    conn.send(("ready", {"pid": os.getpid()}))
+    kind, job = conn.recv()
+    if kind != "train":
+        return
+    os.environ.update(job["env"])   # the server's settings when the job started, not when this worker did
+    for key in [k for k in os.environ if k.startswith("AELAB_") and k not in job["env"]]:
+        del os.environ[key]
+    os.nice(job["nice"])
+    if job["memory_mb"] is not None:
+        cap = _data_kb() * 1024 + int(job["memory_mb"] * 1e6)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.RLIM_INFINITY))
+    torch.set_num_threads(job["threads"])
+    stop = threading.Event()
+    threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
+    previews = PreviewRecorder()
+    deadline = time.monotonic() + job["minutes"] * 60 if job["minutes"] is not None else None
+    try:
+        exp = train_validated(job["cfg"], runs_dir=job["runs_dir"], name=job["name"], stop_event=stop,
+                              callbacks=[_Reporter(conn, previews)], previews=previews,
+                              classifier=job["classifier"], deadline=deadline)
+        conn.send(("end", {"status": exp.fit.status, "run_name": exp.run.name}))
+    except MemoryError:
+        conn.send(("end", {"status": "failed", "error": _out_of_memory(job)}))
+    except Exception as e:   # shown to the visitor as a message, never a traceback
+        message = str(e)
+        if "can't allocate memory" in message or "not enough memory" in message:
+            message = _out_of_memory(job)
+        elif not message.startswith(type(e).__name__):
+            message = f"{type(e).__name__}: {message}"
+        conn.send(("end", {"status": "failed", "error": message, "run_name": getattr(e, "run_name", None)}))
+
+
+def _out_of_memory(job: dict) -> str:
+    return (f"the job ran out of memory (this server gives a job {job['memory_mb']:,.0f} MB, AELAB_MAX_WORKER_MB); "
+            "try a smaller model or batch")
+
+
+if __name__ == "__main__":
+    connection = Connection(int(sys.argv[1]))
+    try:
+        run(connection)
+    except (EOFError, BrokenPipeError, ConnectionResetError):   # the server went away or gave back a spare worker
+        pass
+    finally:
+        connection.close()
