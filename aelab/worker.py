@@ -70,6 +70,14 @@ def _listen_for_stop(conn: Connection, stop: threading.Event) -> None:
 
 
 def run(conn: Connection) -> None:
+    # Everything a job may import, imported before the memory cap: scipy's and OpenBLAS's set-up spins
+    # forever when an allocation fails under RLIMIT_DATA, where torch raises a clear error.
+    import scipy.linalg  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.manifold  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
     import torch
 
     from .experiment import train_validated

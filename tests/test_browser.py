@@ -259,7 +259,11 @@ def test_a_hosted_visitor_keeps_their_uploads_across_a_reload(hosted_server, bro
     its file name, finds their data set again; another visitor's link to it does not."""
     first = browser.new_context(viewport={"width": 1400, "height": 1900})
     page = first.new_page()
-    upload_in_the_browser(page, hosted_server)
+    goto(page, hosted_server["url"], "Data set in use")
+    deadline = time.time() + 30   # the first visit sets the cookie (a component, then a rerun)
+    while not any(c["name"] == "aelab_visitor" for c in first.cookies()) and time.time() < deadline:
+        page.wait_for_timeout(200)
+    upload_in_the_browser(page, hosted_server)   # a new page load: the visitor is known by the cookie now
     assert page.get_by_text("From your upload").count() >= 1   # no server path in hosted mode
     cookie = next(c for c in first.cookies() if c["name"] == "aelab_visitor")
     assert len(cookie["value"]) >= 40 and cookie["value"] not in page.url

@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -136,8 +137,22 @@ def test_a_killed_worker_fails_the_job_not_the_server(tmp_path):
         job._worker.process.send_signal(signal.SIGKILL)   # as the kernel's OOM killer would
         assert job.join(30)
         snap = job.snapshot()
-        assert snap.status == "failed" and "killed by SIGKILL (most likely out of memory) at epoch 1" in snap.error
+        assert snap.status == "failed" and re.search(r"killed by SIGKILL \(most likely out of memory\) at epoch \d+", snap.error)
         assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]   # no half run
         assert reg.start(small(), tmp_path).join(120)   # the server goes on: the next job runs
+    finally:
+        reg.close()
+
+
+def test_a_job_past_its_memory_cap_fails_with_a_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("AELAB_MAX_WORKER_MB", "40")
+    cfg = small()
+    cfg.model = AutoencoderConfig(hidden=(4000, 4000), latent=8)   # ~65 MB of weights alone
+    reg = Registry(max_jobs=1)
+    try:
+        job = reg.start(cfg, tmp_path)
+        assert job.join(120)
+        snap = job.snapshot()
+        assert snap.status == "failed" and "ran out of memory" in snap.error and "AELAB_MAX_WORKER_MB" in snap.error
     finally:
         reg.close()
