@@ -8,11 +8,14 @@ from pages.shared import server, sidebar  # noqa: E402  (after set_page_config)
 
 @st.cache_resource
 def _tune_server() -> bool:
-    """Once per server process: fewer malloc arenas, and a warm worker waiting for the first Start."""
+    """Once per server process: fewer malloc arenas, the libraries' objects out of the garbage collector's
+    way, a warm worker waiting for the first Start, and a watch that cancels the tasks of closed sessions."""
     from aelab.jobs import registry
 
     server.fewer_malloc_arenas()
+    server.freeze_imported_objects()
     registry().warm_up()
+    server.release_closed_sessions()
     return True
 
 

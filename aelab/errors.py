@@ -54,5 +54,9 @@ class ModelLimitError(LimitError, ConfigError):
     """A model would need more memory than the bound allows."""
 
 
+class SettingLimitError(LimitError, ConfigError):
+    """A training setting (the epochs of a run) is above this server's bound."""
+
+
 def _number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"

@@ -1,13 +1,16 @@
-"""The app's job system: training jobs run in worker processes, one queue, limits that hold.
+"""The app's job system: training jobs and background tasks run in worker processes, one queue, limits that hold.
 
-A job runs in a warm worker process (:mod:`aelab.worker`: torch already imported, a lower priority than
-the server, its data segment capped), so a crash, an out-of-memory kill or a runaway job ends that
-worker only, and the visitor is told what happened. Progress crosses the process boundary as small
-messages on a socket pair; pages read copies of each job's :class:`Snapshot`. One :class:`Registry`
-per server holds the queue: past ``AELAB_MAX_JOBS`` running jobs, Start queues the job and shows its
-place; a visitor can cancel a queued or running job; hosted mode caps each visitor's jobs.
+A job (training, :class:`Job`) or a task (a projection, a probe, a quality score: :class:`Task`, the
+functions of :mod:`aelab.tasks`) runs in a warm worker process (:mod:`aelab.worker`: torch already imported,
+a lower priority than the server, its data segment capped), so a crash, an out-of-memory kill or a runaway
+computation ends that worker only, and the visitor is told what happened. Progress crosses the process
+boundary as small messages on a socket pair; pages read copies of each job's :class:`Snapshot`.
 
-Background tasks (projections, scores: :func:`task`) still run as threads of the server.
+One :class:`Registry` per server holds one queue: past ``AELAB_MAX_JOBS`` training jobs (or
+``AELAB_MAX_TASKS`` tasks) at once, the next waits its turn and shows its place; a visitor can cancel a queued
+or running job; hosted mode caps each visitor's jobs. A task is shared by every page asking for the same
+computation; a page's new request in the same slot (same view, new parameters) cancels the one it
+supersedes, and :meth:`Registry.release` cancels a closed session's tasks.
 """
 from __future__ import annotations
 
@@ -29,13 +32,18 @@ import numpy as np
 
 from . import limits
 from .config import RunConfig
+from .errors import SettingLimitError
 from .runs import Run
+from .tasks import TASKS
 
 NICE = 10             # workers yield the CPU to the server, which draws the pages
+KEPT_TASKS = 32       # finished tasks whose results are kept for the next page asking
+MAX_OPEN_TASKS = 64   # queued or running tasks, all sessions together
+TASKS_PER_WORKER = 50  # a worker serves this many tasks, then a fresh one takes over (memory fragmentation)
 
 
 class JobRefused(RuntimeError):
-    """A job could not start (epoch cap, per-visitor cap); the message says why."""
+    """A job or task could not be accepted (the per-visitor cap, a full queue); the message says why."""
 
 
 @dataclass
@@ -71,7 +79,7 @@ class Snapshot:
 
 
 def job_threads() -> int:
-    """Torch threads per training job: $AELAB_JOB_THREADS, else all cores but one."""
+    """Torch threads per job or task: $AELAB_JOB_THREADS, else all cores but one."""
     return int(os.environ.get("AELAB_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))
 
 
@@ -87,7 +95,7 @@ class Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.ready = threading.Event()
-        self.error: str | None = None
+        self.tasks_done = 0
 
     def wait_ready(self, timeout: float = 120) -> bool:
         """Wait for the worker's 'ready' (its imports done); False if it died or took too long."""
@@ -99,6 +107,15 @@ class Worker:
                 pass
         return self.ready.is_set()
 
+    def send_work(self, kind: str, work: dict) -> None:
+        """Hand the worker its one job or task, with this server's limits and ``AELAB_*`` settings as they
+        are now (a warm worker was started earlier, perhaps under other settings)."""
+        minutes, memory = limits.limit("job_minutes"), limits.limit("worker_memory")
+        self.conn.send((kind, {**work, "threads": job_threads(), "nice": NICE,
+                               "minutes": minutes if math.isfinite(minutes) else None,
+                               "memory_mb": memory if math.isfinite(memory) else None,
+                               "env": {k: v for k, v in os.environ.items() if k.startswith("AELAB_")}}))
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -106,21 +123,44 @@ class Worker:
         self.conn.close()
 
 
+def death_message(what: str, code: int | None, where: str = "") -> str:
+    """Why a worker's connection closed before it reported an outcome, from its exit code."""
+    where = f" {where}" if where else ""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        cause = " (most likely out of memory)" if -code == signal.SIGKILL else ""
+        return f"{what}'s worker process was killed by {name}{cause}{where}"
+    return f"{what}'s worker process ended unexpectedly (exit code {code}){where}"
+
+
 class WorkerPool:
-    """Keeps ``warm`` workers started ahead, so that a Start does not wait for ``import torch``."""
+    """Keeps ``warm`` workers started ahead, so that a Start does not wait for ``import torch``, and the
+    workers that finished a task, for the next task (a training job always gets a fresh worker)."""
 
     def __init__(self, warm: int = 1):
         self.warm = warm
         self._idle: collections.deque[Worker] = collections.deque()
+        self._task_idle: collections.deque[Worker] = collections.deque()   # reusable after a task
         self._lock = threading.Lock()
         self._refill()
 
-    def take(self) -> Worker:
-        """A ready worker (a warm one if there is one, else a new one)."""
+    def take(self, for_task: bool = False) -> Worker:
+        """A worker: for a task, one that finished a task before if there is one; else a warm one, else new."""
         with self._lock:
-            worker = self._idle.popleft() if self._idle else None
+            worker = self._task_idle.popleft() if for_task and self._task_idle else None
+            if worker is None and self._idle:
+                worker = self._idle.popleft()
         self._refill()
         return worker or Worker()
+
+    def give_back(self, worker: Worker) -> None:
+        """A worker that finished a task cleanly serves the next one, up to ``TASKS_PER_WORKER`` tasks."""
+        worker.tasks_done += 1
+        if worker.tasks_done >= TASKS_PER_WORKER or worker.process.poll() is not None:
+            worker.kill()
+            return
+        with self._lock:
+            self._task_idle.append(worker)
 
     def _refill(self) -> None:
         with self._lock:
@@ -131,25 +171,61 @@ class WorkerPool:
         with self._lock:
             while self._idle:
                 self._idle.popleft().kill()
+            while self._task_idle:
+                self._task_idle.popleft().kill()
 
 
-# ---------------------------------------------------------------------------------------------- jobs
-class Job:
+# ---------------------------------------------------------------------------------------------- work
+class _Work:
+    """What the queue holds: a job or a task, run once in a worker of its own."""
+
+    kind = ""
+
+    def __init__(self, owner: str, on_end):
+        self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self._lock = threading.Lock()
+        self._finished = threading.Event()   # set when the work is over, whatever its outcome
+        self._on_end = on_end
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the work is over; False if ``timeout`` seconds passed first."""
+        return self._finished.wait(timeout)
+
+    def _launch(self, pool: WorkerPool) -> None:
+        """Hand the work to a worker and follow its messages in a thread of the server."""
+        threading.Thread(target=self._follow, args=(pool,), name=f"aelab-{self.kind}-{self.id}", daemon=True).start()
+
+    def _follow(self, pool: WorkerPool) -> None: ...
+
+    def _set_position(self, place: int | None) -> None: ...
+
+    def _cancel(self) -> None: ...
+
+    def _ended(self) -> None:
+        self._finished.set()
+        if self._on_end is not None:
+            self._on_end(self)
+
+
+class Job(_Work):
     """One training run of a validated config in a worker process; ``classifier`` scores a VAE or GAN."""
+
+    kind = "job"
 
     def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
                  classifier: Run | None = None, on_end=None):
-        self.id = uuid.uuid4().hex[:12]
-        self.cfg, self.runs_dir, self.owner, self.name, self.classifier = cfg, runs_dir, owner, name, classifier
+        super().__init__(owner, on_end)
+        self.cfg, self.runs_dir, self.name, self.classifier = cfg, runs_dir, name, classifier
         self.started = time.time()
-        self._lock = threading.Lock()
-        self._finished = threading.Event()   # set when the work is over, whatever its outcome
         self._snap = Snapshot(epochs=cfg.train.epochs)
         self._worker: Worker | None = None
         self._stop_asked = False
-        self._on_end = on_end
 
-    # ------------------------------------------------------------------------ public
     def snapshot(self) -> Snapshot:
         with self._lock:
             return copy.deepcopy(self._snap)
@@ -165,25 +241,12 @@ class Job:
             except OSError:
                 pass
 
-    def join(self, timeout: float | None = None) -> bool:
-        return self._finished.wait(timeout)
-
-    @property
-    def alive(self) -> bool:
-        """Queued or training."""
-        return not self._finished.is_set()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
-
     # ------------------------------------------------------------------------ server side
     def _launch(self, pool: WorkerPool) -> None:
-        """Hand the job to a worker and follow its messages in a thread of the server."""
         with self._lock:
             self._snap.status, self._snap.position = "starting", None
             self.started = time.time()
-        threading.Thread(target=self._follow, args=(pool,), name=f"aelab-job-{self.id}", daemon=True).start()
+        super()._launch(pool)
 
     def _follow(self, pool: WorkerPool) -> None:
         worker = pool.take()
@@ -191,14 +254,9 @@ class Job:
             if not worker.wait_ready():
                 self._end({"status": "failed", "error": "the job's worker process did not start; try again"})
                 return
-            minutes = limits.limit("job_minutes")
-            memory = limits.limit("worker_memory")
-            worker.conn.send(("train", {
+            worker.send_work("train", {
                 "cfg": self.cfg, "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None,
-                "name": self.name, "classifier": self.classifier, "threads": job_threads(), "nice": NICE,
-                "minutes": minutes if math.isfinite(minutes) else None,
-                "memory_mb": memory if math.isfinite(memory) else None,
-                "env": {k: v for k, v in os.environ.items() if k.startswith("AELAB_")}}))
+                "name": self.name, "classifier": self.classifier})
             with self._lock:
                 self._worker = worker
                 stop_now = self._stop_asked
@@ -212,7 +270,11 @@ class Job:
                 self._apply(kind, data)
         except (EOFError, OSError):   # the worker died: killed, out of memory, crashed
             worker.process.wait()
-            self._end({"status": "failed", "error": self._death(worker.process.returncode)})
+            with self._lock:
+                s = self._snap
+                where = f"at epoch {s.epoch}, batch {s.batch}" if s.batches else "before training"
+            self._end({"status": "failed", "error": death_message("the job", worker.process.returncode, where)
+                       + "; no run was saved. Try a smaller model or batch, or try again."})
         finally:
             worker.kill()
 
@@ -233,16 +295,12 @@ class Job:
                 if data["frame"] is not None:
                     s.frames.append(data["frame"])
 
-    def _death(self, code: int | None) -> str:
+    def _set_position(self, place: int | None) -> None:
         with self._lock:
-            s = self._snap
-            where = f"at epoch {s.epoch}, batch {s.batch}" if s.batches else "before training"
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            cause = " (most likely out of memory)" if -code == signal.SIGKILL else ""
-            return (f"the job's worker process was killed by {name}{cause} {where}; no run was saved. "
-                    "Try a smaller model or batch, or try again.")
-        return f"the job's worker process ended unexpectedly (exit code {code}) {where}; no run was saved"
+            self._snap.position = place
+
+    def _cancel(self) -> None:
+        self.stop()
 
     def _end(self, outcome: dict) -> None:
         with self._lock:
@@ -251,29 +309,123 @@ class Job:
             s.error = outcome.get("error")
             s.run_name = outcome.get("run_name")
             s.position = None
-        self._finished.set()
-        if self._on_end is not None:
-            self._on_end(self)
+        self._ended()
+
+
+class Task(_Work):
+    """One computation of :data:`aelab.tasks.TASKS` (``name(*args, **kwargs)``) in a worker process; pages
+    poll ``done``, then read ``result`` or ``error``. Cancelling a running task kills its worker."""
+
+    kind = "task"
+
+    def __init__(self, name: str, args: tuple, kwargs: dict, on_end=None):
+        super().__init__("", on_end)
+        self.name, self.args, self.kwargs = name, args, kwargs
+        self.status = "queued"          # queued | running | finished | failed | cancelled
+        self.position: int | None = None
+        self.started: float | None = None    # when a worker took it
+        self.finished_at: float | None = None
+        self.result = None
+        self.error: str | None = None
+        self.holders: set[tuple[str, str]] = set()   # (session, slot) pairs waiting for it
+        self.pid: int | None = None          # its worker process
+        self._worker: Worker | None = None
+        self._cancelled = self._timed_out = False
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since a worker took it (0 while queued), up to its end."""
+        return (self.finished_at or time.time()) - self.started if self.started else 0.0
+
+    def _launch(self, pool: WorkerPool) -> None:
+        with self._lock:
+            self.status, self.position, self.started = "running", None, time.time()
+        super()._launch(pool)
+
+    def _follow(self, pool: WorkerPool) -> None:
+        worker = pool.take(for_task=True)
+        with self._lock:
+            self._worker, self.pid = worker, worker.process.pid
+            cancelled = self._cancelled
+        try:
+            if cancelled or not worker.wait_ready():
+                raise EOFError
+            worker.send_work("task", {"name": self.name, "args": self.args, "kwargs": self.kwargs})
+            minutes = limits.limit("job_minutes")
+            if not worker.conn.poll(minutes * 60 if math.isfinite(minutes) else None):
+                self._timed_out = True
+                worker.process.kill()
+            _, outcome = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.kill()
+            if self._cancelled:
+                self._end("cancelled")
+            elif self._timed_out:
+                bound = limits.BOUNDS["job_minutes"]
+                self._end("failed", error=f"it took longer than {bound.value():g} minutes ({bound.setting}); "
+                                          "try fewer images or iterations")
+            else:
+                self._end("failed", error=death_message("the task", worker.process.returncode)
+                          + "; try fewer images, or try again")
+            return
+        with self._lock:
+            self._worker = None   # from now on a cancel has nothing to kill: the worker serves other tasks
+            killed = self._cancelled
+        worker.kill() if killed else pool.give_back(worker)
+        self._end(outcome["status"], outcome.get("result"), outcome.get("error"))
+
+    def _set_position(self, place: int | None) -> None:
+        self.position = place
+
+    def _cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            worker = self._worker
+        if worker is not None:
+            worker.process.kill()   # its result would be thrown away: no reason to wait for it
+
+    def _end(self, status: str, result=None, error: str | None = None) -> None:
+        with self._lock:
+            self.status, self.result, self.error, self.position = status, result, error, None
+            self.finished_at = time.time()
+        self._ended()
+
+
+def _key_part(value):
+    """A hashable stand-in for a task argument: a run by its directory and weights' time."""
+    if isinstance(value, Run):
+        return ("run", *value.fingerprint)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _key_part(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_key_part(v) for v in value)
+    return value
 
 
 # ------------------------------------------------------------------------------------------ registry
 class Registry:
-    """The server's jobs: at most ``max_jobs`` train at once, the others wait in one queue (first come,
-    first served); in hosted mode each visitor has at most ``max_per_visitor`` queued or running."""
+    """The server's jobs and tasks in one queue (first come, first served): at most ``max_jobs`` jobs and
+    ``max_tasks`` tasks run at once; in hosted mode each visitor has at most ``max_per_visitor`` jobs queued
+    or running."""
 
-    def __init__(self, max_jobs: int | None = None, max_epochs: int | None = None, warm: int | None = None,
-                 max_per_visitor: int | None = None):
+    def __init__(self, max_jobs: int | None = None, warm: int | None = None, max_per_visitor: int | None = None,
+                 max_tasks: int | None = None):
         self.max_jobs = max_jobs if max_jobs is not None else int(os.environ.get("AELAB_MAX_JOBS", "2"))
-        cap = os.environ.get("AELAB_MAX_EPOCHS")
-        self.max_epochs = max_epochs if max_epochs is not None else (int(cap) if cap else None)
+        self.max_tasks = max_tasks if max_tasks is not None else int(os.environ.get("AELAB_MAX_TASKS", "1"))
         per_visitor = os.environ.get("AELAB_MAX_QUEUED_PER_VISITOR") or ("2" if limits.hosted() else "")
         self.max_per_visitor = max_per_visitor if max_per_visitor is not None else \
             (int(per_visitor) if per_visitor else None)
         self._pool: WorkerPool | None = None
         self._warm = warm if warm is not None else int(os.environ.get("AELAB_WARM_WORKERS", "1"))
         self._jobs: dict[str, Job] = {}
-        self._queue: collections.deque[Job] = collections.deque()
-        self._running: set[str] = set()
+        self._tasks: dict[tuple, Task] = {}          # by name and arguments
+        self._held: dict[tuple[str, str], Task] = {}  # (session, slot) -> the task that session waits for
+        self._queue: collections.deque[_Work] = collections.deque()
+        self._running: dict[str, set[str]] = {"job": set(), "task": set()}
         self._lock = threading.Lock()
 
     @property
@@ -287,13 +439,12 @@ class Registry:
         """Start the warm workers now (the server calls it once, so the first Start does not wait)."""
         self.pool
 
+    # ------------------------------------------------------------------------ jobs
     def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
               classifier: Run | None = None) -> Job:
-        """Run the validated ``cfg`` now if a slot is free, else queue it; raise :class:`JobRefused` saying
-        why when it cannot be accepted at all."""
-        if self.max_epochs is not None and cfg.train.epochs > self.max_epochs:
-            raise JobRefused(f"this server caps training at {self.max_epochs} epochs per run; "
-                             f"lower epochs from {cfg.train.epochs}, or run AE Lab locally for longer training")
+        """Run the validated ``cfg`` now if a slot is free, else queue it. Raises :class:`JobRefused` (the
+        visitor's cap) or :class:`aelab.errors.SettingLimitError` (more epochs than ``AELAB_MAX_EPOCHS``)."""
+        limits.check("epochs", cfg.train.epochs, SettingLimitError)
         pool = self.pool
         with self._lock:   # a job counts from the moment it is registered
             if self.max_per_visitor is not None and owner:
@@ -304,52 +455,127 @@ class Registry:
                                      "cancel it")
             job = Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended)
             self._jobs[job.id] = job
-            if len(self._running) < self.max_jobs:
-                self._running.add(job.id)
-                launch = True
-            else:
-                self._queue.append(job)
-                launch = False
-                self._number_queue()
+            launch = self._admit(job)
         if launch:
             job._launch(pool)
         return job
 
-    def cancel(self, job: Job) -> None:
-        """A queued job leaves the queue; a training one stops after the current batch and saves its run."""
+    def cancel(self, work: _Work) -> None:
+        """A queued job or task leaves the queue; a training job stops after the current batch and saves its
+        run; a running task's worker is killed."""
         with self._lock:
-            queued = job in self._queue
+            queued = work in self._queue
             if queued:
-                self._queue.remove(job)
+                self._queue.remove(work)
                 self._number_queue()
-        if queued:
-            job._end({"status": "cancelled"})
+        if not queued:
+            work._cancel()
+        elif isinstance(work, Job):
+            work._end({"status": "cancelled"})
         else:
-            job.stop()
+            work._end("cancelled")
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None
 
-    def _ended(self, job: Job) -> None:
+    # ------------------------------------------------------------------------ tasks
+    def task(self, name: str, *args, owner: str = "", slot: str = "", **kwargs) -> Task:
+        """The task computing ``TASKS[name](*args, **kwargs)``: the one already asked for (shared by every
+        session; a failed or cancelled one is tried again), else a new one, queued past ``max_tasks``.
+
+        ``owner`` (a browser session) waits for it in ``slot`` (default: ``name``): the task it waited for
+        there before is cancelled when nobody else waits for it, as is everything :meth:`release` releases."""
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
+        key = (name, _key_part(args), _key_part(kwargs))
+        superseded = None
         with self._lock:
-            self._running.discard(job.id)
-            nxt = self._queue.popleft() if self._queue and len(self._running) < self.max_jobs else None
+            task = self._tasks.get(key)
+            launch = False
+            if task is None or task.status in ("failed", "cancelled"):
+                if sum(not t.done for t in self._tasks.values()) >= MAX_OPEN_TASKS:
+                    raise JobRefused(f"this server has {MAX_OPEN_TASKS} computations waiting; try again in a "
+                                     "minute")
+                task = self._tasks[key] = Task(name, args, kwargs, on_end=self._ended)
+                launch = self._admit(task)
+                self._forget_finished_tasks()
+            holder = (owner, slot or name)
+            previous = self._held.get(holder) if owner else None
+            task.holders.add(holder)
+            if owner:
+                self._held[holder] = task
+            if previous is not None and previous is not task:
+                previous.holders.discard(holder)
+                superseded = previous if not previous.holders and not previous.done else None
+        if superseded is not None:
+            self.cancel(superseded)
+        if launch:
+            task._launch(self.pool)
+        return task
+
+    def release(self, owner: str) -> None:
+        """``owner``'s session is over: cancel the tasks only it was waiting for."""
+        orphans = []
+        with self._lock:
+            for holder in [h for h in self._held if h[0] == owner]:
+                task = self._held.pop(holder)
+                task.holders.discard(holder)
+                if not task.holders and not task.done:
+                    orphans.append(task)
+        for task in orphans:
+            self.cancel(task)
+
+    def task_owners(self) -> set[str]:
+        """The sessions waiting for (or holding the result of) a task."""
+        with self._lock:
+            return {owner for owner, _ in self._held}
+
+    def tasks(self) -> list[Task]:
+        with self._lock:
+            return list(self._tasks.values())
+
+    # ------------------------------------------------------------------------ the queue
+    def _limit(self, kind: str) -> int:
+        return self.max_jobs if kind == "job" else self.max_tasks
+
+    def _admit(self, work: _Work) -> bool:
+        """Under the lock: True when ``work`` may start now (its slot is taken), else it joins the queue."""
+        if len(self._running[work.kind]) < self._limit(work.kind):
+            self._running[work.kind].add(work.id)
+            return True
+        self._queue.append(work)
+        self._number_queue()
+        return False
+
+    def _ended(self, work: _Work) -> None:
+        with self._lock:
+            self._running[work.kind].discard(work.id)
+            nxt = next((w for w in self._queue if w.kind == work.kind), None) \
+                if len(self._running[work.kind]) < self._limit(work.kind) else None
             if nxt is not None:
-                self._running.add(nxt.id)
+                self._queue.remove(nxt)
+                self._running[nxt.kind].add(nxt.id)
                 self._number_queue()
         if nxt is not None:
             nxt._launch(self.pool)
 
     def _number_queue(self) -> None:
-        for place, queued in enumerate(self._queue, 1):
-            with queued._lock:
-                queued._snap.position = place
+        """Under the lock: each queued job's or task's place among those of its kind (1 = next)."""
+        places = collections.Counter()
+        for work in self._queue:
+            places[work.kind] += 1
+            work._set_position(places[work.kind])
+
+    def _forget_finished_tasks(self) -> None:
+        finished = sorted((key for key, t in self._tasks.items() if t.done), key=lambda k: self._tasks[k].finished_at)
+        for key in finished[:max(0, len(finished) - KEPT_TASKS)]:
+            del self._tasks[key]
 
     def close(self) -> None:
-        """Stop every job and the warm workers (tests, a server shutting down)."""
-        for job in list(self._jobs.values()):
-            if not job.finished:
-                self.cancel(job)
+        """Stop every job and task, and the warm workers (tests, a server shutting down)."""
+        for work in [*self._jobs.values(), *self.tasks()]:
+            if not work.finished:
+                self.cancel(work)
         if self._pool is not None:
             self._pool.close()
 
@@ -365,53 +591,3 @@ def registry() -> Registry:
         if _registry is None:
             _registry = Registry()
         return _registry
-
-
-class Task:
-    """A function computed once in a background thread (e.g. a t-SNE projection), polled by pages."""
-
-    def __init__(self, fn, *args, **kwargs):
-        self.started = time.time()
-        self.finished: float | None = None
-        self.result = None
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._work, args=(fn, args, kwargs), daemon=True,
-                                        name="aelab-task")
-        self._thread.start()
-
-    def _work(self, fn, args, kwargs) -> None:
-        try:
-            self.result = fn(*args, **kwargs)
-        except Exception as e:
-            self.error = f"{type(e).__name__}: {e}"
-        self.finished = time.time()
-
-    @property
-    def done(self) -> bool:
-        return self.finished is not None
-
-    @property
-    def elapsed(self) -> float:
-        return (self.finished or time.time()) - self.started
-
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
-
-
-_tasks: dict[tuple, Task] = {}
-_tasks_lock = threading.Lock()
-MAX_TASKS = 32
-
-
-def task(key: tuple, fn, *args, **kwargs) -> Task:
-    """The task computing ``fn(*args, **kwargs)`` for ``key``, started on first request and then shared
-    by every session asking for the same key. Failed tasks are retried on the next request."""
-    with _tasks_lock:
-        t = _tasks.get(key)
-        if t is None or (t.done and t.error):
-            if len(_tasks) >= MAX_TASKS:   # forget the oldest finished results
-                for k in [k for k, v in _tasks.items() if v.done][: len(_tasks) - MAX_TASKS + 1]:
-                    del _tasks[k]
-            t = _tasks[key] = Task(fn, *args, **kwargs)
-        return t

@@ -41,12 +41,14 @@ BOUNDS = {
                           "the memory to train this model (weights, gradients, optimiser state, activations)"),
     "worker_memory": Bound("AELAB_MAX_WORKER_MB", 8192, 2048, "MB",
                            "a job's worker process (data beyond what its imports use)"),
+    "epochs": Bound("AELAB_MAX_EPOCHS", float("inf"), float("inf"), "epochs",
+                    "the training of one run started from the app"),
     "job_minutes": Bound("AELAB_MAX_JOB_MINUTES", float("inf"), 15, "minutes",
                          "a training job's time (it then stops, and saves what it has as status 'timeout')"),
     "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",
                              "your stored data sets with this one"),
 }
-UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1, "minutes": 60}
+UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1, "minutes": 60, "epochs": 1}
 
 
 def limit(code: str) -> float:

@@ -3,9 +3,10 @@
 It imports torch and the trainer once (a warm worker: the next Start does not wait for the import), says
 ``ready`` on the connection inherited as file descriptor FD, lowers its priority below the server's and
 caps its data segment (RLIMIT_DATA, not RLIMIT_AS: importing torch maps gigabytes it never touches), then
-runs one job and exits. Progress, previews and the outcome go back as small messages; a ``stop`` message
-ends training after the current batch. A crash, an out-of-memory kill or a runaway job ends this process
-only: the server sees the connection close and tells the visitor.
+runs tasks (functions of :data:`aelab.tasks.TASKS`: each sends back its result, and the worker waits for the
+next) or one training job, after which it exits. A job's progress, previews and outcome go back as small
+messages, and a ``stop`` message ends training after the current batch. A crash, an out-of-memory kill or
+a runaway job ends this process only: the server sees the connection close and tells the visitor.
 """
 from __future__ import annotations
 
@@ -79,22 +80,31 @@ def run(conn: Connection) -> None:
     import sklearn.manifold  # noqa: F401
     import sklearn.neighbors  # noqa: F401
     import torch
+    from threadpoolctl import threadpool_limits
 
     from .experiment import train_validated
+    from .tasks import TASKS
     from .train import PreviewRecorder
 
     conn.send(("ready", {"pid": os.getpid()}))
-    kind, job = conn.recv()
-    if kind != "train":
-        return
-    os.environ.update(job["env"])   # the server's settings when the job started, not when this worker did
-    for key in [k for k in os.environ if k.startswith("AELAB_") and k not in job["env"]]:
-        del os.environ[key]
-    os.nice(job["nice"])
-    if job["memory_mb"] is not None:
-        cap = _data_kb() * 1024 + int(job["memory_mb"] * 1e6)
+    baseline = None
+    while True:   # tasks, one after the other, until a training job (the last thing this worker does)
+        kind, job = conn.recv()
+        if kind not in ("train", "task"):
+            return
+        os.environ.update(job["env"])   # the server's settings when the work started, not when this worker did
+        for key in [k for k in os.environ if k.startswith("AELAB_") and k not in job["env"]]:
+            del os.environ[key]
+        if baseline is None:
+            baseline = _data_kb() * 1024
+            os.nice(job["nice"])
+        cap = baseline + int(job["memory_mb"] * 1e6) if job["memory_mb"] is not None else resource.RLIM_INFINITY
         resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.RLIM_INFINITY))
-    torch.set_num_threads(job["threads"])
+        torch.set_num_threads(job["threads"])
+        if kind == "train":
+            break
+        with threadpool_limits(job["threads"]):   # scikit-learn's OpenMP and BLAS threads
+            _run_task(conn, job, TASKS[job["name"]])
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
     previews = PreviewRecorder()
@@ -107,17 +117,29 @@ def run(conn: Connection) -> None:
     except MemoryError:
         conn.send(("end", {"status": "failed", "error": _out_of_memory(job)}))
     except Exception as e:   # shown to the visitor as a message, never a traceback
-        message = str(e)
-        if "can't allocate memory" in message or "not enough memory" in message:
-            message = _out_of_memory(job)
-        elif not message.startswith(type(e).__name__):
-            message = f"{type(e).__name__}: {message}"
-        conn.send(("end", {"status": "failed", "error": message, "run_name": getattr(e, "run_name", None)}))
+        conn.send(("end", {"status": "failed", "error": _message(e, job, "the job", "try a smaller model or batch"),
+                           "run_name": getattr(e, "run_name", None)}))
 
 
-def _out_of_memory(job: dict) -> str:
-    return (f"the job ran out of memory (this server gives a job {job['memory_mb']:,.0f} MB, AELAB_MAX_WORKER_MB); "
-            "try a smaller model or batch")
+def _run_task(conn: Connection, job: dict, fn) -> None:
+    try:
+        conn.send(("end", {"status": "finished", "result": fn(*job["args"], **job["kwargs"])}))
+    except MemoryError:
+        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, "the task", "try fewer images")}))
+    except Exception as e:   # shown to the visitor as a message, never a traceback
+        conn.send(("end", {"status": "failed", "error": _message(e, job, "the task", "try fewer images")}))
+
+
+def _message(e: Exception, job: dict, what: str, advice: str) -> str:
+    message = str(e)
+    if "can't allocate memory" in message or "not enough memory" in message:
+        return _out_of_memory(job, what, advice)
+    return message if message.startswith(type(e).__name__) else f"{type(e).__name__}: {message}"
+
+
+def _out_of_memory(job: dict, what: str = "the job", advice: str = "try a smaller model or batch") -> str:
+    return (f"{what} ran out of memory (this server gives a job or task {job['memory_mb']:,.0f} MB, "
+            f"AELAB_MAX_WORKER_MB); {advice}")
 
 
 if __name__ == "__main__":

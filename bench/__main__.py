@@ -258,6 +258,15 @@ def environment() -> list[str]:
             "- timings on shared machines are noisy: compare the ratios measured in this one run"]
 
 
+def other_sections(path: Path, titles) -> list[str]:
+    """The sections of an existing RESULTS.md that other benchmarks wrote (bench.hostile, bench.load), kept
+    below this run's."""
+    if not path.exists():
+        return []
+    sections = path.read_text().split("\n## ")[1:]
+    return [f"## {s.rstrip()}\n" for s in sections if not any(s.startswith(t) for t in titles)]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -268,6 +277,7 @@ def main(argv=None) -> None:
               "latent": "Latent projection", "app": "The app", "gpu": "GPU"}
     doc = ["# AE Lab benchmark results", "", "Made by `make bench` (`python -m bench`) in one run.", "",
            *environment(), ""]
+    kept = other_sections(Path(args.out), titles.values())
     results = {}
     for name in args.only.split(","):
         log(f"== {name}")
@@ -277,7 +287,7 @@ def main(argv=None) -> None:
             lines, data = globals()[f"{name}_section"]()
         results[name] = data
         doc += [f"## {titles[name]}", "", *lines, ""]
-        Path(args.out).write_text("\n".join(doc))   # keep what is done if a later section fails
+        Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
     (HERE / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n".join(doc))
 

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import aelab
-from aelab import generate, jobs, quality
+from aelab import generate, quality
 from aelab.figures import class_share_figure
 from aelab.jobs import JobRefused
 from aelab.runs import find_classifier
@@ -25,20 +25,15 @@ def start(recipe: str, runs: dict) -> None:
 
 def quality_task(run, classifier_run):
     """The quality report of ``run`` against ``classifier_run``: from metrics.json when it was computed at
-    training time with the same classifier, else computed once in a background task shared by all sessions."""
+    training time with the same classifier, else computed once in a worker process (a task shared by all
+    sessions); None while it is computed, {} when it failed (after saying why)."""
     saved = run.metrics.get("quality")
     if saved and saved.get("classifier") == classifier_run.name and saved.get("n_samples") == QUALITY_SAMPLES:
         return saved
-
-    def compute():
-        return quality.quality_report(
-            state.model_of(run), state.model_of(classifier_run), state.dataset(run.config.data), QUALITY_SAMPLES,
-            classifier_name=classifier_run.name,
-            classifier_accuracy=classifier_run.metrics.get("test", {}).get("accuracy")).to_json()
-
-    task = jobs.task(("quality", *run.fingerprint, *classifier_run.fingerprint), compute)
-    if task.error:
-        st.error(f"The quality measure failed: {task.error}", icon=":material/error:")
+    task = widgets.task("quality", run, classifier_run, QUALITY_SAMPLES, slot=f"quality:{run.name}")
+    if task.done and task.status != "finished":
+        st.error(f"The quality measure failed: {task.error or 'cancelled'}", icon=":material/error:")
+        return {}
     return task.result if task.done else None
 
 
@@ -88,7 +83,7 @@ def compare_section(runs: dict) -> None:
                 q = reports[run.name]
                 if q is None:
                     st.caption("Scoring 5,000 samples…")
-                else:
+                elif q:
                     m = st.columns(2)
                     m[0].metric("FID (domain)", f"{q['fid']:.2f}", help="Lower is better; see below.")
                     m[1].metric("Classes covered", f"{q['classes_covered']} / {len(q['class_shares'])}",
@@ -107,6 +102,9 @@ def compare_section(runs: dict) -> None:
             if all(quality_task(runs[k], classifier_run) is not None for k in keys):
                 st.rerun()
         wait()
+        return
+    reports = {name: q for name, q in reports.items() if q}   # without the failed ones (their errors are shown)
+    if not reports:
         return
     ds = state.dataset(runs[keys[0]].config.data)
     first = next(iter(reports.values()))

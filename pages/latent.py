@@ -2,18 +2,13 @@
 import pandas as pd
 import streamlit as st
 
-from aelab import data, figures, jobs, latent, metrics
+from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
 from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section
 from pages.shared.sidebar import through_router
 
 through_router()
-
-
-@st.cache_data(show_spinner="Fitting the probes…", max_entries=8, hash_funcs=state.BY_RUN)
-def probes(run: Run):
-    return metrics.probe_report(state.model_of(run), state.run_dataset(run))
 
 
 def view_settings(n_max: int) -> dict:
@@ -48,22 +43,21 @@ def view_settings(n_max: int) -> dict:
     return view
 
 
-def projection_task(run: Run, model, ds, view: dict):
-    """The projection as a background task shared by all sessions, so a long t-SNE neither blocks this
-    page's controls nor other pages; waits (and stops the page) while it runs."""
+def projection_task(run: Run, model, view: dict):
+    """The projection as a background task in a worker process, shared by all sessions, so that neither
+    the encoding nor a long t-SNE costs the server; waits (and stops the page) while it runs."""
     n, method = view["n"], view["method"]
     options = {k: view[k] for k in ("perplexity", "learning_rate", "max_iter", "seed")}
-    task = jobs.task(("projection", *run.fingerprint, n, method, view["dims"], *options.values()),
-                     latent.project_images, model, ds.x_test[:n], method, view["dims"], **options)
+    task = widgets.task("projection", run, n, method, view["dims"], **options)
     if method == "pca":
-        task.join(60)   # PCA takes well under a second
+        task.join(30)   # a warm worker encodes and projects in about a second
     if not task.done:
         widgets.wait_for_task(task, n * TSNE_SECONDS_PER_POINT * view["max_iter"] / 750,
                               f"{'t-SNE' if method == 'tsne' else 'PCA'} of {n:,} codes ({model.latent_dim}-D)",
                               "You can change settings or visit other pages meanwhile.")
         st.stop()
-    if task.error:
-        raise ValueError(task.error)
+    if task.status != "finished":
+        raise ValueError(task.error or "the projection was cancelled; change a setting to try again")
     return task
 
 
@@ -76,7 +70,7 @@ def scatter(run: Run, model, ds, view: dict, task) -> list:
     if proj.explained_variance is not None:
         title += f" · explained variance {', '.join(f'{v:.1%}' for v in proj.explained_variance)}"
     fig = figures.latent_scatter(proj.coords, labels, ds.class_names,
-                                 f"{title} · computed in {task.finished - task.started:.1f} s")
+                                 f"{title} · computed in {task.elapsed:.1f} s")
     if dims == 2 and model.can_reconstruct:
         figures.add_decode_layer(fig, latent.plane_bounds(proj.coords),
                                  (st.session_state.get("dec_x"), st.session_state.get("dec_y")))
@@ -114,7 +108,16 @@ def probe_section(run: Run, ds) -> None:
     if len(ds.class_names) < 2:
         st.caption("This data set has no labels, so there is nothing for a probe to predict.")
         return
-    p = run.metrics.get("probes") or probes(run)
+    p = run.metrics.get("probes")
+    if p is None:
+        task = widgets.task("probes", run)
+        if not task.done:
+            widgets.wait_for_task(task, 10, "Fitting the probes")
+            return
+        if task.status != "finished":
+            st.error(f"The probes failed: {task.error or 'cancelled'}", icon=":material/error:")
+            return
+        p = task.result
     st.caption(f"A kNN (k=5) and a logistic regression fitted on codes of {p['n_train']:,} training images and "
                f"scored on {p['n_test']:,} test images, beside the same probes on the raw pixels.")
     table = pd.DataFrame({"codes": p["codes"], "raw pixels": p["pixels"]}).T
@@ -128,7 +131,7 @@ if run and ds and widgets.explain_missing(run, "encode"):
     with widgets.guard("Projecting the codes"):
         model = state.model_of(run)
         view = view_settings(min(10_000, len(ds.x_test)))
-        task = projection_task(run, model, ds, view)
+        task = projection_task(run, model, view)
         decodable = view["dims"] == 2 and model.can_reconstruct
         selection(model, ds, scatter(run, model, ds, view, task), decodable, view["dims"])
         if decodable:

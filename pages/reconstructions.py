@@ -9,12 +9,6 @@ from pages.shared.sidebar import through_router
 through_router()
 
 
-@st.cache_data(show_spinner="Scoring the test set…", max_entries=8, hash_funcs=state.BY_RUN)
-def report(run: Run):
-    ds = state.run_dataset(run)
-    return metrics.reconstruction_report(state.model_of(run), ds.x_test, ds.y_test, ds.class_names, n_worst=20)
-
-
 def sample_section(run: Run, ds, model) -> None:
     """Random test images (by class, reshuffled, optionally corrupted) above their reconstructions."""
     m = run.config.model
@@ -45,7 +39,14 @@ def sample_section(run: Run, ds, model) -> None:
 def metrics_section(run: Run, ds, model) -> None:
     """Test-set means, per-class errors and the worst-reconstructed images."""
     st.subheader("Test-set metrics")
-    rep = report(run)
+    task = widgets.task("reconstruction", run)
+    if not task.done:
+        widgets.wait_for_task(task, len(ds.x_test) / 5_000, f"Scoring the {len(ds.x_test):,} test images")
+        return
+    if task.status != "finished":
+        st.error(f"Scoring the test set failed: {task.error or 'cancelled'}", icon=":material/error:")
+        return
+    rep = task.result
     k = st.columns(4)
     k[0].metric("BCE (per pixel)", f"{rep.means['bce']:.4f}")
     k[1].metric("MSE", f"{rep.means['mse']:.4f}")

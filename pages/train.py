@@ -26,7 +26,7 @@ with widgets.guard("Checking the settings"):
     cfg = train_form.form_config()
     st.query_params.from_dict(train_form.address(cfg))
 running = registry().get(st.session_state.get("job_id"))
-busy = running is not None and running.alive
+busy = running is not None and not running.finished
 if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=cfg is None or busy,
              key="start", help="Trains in the background; you can switch pages and come back."):
     start(cfg)

@@ -138,8 +138,13 @@ def test_train_from_the_page(env):
 
 
 def test_reconstructions_widgets_change_the_output(with_runs):
+    from aelab import jobs
+
     at = app("pages/reconstructions.py", active_run="run:ae-small")
+    assert all(t.join(120) for t in jobs.registry().tasks())   # scoring the test set, in a worker
+    at.run()   # AppTest does not fire run_every: redraw once the scores are in
     assert len(at.metric) == 4 and at.slider(key="rec_noise").value == 0.2
+    assert len(at.get("plotly_chart")) == 1 and len(at.image) == 2   # per-class errors, the worst images
     assert any("At this noise level" in c.value for c in at.caption)
     grid = at.image[0].value
     at.slider(key="rec_n").set_value(8).run()
@@ -163,7 +168,10 @@ def test_latent_page_pca_and_tsne(with_runs):
     assert "t-SNE of" in at.get("progress")[0].proto.text
     from aelab import jobs
 
-    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    first = next(t for t in jobs.registry().tasks() if t.kwargs.get("perplexity") == 30.0 and not t.done)
+    at.slider(key="lat_perp").set_value(40.0).run()   # a new setting supersedes the t-SNE under way
+    assert first.join(30) and first.status == "cancelled"
+    assert all(t.join(120) for t in jobs.registry().tasks())
     at.run()   # AppTest does not fire run_every: redraw once the task is done
     assert not at.exception and len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1
 
@@ -192,7 +200,7 @@ def test_generate_page_scores_samples_with_the_domain_classifier(with_runs, clas
 
     at = app("pages/generate.py", active_run="run:vae-2d")
     assert not at.error, [e.value for e in at.error]
-    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    assert all(t.join(120) for t in jobs.registry().tasks())
     at.run()   # AppTest does not fire run_every: redraw once the scores are in
     fids = [m for m in at.metric if m.label == "FID (domain)"]
     assert len(fids) == 2 and all(float(m.value) > 0 for m in fids)
@@ -281,10 +289,11 @@ def test_hosted_mode_keeps_visitors_apart(with_runs, tmp_path, monkeypatch):
 def test_refused_start_says_why(env, monkeypatch):
     from aelab import jobs
 
-    monkeypatch.setattr(jobs, "_registry", jobs.Registry(max_jobs=2, max_epochs=3))
+    monkeypatch.setenv("AELAB_MAX_EPOCHS", "3")
+    monkeypatch.setattr(jobs, "_registry", jobs.Registry(max_jobs=2))
     at = app("pages/train.py")
     at.button(key="start").click().run()   # the stacked recipe asks for 10 epochs
-    assert any("caps training at 3 epochs" in e.value for e in at.error)
+    assert any("is 10 epochs; the limit is 3 epochs (AELAB_MAX_EPOCHS)" in e.value for e in at.error)
     assert "job_id" not in at.session_state
 
 
@@ -357,13 +366,13 @@ def test_latent_page_decodes_any_point_and_plays_the_codes_back(with_runs):
     from aelab import jobs
 
     at.radio(key="lapse_method").set_value("tsne").run()
-    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    assert all(t.join(120) for t in jobs.registry().tasks())
     at.run()
     assert not at.exception and len(json.loads(at.get("plotly_chart")[1].proto.spec)["frames"]) == 4
 
     at.radio(key="dec_plane").set_value("projection")
     at.radio(key="lat_method").set_value("tsne").run()   # t-SNE has no inverse: decode the nearest codes' mean
-    assert all(t.join(120) for t in list(jobs._tasks.values()))
+    assert all(t.join(120) for t in jobs.registry().tasks())
     at.run()
     assert "nearest to" in at.image[0].proto.imgs[0].caption
 

@@ -157,6 +157,8 @@ def test_reconstructions_page_with_three_test_images(env, tmp_path, digits):
     run = aelab.train(cfg, runs_dir=env, name="few").run
     assert run.metrics["test"] and len(aelab.load_dataset(cfg.data).x_test) == 3
     at = app("pages/reconstructions.py", active_run="run:few")
+    assert all(t.join(120) for t in aelab.jobs.registry().tasks())   # scoring the test set, in a worker
+    at.run()
     assert not at.error, [e.value for e in at.error]
     assert any("3 worst-reconstructed" in m.value for m in at.markdown)
 

@@ -214,7 +214,7 @@ def test_11_a_model_too_large_is_refused_before_anything_is_allocated(monkeypatc
 
 def test_limits_are_settings_with_hosted_defaults(monkeypatch):
     for code, bound in limits.BOUNDS.items():
-        assert bound.setting.startswith("AELAB_MAX_") and bound.setting.endswith(("_MB", "_MPIXELS", "_IMAGES", "_MINUTES"))
+        assert bound.setting.startswith("AELAB_MAX_") and bound.setting.endswith(("_MB", "_MPIXELS", "_IMAGES", "_MINUTES", "_EPOCHS"))
     monkeypatch.setenv("AELAB_HOSTED", "1")
     assert limits.limit("model_memory") == 1024 and limits.limit("visitor_uploads") == 200
     monkeypatch.setenv("AELAB_MAX_MODEL_MB", "50")

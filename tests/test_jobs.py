@@ -1,4 +1,6 @@
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -24,9 +26,12 @@ def test_job_trains_in_the_background_and_saves_a_run(tmp_path):
     assert snap.preview.shape == snap.preview_input.shape == (8, 8, 8)
 
 
-def test_past_the_limit_jobs_queue_in_order_and_can_be_cancelled(tmp_path):
-    with pytest.raises(JobRefused, match="caps training at 5 epochs"):
-        Registry(max_jobs=1, max_epochs=5).start(small(epochs=6), tmp_path)
+def test_past_the_limit_jobs_queue_in_order_and_can_be_cancelled(tmp_path, monkeypatch):
+    monkeypatch.setenv("AELAB_MAX_EPOCHS", "5")
+    with pytest.raises(aelab.errors.SettingLimitError, match="is 6 epochs; the limit is 5 epochs") as refused:
+        Registry(max_jobs=1).start(small(epochs=6), tmp_path)
+    assert refused.value.code == "epochs" and refused.value.setting == "AELAB_MAX_EPOCHS"
+    monkeypatch.delenv("AELAB_MAX_EPOCHS")
     reg = Registry(max_jobs=1)
     try:
         first = reg.start(small(epochs=500), tmp_path, owner="a")
@@ -72,27 +77,102 @@ def test_failure_is_a_message_not_a_traceback(tmp_path):
     assert snap.status == "failed" and "smaller learning rate" in snap.error
 
 
-def test_tasks_are_shared_per_key_and_failures_retried():
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small autoencoder run on digits (297 test images), trained in this process."""
+    return aelab.train(small(), runs_dir=tmp_path_factory.mktemp("runs")).run
+
+
+def test_tasks_run_in_workers_are_shared_and_failures_retried(trained):
+    reg = Registry(max_tasks=1)
+    try:
+        a = reg.task("projection", trained, 200, "pca", 2, owner="s1")
+        b = reg.task("projection", trained, 200, "pca", 2, owner="s2")
+        assert a is b and a.holders == {("s1", "projection"), ("s2", "projection")}
+        assert a.join(120) and a.status == "finished", a.error
+        projection, codes = a.result
+        assert projection.coords.shape == (200, 2) and codes.shape == (200, 4) and a.elapsed > 0
+        assert reg.task("projection", trained, 200, "pca", 2) is a   # a finished result is reused
+
+        failed = reg.task("timelapse", trained, "umap")
+        assert failed.join(120) and failed.status == "failed" and "unknown time-lapse projection" in failed.error
+        assert failed.pid == a.pid   # a worker that finished a task serves the next one
+        assert reg.task("timelapse", trained, "umap") is not failed   # a failed task is tried again
+        with pytest.raises(ValueError, match="unknown task"):
+            reg.task("os.system", "true")
+    finally:
+        reg.close()
+
+
+def test_tasks_queue_and_superseded_or_released_ones_are_cancelled(trained):
+    reg = Registry(max_tasks=1)
+    try:
+        first = reg.task("projection", trained, 297, "tsne", 2, owner="s1", slot="map")
+        queued = reg.task("projection", trained, 297, "pca", 3, owner="s2", slot="map")
+        assert first.status == "running" and (queued.status, queued.position) == ("queued", 1)
+        # s2 changes a setting: the task it waited for (nobody else does) leaves the queue
+        newer = reg.task("projection", trained, 297, "pca", 2, owner="s2", slot="map")
+        assert queued.join(1) and queued.status == "cancelled" and newer.position == 1
+        shared = reg.task("timelapse", trained, "pca", owner="s2")
+        reg.task("timelapse", trained, "pca", owner="s3")
+        # s1 closes its tab: its running t-SNE is cancelled (its worker killed), the queue moves on
+        reg.release("s1")
+        assert first.join(30) and first.status == "cancelled" and first.result is None
+        assert newer.join(120) and newer.status == "finished", newer.error
+        reg.release("s2")   # s3 still waits for the time-lapse: it goes on
+        assert shared.join(120) and shared.status == "finished" and shared.result.shape == (3, 150, 2)   # 150 validation codes, 3 frames
+        assert reg.task_owners() == {"s3"}
+    finally:
+        reg.close()
+
+
+def test_the_server_cancels_the_tasks_of_closed_sessions(trained, monkeypatch):
+    """The watch the server starts: a session the runtime no longer knows has its tasks cancelled."""
+    import threading
+
+    from streamlit.runtime import Runtime
+
     from aelab import jobs
+    from pages.shared import server
 
-    calls = []
+    class FakeRuntime:
+        def is_active_session(self, session_id):
+            return session_id == "open-tab"
 
-    def slow(x):
-        calls.append(x)
-        time.sleep(0.2)
-        return x * 2
+    reg = Registry(max_tasks=1)
+    monkeypatch.setattr(jobs, "_registry", reg)
+    monkeypatch.setattr(server, "CLOSED_GRACE_S", 0.2)
+    monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
+    monkeypatch.setattr(Runtime, "instance", staticmethod(FakeRuntime))
+    stop = threading.Event()
+    try:
+        gone = reg.task("projection", trained, 297, "tsne", 2, owner="closed-tab")
+        kept = reg.task("projection", trained, 297, "tsne", 3, owner="open-tab")
+        server.release_closed_sessions(every_s=0.05, stop=stop)
+        assert gone.join(30) and gone.status == "cancelled"
+        assert kept.join(120) and kept.status == "finished" and reg.task_owners() == {"open-tab"}
+    finally:
+        stop.set()
+        reg.close()
 
-    a = jobs.task(("double", 21), slow, 21)
-    b = jobs.task(("double", 21), slow, 21)
-    assert a is b and not a.done
-    assert a.join(5) and a.result == 42 and calls == [21]
 
-    def broken():
-        raise ValueError("perplexity too large")
-
-    failed = jobs.task(("broken",), broken)
-    assert failed.join(5) and "perplexity too large" in failed.error
-    assert jobs.task(("broken",), broken) is not failed   # a failed task is tried again
+def test_a_task_past_the_time_limit_or_killed_fails_with_a_reason(trained, monkeypatch):
+    reg = Registry(max_tasks=2)
+    try:
+        monkeypatch.setenv("AELAB_MAX_JOB_MINUTES", "0.001")   # 60 ms: less than loading the model and data
+        slow = reg.task("projection", trained, 297, "tsne", 2)
+        assert slow.join(60) and slow.status == "failed" and "longer than 0.001 minutes" in slow.error
+        monkeypatch.delenv("AELAB_MAX_JOB_MINUTES")
+        killed = reg.task("projection", trained, 297, "tsne", 3)
+        deadline = time.time() + 60
+        while killed._worker is None or not killed._worker.ready.is_set():
+            assert time.time() < deadline
+            time.sleep(0.05)
+        os.kill(killed._worker.process.pid, signal.SIGKILL)
+        assert killed.join(30) and killed.status == "failed" and "killed by SIGKILL" in killed.error
+        assert reg.task("probes", trained).join(120)   # the server goes on
+    finally:
+        reg.close()
 
 
 def test_the_limit_holds_when_starts_race(tmp_path, monkeypatch):

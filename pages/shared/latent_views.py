@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from aelab import figures, jobs, latent
+from aelab import figures, latent
 from aelab.runs import Run
 from pages.shared import state, widgets
 
@@ -64,15 +64,15 @@ def timelapse_section(run: Run, ds) -> None:
                                    "tsne": "t-SNE, warm-started and aligned"}.get,
                       help="PCA: one fixed basis for every epoch. t-SNE: each epoch starts from the previous map and "
                            "is rotated onto it (Procrustes), so only real changes move points.")
-    task = jobs.task(("timelapse", *run.fingerprint, method), latent.timelapse, codes, method)
+    task = widgets.task("timelapse", run, method)
     if method == "pca":
-        task.join(30)
+        task.join(30)   # a warm worker projects every epoch in about a second
     if not task.done:
         widgets.wait_for_task(task, len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT,
                               f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs")
         return
-    if task.error:
-        st.error(f"The time-lapse failed: {task.error}", icon=":material/error:")
+    if task.status != "finished":
+        st.error(f"The time-lapse failed: {task.error or 'cancelled'}", icon=":material/error:")
         return
     labels = timeline.get("code_labels")
     labels = labels if labels is not None else np.zeros(codes.shape[1], np.int64)

@@ -85,7 +85,7 @@ def job_panel() -> None:
         return
     st.divider()
     st.subheader(f"Run {job.name}" if job.name else "Current training")
-    if job.alive:
+    if not job.finished:
         @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
         def live():
             snap = job.snapshot()

@@ -10,6 +10,7 @@ import streamlit as st
 import aelab
 from aelab import figures
 from aelab.data import is_file_name
+from aelab.jobs import JobRefused
 from aelab.runs import Run
 from pages.shared import state
 
@@ -19,19 +20,42 @@ def guard(what: str = "This step"):
     """Show any failure as a readable message instead of a traceback."""
     try:
         yield
-    except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, ValueError, TypeError) as e:
+    except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, JobRefused, ValueError,
+            TypeError) as e:
         st.error(f"{what} failed: {e}", icon=":material/error:")
     except Exception as e:  # anything unexpected: still no traceback on the page
         st.error(f"{what} failed unexpectedly ({type(e).__name__}: {e}). Try again, or report it with this message.",
                  icon=":material/error:")
 
 
+def browser_session() -> str:
+    """This browser tab's Streamlit session: its tasks are cancelled when it closes (see
+    server.release_closed_sessions)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def task(name: str, *args, slot: str = "", **kwargs):
+    """The background task ``name`` (see aelab.tasks) for this session, computed in a worker process and
+    shared with every session asking the same; this session's previous task in ``slot`` (default: ``name``)
+    is cancelled if nobody else waits for it. Raises JobRefused when the server's queue is full."""
+    from aelab.jobs import registry
+
+    return registry().task(name, *args, owner=browser_session(), slot=slot, **kwargs)
+
+
 def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
     """A progress bar, redrawn every 2 s, while a background task runs; reruns the page once it is done."""
     @st.fragment(run_every=2.0)   # each redraw costs the task CPU on a small server
     def poll():
-        st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
-                    text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
+        if task.status == "queued":
+            st.progress(0.0, text=f"{what}: waiting for a free worker (place {task.position or 1} in the queue). "
+                                  f"{note}".strip())
+        else:
+            st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
+                        text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
         if task.done:
             st.rerun()
     poll()

@@ -1,0 +1,342 @@
+"""Load benchmark: many visitors on one server while jobs train, and in-app vs CLI training speed.
+
+    python -m bench.load --visitors 5 --jobs 1 --seconds 60 --json
+
+Starts a real server on 127.0.0.1 (with a fresh runs directory, the shipped example runs and the usual
+settings), then
+
+1. speed: trains ``stacked`` for ``--epochs`` epochs from the Train page with the browser watching, and the
+   same from the CLI, ``--rounds`` times each, interleaved (this machine's speed drifts); s/epoch is each run's
+   median epoch time, as saved in its config.json;
+2. load: ``--jobs`` browser contexts start a long ``stacked`` job each and watch it, while ``--visitors``
+   contexts (one Chromium) open the six pages in turn for ``--seconds`` seconds. A page load counts from the
+   click in the navigation until its title shows, the script is not running, nothing is stale and no spinner
+   or progress bar is visible (a page waiting for a projection is not done).
+
+Prints one JSON object: ``p50_s``, ``p95_s``, ``max_s`` and ``loads`` over the page loads, ``errors`` (an
+exception on the page, a lost connection, or a load past 60 s), ``server_rss_mib`` and ``workers_rss_mib``
+(peaks; the workers' summed), ``cpu_s`` (CPU seconds of the server, its workers and the browser during
+the load), ``by_page`` (loads, p50 and max per page), ``speed`` (s/epoch in the app and from the CLI: min,
+median, max, and the ratio of medians). Bounded: at most 20 visitors, 4 jobs, 600 s; only loopback traffic.
+
+``--root DIR`` runs another checkout of AE Lab (same virtual environment) to measure a version before a change.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.app import CHROMIUM_ARGS, rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [("Home", "AE Lab"), ("Train", "Train"), ("Reconstructions", "Reconstructions"),
+         ("Latent space", "Latent space"), ("Generate", "Generate"), ("Runs", "Runs")]   # (link, title)
+LOAD_TIMEOUT_S = 60
+MAX_VISITORS, MAX_JOBS, MAX_SECONDS = 20, 4, 600
+
+# True once the page titled `title` is drawn and idle: the script is not running, no element is stale
+# (left over from the page before), and no spinner or progress bar is waiting for a result.
+IDLE_JS = """title => {
+  const h1 = document.querySelector("[data-testid='stMain'] h1");
+  if (!h1 || !h1.innerText.startsWith(title)) return false;
+  if (document.querySelector("[data-testid='stStatusWidget']")) return false;
+  if (document.querySelector("[data-stale='true']")) return false;
+  if (document.querySelector("[data-testid='stSpinner'], [data-testid='stProgress']")) return false;
+  return true;
+}"""
+BROKEN_JS = """() => !!document.querySelector("[data-testid='stException']") ||
+  document.body.innerText.includes("Connection error")"""
+
+
+def children_rss_mib(pid: int) -> float:
+    """The summed RSS of ``pid``'s child processes (the worker processes of a server)."""
+    total = 0.0
+    for child in children(pid):
+        try:
+            total += rss_mb(child)
+        except OSError:   # it ended meanwhile
+            pass
+    return total
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (of any of its threads)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:   # the thread ended meanwhile
+            pass
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+
+class Peaks(threading.Thread):
+    """Every 0.2 s: the server's RSS and its workers' summed RSS (keeping the peaks), and the CPU seconds
+    spent by the server, its workers and the browser's processes since the start."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.server, self.workers, self.running = 0.0, 0.0, True
+        self._seen: dict[int, tuple[str, float, float]] = {}   # pid -> (kind, CPU seconds at start, latest)
+
+    def run(self):
+        while self.running:
+            try:
+                self.server = max(self.server, rss_mb(self.pid))
+                self.workers = max(self.workers, children_rss_mib(self.pid))
+            except OSError:
+                return
+            self._sample_cpu()
+            time.sleep(0.2)
+
+    def _sample_cpu(self) -> None:
+        kinds = {pid: "browser" for pid in browser_pids()}
+        kinds[self.pid] = "server"
+        for child in children(self.pid):
+            kinds[child] = "workers"
+        for pid, kind in kinds.items():
+            try:
+                now = _cpu_seconds(pid)
+            except OSError:
+                continue
+            _, start, _ = self._seen.get(pid, (kind, now, now))
+            self._seen[pid] = (kind, start, now)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds per kind of process since sampling began (a worker counts from its first sample)."""
+        out = {"server": 0.0, "workers": 0.0, "browser": 0.0}
+        for kind, start, latest in self._seen.values():
+            out[kind] += latest - start
+        return {k: round(v, 1) for k, v in out.items()}
+
+
+def browser_pids() -> set[int]:
+    """The processes this benchmark started, but for the server (whose entries the caller overwrites):
+    Chromium's, with a renderer per context."""
+    me, pids = os.getpid(), set()
+    parents = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                parents[int(p.name)] = int(p.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            pids.add(pid)
+    return pids
+
+
+class Server:
+    """``streamlit run`` of ``root``'s app on a free loopback port, with its own runs directory."""
+
+    def __init__(self, root: Path, env: dict):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.runs = Path(tempfile.mkdtemp(prefix="aelab-load-runs-"))
+        self.log = open(self.runs.parent / f"{self.runs.name}.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"), "--server.port",
+             str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=root, env={**os.environ, "AELAB_RUNS_DIR": str(self.runs), **env},
+            stdout=self.log, stderr=subprocess.STDOUT)
+        import urllib.request
+
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.close()
+        raise RuntimeError("the server did not become healthy within 120 s")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+async def wait_idle(page, title: str, timeout_s: float) -> None:
+    """Until the page titled ``title`` is idle, twice 0.3 s apart (a rerun may start just after)."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        left_ms = max(1, int((deadline - time.perf_counter()) * 1000))
+        await page.wait_for_function(IDLE_JS, arg=title, timeout=left_ms, polling=50)
+        await page.wait_for_timeout(300)
+        if await page.evaluate(IDLE_JS, title):
+            return
+
+
+async def start_job(page, url: str, epochs: int) -> None:
+    await page.goto(f"{url}/train?preset=stacked&data=fashion-mnist&epochs={epochs}")
+    await wait_idle(page, "Train", 120)
+    await page.get_by_role("button", name="Start training").click()
+
+
+async def speed(browser, server: Server, root: Path, epochs: int, rounds: int) -> dict:
+    """s/epoch of ``stacked`` trained from the watched Train page and from the CLI, interleaved."""
+    app, cli = [], []
+    for _ in range(rounds):
+        ctx = await browser.new_context(viewport={"width": 1400, "height": 1900})
+        page = await ctx.new_page()
+        before = set(server.runs.iterdir())
+        await start_job(page, server.url, epochs)
+        await page.get_by_text("saved (finished)").wait_for(timeout=600_000)
+        await ctx.close()
+        (run,) = set(server.runs.iterdir()) - before
+        app.append(json.loads((run / "config.json").read_text())["meta"]["seconds_per_epoch"])
+        with tempfile.TemporaryDirectory() as runs:
+            out = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "stacked", "--data",
+                                  "fashion-mnist", "--epochs", str(epochs), "--no-eval", "--json", "--runs-dir",
+                                  runs], cwd=root, capture_output=True, text=True, check=True)
+        cli.append(json.loads(out.stdout)["seconds_per_epoch"])
+
+    def spread(values):
+        return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+    return {"epochs": epochs, "rounds": rounds, "app_s_per_epoch": spread(app), "cli_s_per_epoch": spread(cli),
+            "app_over_cli": statistics.median(app) / statistics.median(cli)}
+
+
+async def visitor(browser, url: str, until: float, first_page: int, loads: list, errors: list) -> None:
+    """One visitor: opens the app, then the pages in turn (from page ``first_page``) until ``until``."""
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await ctx.new_page()
+    try:
+        await page.goto(url)
+        await wait_idle(page, "AE Lab", 120)
+        i = first_page
+        while time.perf_counter() < until:
+            link, title = PAGES[i % len(PAGES)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                await page.get_by_role("link", name=link, exact=True).first.click(timeout=LOAD_TIMEOUT_S * 1000)
+                await wait_idle(page, title, LOAD_TIMEOUT_S)
+                loads.append((time.perf_counter() - started, title))
+                if await page.evaluate(BROKEN_JS):
+                    errors.append(f"{title}: an exception or a lost connection on the page")
+            except Exception as e:   # a timeout: the page never became idle
+                errors.append(f"{title}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                await page.goto(url)
+    finally:
+        await ctx.close()
+
+
+async def load(browser, server: Server, visitors: int, jobs: int, seconds: float) -> dict:
+    """Page-load times of ``visitors`` browsing at once while ``jobs`` train (each watched by its own context)."""
+    watchers = []
+    for _ in range(jobs):
+        ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = await ctx.new_page()
+        await start_job(page, server.url, epochs=500)
+        await page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)   # it trains
+        watchers.append(ctx)
+    peaks = Peaks(server.process.pid)
+    peaks.start()
+    loads, errors = [], []
+    try:
+        until = time.perf_counter() + seconds
+        await asyncio.gather(*(visitor(browser, server.url, until, v, loads, errors) for v in range(visitors)))
+    finally:
+        peaks.running = False
+        for ctx in watchers:
+            await ctx.close()
+    by_page = {title: [s for s, t in loads if t == title] for _, title in PAGES}
+    by_page = {title: {"loads": len(times), "p50_s": round(statistics.median(times), 3),
+                       "max_s": round(max(times), 3)} for title, times in by_page.items() if times}
+    loads = sorted(s for s, _ in loads)
+    p95 = loads[min(len(loads) - 1, int(0.95 * len(loads)))] if loads else float("nan")
+    return {"visitors": visitors, "jobs": jobs, "seconds": seconds, "loads": len(loads), "by_page": by_page,
+            "p50_s": round(statistics.median(loads), 3) if loads else float("nan"), "p95_s": round(p95, 3),
+            "max_s": round(loads[-1], 3) if loads else float("nan"), "errors": len(errors),
+            "error_samples": errors[:5], "server_rss_mib": round(peaks.server, 1),
+            "workers_rss_mib": round(peaks.workers, 1), "cpu_s": peaks.cpu()}
+
+
+def chromium(nice: int) -> str:
+    """The Chromium to launch: Debian's, or (``nice`` > 0) a wrapper that starts it at that niceness, so
+    that the visitors' browsers yield the CPU to the server, as they would on visitors' own machines."""
+    if nice <= 0:
+        return "/usr/bin/chromium"
+    wrapper = Path(tempfile.mkdtemp(prefix="aelab-load-")) / "chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} /usr/bin/chromium "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+async def measure(args) -> dict:
+    from playwright.async_api import async_playwright
+
+    root = args.root.resolve()
+    server = Server(root, {"AELAB_MAX_JOBS": str(max(2, args.jobs))})
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(args.browser_nice), headless=True,
+                                               args=CHROMIUM_ARGS)
+            try:
+                result = {"root": str(root), "commit": _commit(root), "browser_nice": args.browser_nice}
+                if args.epochs:
+                    result["speed"] = await speed(browser, server, root, args.epochs, args.rounds)
+                result.update(await load(browser, server, args.visitors, args.jobs, args.seconds))
+            finally:
+                await browser.close()
+    finally:
+        server.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
+    p.add_argument("--visitors", type=int, default=5)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--epochs", type=int, default=4, help="epochs of each in-app / CLI speed run (0: skip)")
+    p.add_argument("--rounds", type=int, default=2, help="speed runs of each kind, interleaved")
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout of AE Lab to serve")
+    p.add_argument("--browser-nice", type=int, default=0,
+                   help="run Chromium at this niceness (e.g. 19: the browsers yield the CPU to the server, as "
+                        "on visitors' own machines; default 0: they compete with it)")
+    p.add_argument("--json", action="store_true", help="print the JSON object on one line")
+    args = p.parse_args(argv)
+    if not (1 <= args.visitors <= MAX_VISITORS and 0 <= args.jobs <= MAX_JOBS and 0 < args.seconds <= MAX_SECONDS):
+        p.error(f"bounds: 1-{MAX_VISITORS} visitors, 0-{MAX_JOBS} jobs, up to {MAX_SECONDS} s")
+    result = asyncio.run(measure(args))
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return result
+
+
+def _commit(root: Path) -> str:
+    out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+if __name__ == "__main__":
+    main()
