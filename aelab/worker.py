@@ -101,10 +101,10 @@ def run(conn: Connection) -> None:
         cap = baseline + int(job["memory_mb"] * 1e6) if job["memory_mb"] is not None else resource.RLIM_INFINITY
         resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.RLIM_INFINITY))
         torch.set_num_threads(job["threads"])
+        threadpool_limits(job["threads"])   # the OpenMP and BLAS pools of numpy, scipy and scikit-learn too
         if kind == "train":
             break
-        with threadpool_limits(job["threads"]):   # scikit-learn's OpenMP and BLAS threads
-            _run_task(conn, job, TASKS[job["name"]])
+        _run_task(conn, job, TASKS[job["name"]])
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
     previews = PreviewRecorder()

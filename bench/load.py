@@ -17,7 +17,8 @@ Prints one JSON object: ``p50_s``, ``p95_s``, ``max_s`` and ``loads`` over the p
 exception on the page, a lost connection, or a load past 60 s), ``server_rss_mib`` and ``workers_rss_mib``
 (peaks; the workers' summed), ``cpu_s`` (CPU seconds of the server, its workers and the browser during
 the load), ``by_page`` (loads, p50 and max per page), ``speed`` (s/epoch in the app and from the CLI: min,
-median, max, and the ratio of medians). Bounded: at most 20 visitors, 4 jobs, 600 s; only loopback traffic.
+median, max, the ratio of medians, and the cores the server, the workers and the browser used while a job
+was watched). Bounded: at most 20 visitors, 4 jobs, 600 s; only loopback traffic.
 
 ``--root DIR`` runs another checkout of AE Lab (same virtual environment) to measure a version before a change.
 """
@@ -202,13 +203,17 @@ async def start_job(page, url: str, epochs: int) -> None:
 
 async def speed(browser, server: Server, root: Path, epochs: int, rounds: int) -> dict:
     """s/epoch of ``stacked`` trained from the watched Train page and from the CLI, interleaved."""
-    app, cli = [], []
+    app, cli, watching = [], [], []
     for _ in range(rounds):
         ctx = await browser.new_context(viewport={"width": 1400, "height": 1900})
         page = await ctx.new_page()
         before = set(server.runs.iterdir())
         await start_job(page, server.url, epochs)
+        peaks, started = Peaks(server.process.pid), time.perf_counter()
+        peaks.start()
         await page.get_by_text("saved (finished)").wait_for(timeout=600_000)
+        peaks.running = False
+        watching.append({k: round(v / (time.perf_counter() - started), 3) for k, v in peaks.cpu().items()})
         await ctx.close()
         (run,) = set(server.runs.iterdir()) - before
         app.append(json.loads((run / "config.json").read_text())["meta"]["seconds_per_epoch"])
@@ -222,7 +227,8 @@ async def speed(browser, server: Server, root: Path, epochs: int, rounds: int) -
         return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
     return {"epochs": epochs, "rounds": rounds, "app_s_per_epoch": spread(app), "cli_s_per_epoch": spread(cli),
-            "app_over_cli": statistics.median(app) / statistics.median(cli)}
+            "app_over_cli": statistics.median(app) / statistics.median(cli),
+            "cores_while_watched": watching}   # CPU seconds per second of the server, workers, browser
 
 
 async def visitor(browser, url: str, until: float, first_page: int, loads: list, errors: list) -> None:
