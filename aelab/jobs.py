@@ -206,6 +206,9 @@ class _Work:
 
     def _cancel(self) -> None: ...
 
+    def _end(self, outcome: dict) -> None:
+        """Record ``outcome`` ({"status", and "error", "run_name" or "result"}), then :meth:`_ended`."""
+
     def _ended(self) -> None:
         self._finished.set()
         if self._on_end is not None:
@@ -333,10 +336,6 @@ class Task(_Work):
         self._cancelled = self._timed_out = False
 
     @property
-    def done(self) -> bool:
-        return self.finished
-
-    @property
     def elapsed(self) -> float:
         """Seconds since a worker took it (0 while queued), up to its end."""
         return (self.finished_at or time.time()) - self.started if self.started else 0.0
@@ -363,20 +362,20 @@ class Task(_Work):
         except (EOFError, OSError):
             worker.kill()
             if self._cancelled:
-                self._end("cancelled")
+                self._end({"status": "cancelled"})
             elif self._timed_out:
                 bound = limits.BOUNDS["job_minutes"]
-                self._end("failed", error=f"it took longer than {bound.value():g} minutes ({bound.setting}); "
-                                          "try fewer images or iterations")
+                self._end({"status": "failed", "error": f"it took longer than {bound.value():g} minutes "
+                                                        f"({bound.setting}); try fewer images or iterations"})
             else:
-                self._end("failed", error=death_message("the task", worker.process.returncode)
-                          + "; try fewer images, or try again")
+                self._end({"status": "failed", "error": death_message("the task", worker.process.returncode)
+                           + "; try fewer images, or try again"})
             return
         with self._lock:
             self._worker = None   # from now on a cancel has nothing to kill: the worker serves other tasks
             killed = self._cancelled
         worker.kill() if killed else pool.give_back(worker)
-        self._end(outcome["status"], outcome.get("result"), outcome.get("error"))
+        self._end(outcome)
 
     def _set_position(self, place: int | None) -> None:
         self.position = place
@@ -388,10 +387,10 @@ class Task(_Work):
         if worker is not None:
             worker.process.kill()   # its result would be thrown away: no reason to wait for it
 
-    def _end(self, status: str, result=None, error: str | None = None) -> None:
+    def _end(self, outcome: dict) -> None:
         with self._lock:
-            self.status, self.result, self.error, self.position = status, result, error, None
-            self.finished_at = time.time()
+            self.status, self.result, self.error = outcome["status"], outcome.get("result"), outcome.get("error")
+            self.position, self.finished_at = None, time.time()
         self._ended()
 
 
@@ -468,12 +467,10 @@ class Registry:
             if queued:
                 self._queue.remove(work)
                 self._number_queue()
-        if not queued:
-            work._cancel()
-        elif isinstance(work, Job):
+        if queued:
             work._end({"status": "cancelled"})
         else:
-            work._end("cancelled")
+            work._cancel()
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None
@@ -493,7 +490,7 @@ class Registry:
             task = self._tasks.get(key)
             launch = False
             if task is None or task.status in ("failed", "cancelled"):
-                if sum(not t.done for t in self._tasks.values()) >= MAX_OPEN_TASKS:
+                if sum(not t.finished for t in self._tasks.values()) >= MAX_OPEN_TASKS:
                     raise JobRefused(f"this server has {MAX_OPEN_TASKS} computations waiting; try again in a "
                                      "minute")
                 task = self._tasks[key] = Task(name, args, kwargs, on_end=self._ended)
@@ -506,7 +503,7 @@ class Registry:
                 self._held[holder] = task
             if previous is not None and previous is not task:
                 previous.holders.discard(holder)
-                superseded = previous if not previous.holders and not previous.done else None
+                superseded = previous if not previous.holders and not previous.finished else None
         if superseded is not None:
             self.cancel(superseded)
         if launch:
@@ -520,7 +517,7 @@ class Registry:
             for holder in [h for h in self._held if h[0] == owner]:
                 task = self._held.pop(holder)
                 task.holders.discard(holder)
-                if not task.holders and not task.done:
+                if not task.holders and not task.finished:
                     orphans.append(task)
         for task in orphans:
             self.cancel(task)
@@ -567,7 +564,7 @@ class Registry:
             work._set_position(places[work.kind])
 
     def _forget_finished_tasks(self) -> None:
-        finished = sorted((key for key, t in self._tasks.items() if t.done), key=lambda k: self._tasks[k].finished_at)
+        finished = sorted((k for k, t in self._tasks.items() if t.finished), key=lambda k: self._tasks[k].finished_at)
         for key in finished[:max(0, len(finished) - KEPT_TASKS)]:
             del self._tasks[key]
 

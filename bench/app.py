@@ -45,36 +45,56 @@ class RssSampler(threading.Thread):
         return max((anon_mb if anon else mb for t, mb, anon_mb in self.samples if t >= since), default=0.0)
 
 
+class Server:
+    """``streamlit run`` of ``root``'s app on a free loopback port, with its own runs directory."""
+
+    def __init__(self, root: Path = ROOT, env: dict | None = None):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.runs = Path(tempfile.mkdtemp(prefix="aelab-bench-runs-"))
+        self.log = open(self.runs.parent / f"{self.runs.name}.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"), "--server.port",
+             str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=root, env={**os.environ, "AELAB_RUNS_DIR": str(self.runs), **(env or {})},
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.close()
+        raise RuntimeError("the server did not become healthy within 120 s")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
     """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, then (``tsne``)
     project 10,000 codes with t-SNE; timings in seconds and the server's RSS in MB."""
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    runs = tempfile.mkdtemp(prefix="aelab-bench-runs-")
     out = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1900})
         started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-                                   "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                                  env={**os.environ, "AELAB_RUNS_DIR": runs, **(extra_env or {})},
-                                  stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        sampler = RssSampler(server.pid)
+        server = Server(env=extra_env)
+        url = server.url
+        sampler = RssSampler(server.process.pid)
         sampler.start()
         try:
-            while True:
-                try:
-                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            out["rss_idle_mb"] = rss_mb(server.pid)
+            out["rss_idle_mb"] = rss_mb(server.process.pid)
             page.goto(url)
             page.get_by_text("Data set in use").wait_for(timeout=120_000)
             out["cold_start_s"] = time.perf_counter() - started
@@ -101,8 +121,7 @@ def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
             out["tsne_10k_task_s"] = float(computed.group(1)) if computed else float("nan")
         finally:
             sampler.running = False
-            server.terminate()
-            server.wait(10)
+            server.close()
             browser.close()
     return out
 

@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.app import CHROMIUM_ARGS, rss_mb
+from bench.app import CHROMIUM_ARGS, Server, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [("Home", "AE Lab"), ("Train", "Train"), ("Reconstructions", "Reconstructions"),
@@ -146,44 +146,6 @@ def browser_pids() -> set[int]:
     return pids
 
 
-class Server:
-    """``streamlit run`` of ``root``'s app on a free loopback port, with its own runs directory."""
-
-    def __init__(self, root: Path, env: dict):
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.runs = Path(tempfile.mkdtemp(prefix="aelab-load-runs-"))
-        self.log = open(self.runs.parent / f"{self.runs.name}.log", "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"), "--server.port",
-             str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=root, env={**os.environ, "AELAB_RUNS_DIR": str(self.runs), **env},
-            stdout=self.log, stderr=subprocess.STDOUT)
-        import urllib.request
-
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError("the server did not become healthy within 120 s")
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
 async def wait_idle(page, title: str, timeout_s: float) -> None:
     """Until the page titled ``title`` is idle, twice 0.3 s apart (a rerun may start just after)."""
     deadline = time.perf_counter() + timeout_s
@@ -287,17 +249,6 @@ async def load(browser, server: Server, visitors: int, jobs: int, seconds: float
             "workers_rss_mib": round(peaks.workers, 1), "cpu_s": peaks.cpu()}
 
 
-def chromium(nice: int) -> str:
-    """The Chromium to launch: Debian's, or (``nice`` > 0) a wrapper that starts it at that niceness, so
-    that the visitors' browsers yield the CPU to the server, as they would on visitors' own machines."""
-    if nice <= 0:
-        return "/usr/bin/chromium"
-    wrapper = Path(tempfile.mkdtemp(prefix="aelab-load-")) / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} /usr/bin/chromium "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 async def measure(args) -> dict:
     from playwright.async_api import async_playwright
 
@@ -305,10 +256,10 @@ async def measure(args) -> dict:
     server = Server(root, {"AELAB_MAX_JOBS": str(max(2, args.jobs))})
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium(args.browser_nice), headless=True,
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                                args=CHROMIUM_ARGS)
             try:
-                result = {"root": str(root), "commit": _commit(root), "browser_nice": args.browser_nice}
+                result = {"root": str(root), "commit": _commit(root)}
                 if args.epochs:
                     result["speed"] = await speed(browser, server, root, args.epochs, args.rounds)
                 result.update(await load(browser, server, args.visitors, args.jobs, args.seconds))
@@ -327,9 +278,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=4, help="epochs of each in-app / CLI speed run (0: skip)")
     p.add_argument("--rounds", type=int, default=2, help="speed runs of each kind, interleaved")
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout of AE Lab to serve")
-    p.add_argument("--browser-nice", type=int, default=0,
-                   help="run Chromium at this niceness (e.g. 19: the browsers yield the CPU to the server, as "
-                        "on visitors' own machines; default 0: they compete with it)")
     p.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = p.parse_args(argv)
     if not (1 <= args.visitors <= MAX_VISITORS and 0 <= args.jobs <= MAX_JOBS and 0 < args.seconds <= MAX_SECONDS):

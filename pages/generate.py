@@ -31,10 +31,10 @@ def quality_task(run, classifier_run):
     if saved and saved.get("classifier") == classifier_run.name and saved.get("n_samples") == QUALITY_SAMPLES:
         return saved
     task = widgets.task("quality", run, classifier_run, QUALITY_SAMPLES, slot=f"quality:{run.name}")
-    if task.done and task.status != "finished":
+    if task.finished and task.status != "finished":
         st.error(f"The quality measure failed: {task.error or 'cancelled'}", icon=":material/error:")
         return {}
-    return task.result if task.done else None
+    return task.result if task.finished else None
 
 
 def compare_section(runs: dict) -> None:

@@ -51,7 +51,7 @@ def projection_task(run: Run, model, view: dict):
     task = widgets.task("projection", run, n, method, view["dims"], **options)
     if method == "pca":
         task.join(30)   # a warm worker encodes and projects in about a second
-    if not task.done:
+    if not task.finished:
         widgets.wait_for_task(task, n * TSNE_SECONDS_PER_POINT * view["max_iter"] / 750,
                               f"{'t-SNE' if method == 'tsne' else 'PCA'} of {n:,} codes ({model.latent_dim}-D)",
                               "You can change settings or visit other pages meanwhile.")
@@ -111,7 +111,7 @@ def probe_section(run: Run, ds) -> None:
     p = run.metrics.get("probes")
     if p is None:
         task = widgets.task("probes", run)
-        if not task.done:
+        if not task.finished:
             widgets.wait_for_task(task, 10, "Fitting the probes")
             return
         if task.status != "finished":

@@ -40,7 +40,7 @@ def metrics_section(run: Run, ds, model) -> None:
     """Test-set means, per-class errors and the worst-reconstructed images."""
     st.subheader("Test-set metrics")
     task = widgets.task("reconstruction", run)
-    if not task.done:
+    if not task.finished:
         widgets.wait_for_task(task, len(ds.x_test) / 5_000, f"Scoring the {len(ds.x_test):,} test images")
         return
     if task.status != "finished":

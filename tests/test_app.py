@@ -168,7 +168,7 @@ def test_latent_page_pca_and_tsne(with_runs):
     assert "t-SNE of" in at.get("progress")[0].proto.text
     from aelab import jobs
 
-    first = next(t for t in jobs.registry().tasks() if t.kwargs.get("perplexity") == 30.0 and not t.done)
+    first = next(t for t in jobs.registry().tasks() if t.kwargs.get("perplexity") == 30.0 and not t.finished)
     at.slider(key="lat_perp").set_value(40.0).run()   # a new setting supersedes the t-SNE under way
     assert first.join(30) and first.status == "cancelled"
     assert all(t.join(120) for t in jobs.registry().tasks())

@@ -1,3 +1,4 @@
+import collections
 import os
 import re
 import signal
@@ -236,3 +237,52 @@ def test_a_job_past_its_memory_cap_fails_with_a_message(tmp_path, monkeypatch):
         assert snap.status == "failed" and "ran out of memory" in snap.error and "AELAB_MAX_WORKER_MB" in snap.error
     finally:
         reg.close()
+
+
+def test_open_tasks_are_bounded_and_old_results_forgotten(trained, monkeypatch):
+    from aelab import jobs
+
+    monkeypatch.setattr(jobs.Task, "_launch", lambda self, pool: None)   # nothing runs: only the bookkeeping
+    monkeypatch.setattr(jobs, "MAX_OPEN_TASKS", 3)
+    monkeypatch.setattr(jobs, "KEPT_TASKS", 2)
+    reg = Registry(max_tasks=1, warm=0)
+    first = [reg.task("projection", trained, n, "pca", 2) for n in (10, 20, 30)]
+    assert [t.position for t in first] == [None, 1, 2]   # one slot: the first runs, two wait
+    with pytest.raises(JobRefused, match="3 computations waiting"):
+        reg.task("projection", trained, 40, "pca", 2)
+    for i, t in enumerate(first):   # each end starts the next in line
+        t._end({"status": "finished", "result": i})
+    reg.task("projection", trained, 40, "pca", 2)   # a new task forgets all but the 2 newest results
+    assert reg.task("projection", trained, 30, "pca", 2) is first[2]
+    assert reg.task("projection", trained, 10, "pca", 2) is not first[0]
+
+
+def test_a_worker_serves_a_bounded_number_of_tasks(monkeypatch):
+    from aelab import jobs
+
+    class FakeWorker:
+        tasks_done, killed = 0, False
+        process = type("P", (), {"poll": staticmethod(lambda: None)})
+
+        def kill(self):
+            self.killed = True
+
+    monkeypatch.setattr(jobs, "TASKS_PER_WORKER", 2)
+    pool = jobs.WorkerPool(warm=0)
+    worker = FakeWorker()
+    pool.give_back(worker)
+    assert pool.take(for_task=True) is worker and not worker.killed
+    pool.give_back(worker)   # its second task: retired, a fresh worker takes over
+    assert worker.killed and pool._task_idle == collections.deque()
+
+
+def test_the_server_freezes_the_imported_objects_out_of_the_collector():
+    import gc
+
+    from pages.shared import server
+
+    server.freeze_imported_objects()
+    try:
+        assert gc.get_freeze_count() > 100_000   # torch, plotly, pandas: Streamlit's per-run gc skips them
+    finally:
+        gc.unfreeze()

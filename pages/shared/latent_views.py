@@ -67,7 +67,7 @@ def timelapse_section(run: Run, ds) -> None:
     task = widgets.task("timelapse", run, method)
     if method == "pca":
         task.join(30)   # a warm worker projects every epoch in about a second
-    if not task.done:
+    if not task.finished:
         widgets.wait_for_task(task, len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT,
                               f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs")
         return

@@ -56,7 +56,7 @@ def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
         else:
             st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
                         text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
-        if task.done:
+        if task.finished:
             st.rerun()
     poll()
 
