@@ -9,9 +9,9 @@ settings), then
    same from the CLI, ``--rounds`` times each, interleaved (this machine's speed drifts); s/epoch is each run's
    median epoch time, as saved in its config.json;
 2. load: ``--jobs`` browser contexts start a long ``stacked`` job each and watch it, while ``--visitors``
-   contexts (one Chromium) open the six pages in turn for ``--seconds`` seconds. A page load counts from the
-   click in the navigation until its title shows, the script is not running, nothing is stale and no spinner
-   or progress bar is visible (a page waiting for a projection is not done).
+   contexts (one Chromium) open the six pages (or those of ``--pages``) in turn for ``--seconds`` seconds.
+   A page load counts from the click in the navigation until its title shows, the script is not running,
+   nothing is stale and no spinner or progress bar is visible (a page waiting for a projection is not done).
 
 Prints one JSON object: ``p50_s``, ``p95_s``, ``max_s`` and ``loads`` over the page loads, ``errors`` (an
 exception on the page, a lost connection, or a load past 60 s), ``server_rss_mib`` and ``workers_rss_mib``
@@ -193,8 +193,9 @@ async def speed(browser, server: Server, root: Path, epochs: int, rounds: int) -
             "cores_while_watched": watching}   # CPU seconds per second of the server, workers, browser
 
 
-async def visitor(browser, url: str, until: float, first_page: int, loads: list, errors: list) -> None:
-    """One visitor: opens the app, then the pages in turn (from page ``first_page``) until ``until``."""
+async def visitor(browser, url: str, until: float, first_page: int, loads: list, errors: list,
+                  pages: list[tuple[str, str]] = PAGES) -> None:
+    """One visitor: opens the app, then ``pages`` in turn (from page ``first_page``) until ``until``."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
     try:
@@ -202,7 +203,7 @@ async def visitor(browser, url: str, until: float, first_page: int, loads: list,
         await wait_idle(page, "AE Lab", 120)
         i = first_page
         while time.perf_counter() < until:
-            link, title = PAGES[i % len(PAGES)]
+            link, title = pages[i % len(pages)]
             i += 1
             started = time.perf_counter()
             try:
@@ -218,8 +219,10 @@ async def visitor(browser, url: str, until: float, first_page: int, loads: list,
         await ctx.close()
 
 
-async def load(browser, server: Server, visitors: int, jobs: int, seconds: float) -> dict:
-    """Page-load times of ``visitors`` browsing at once while ``jobs`` train (each watched by its own context)."""
+async def load(browser, server: Server, visitors: int, jobs: int, seconds: float,
+               pages: list[tuple[str, str]] = PAGES) -> dict:
+    """Page-load times of ``visitors`` browsing ``pages`` at once while ``jobs`` train (each watched by its
+    own context)."""
     watchers = []
     for _ in range(jobs):
         ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -232,12 +235,12 @@ async def load(browser, server: Server, visitors: int, jobs: int, seconds: float
     loads, errors = [], []
     try:
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(visitor(browser, server.url, until, v, loads, errors) for v in range(visitors)))
+        await asyncio.gather(*(visitor(browser, server.url, until, v, loads, errors, pages) for v in range(visitors)))
     finally:
         peaks.running = False
         for ctx in watchers:
             await ctx.close()
-    by_page = {title: [s for s, t in loads if t == title] for _, title in PAGES}
+    by_page = {title: [s for s, t in loads if t == title] for _, title in pages}
     by_page = {title: {"loads": len(times), "p50_s": round(statistics.median(times), 3),
                        "max_s": round(max(times), 3)} for title, times in by_page.items() if times}
     loads = sorted(s for s, _ in loads)
@@ -262,7 +265,7 @@ async def measure(args) -> dict:
                 result = {"root": str(root), "commit": _commit(root)}
                 if args.epochs:
                     result["speed"] = await speed(browser, server, root, args.epochs, args.rounds)
-                result.update(await load(browser, server, args.visitors, args.jobs, args.seconds))
+                result.update(await load(browser, server, args.visitors, args.jobs, args.seconds, args.pages))
             finally:
                 await browser.close()
     finally:
@@ -270,7 +273,8 @@ async def measure(args) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked against the benchmark's bounds."""
     p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     p.add_argument("--visitors", type=int, default=5)
     p.add_argument("--jobs", type=int, default=1)
@@ -278,13 +282,29 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=4, help="epochs of each in-app / CLI speed run (0: skip)")
     p.add_argument("--rounds", type=int, default=2, help="speed runs of each kind, interleaved")
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout of AE Lab to serve")
+    p.add_argument("--pages", type=_pages, default=PAGES,
+                   help="the pages the visitors open in turn, by their link names, comma-separated (default: all six)")
     p.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = p.parse_args(argv)
     if not (1 <= args.visitors <= MAX_VISITORS and 0 <= args.jobs <= MAX_JOBS and 0 < args.seconds <= MAX_SECONDS):
         p.error(f"bounds: 1-{MAX_VISITORS} visitors, 0-{MAX_JOBS} jobs, up to {MAX_SECONDS} s")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     result = asyncio.run(measure(args))
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return result
+
+
+def _pages(links: str) -> list[tuple[str, str]]:
+    titles = dict(PAGES)
+    chosen = [link.strip() for link in links.split(",") if link.strip()]
+    unknown = [link for link in chosen if link not in titles]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"pages are some of: {', '.join(titles)}")
+    return [(link, titles[link]) for link in chosen]
 
 
 def _commit(root: Path) -> str:

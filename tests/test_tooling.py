@@ -2,6 +2,8 @@
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,3 +19,14 @@ def test_overhead_benchmark_runs_on_digits(capsys):
     assert result["trainer_s"] > 0 and result["plain_s"] > 0
     assert result["ratio"] == result["trainer_s"] / result["plain_s"]
     assert "median s/epoch" in capsys.readouterr().out
+
+
+def test_load_benchmark_command_line_is_bounded_and_names_pages():
+    from bench.load import PAGES, parse_args
+
+    args = parse_args(["--visitors", "3", "--pages", "Home, Runs"])
+    assert args.visitors == 3 and args.pages == [("Home", "AE Lab"), ("Runs", "Runs")]
+    assert parse_args([]).pages == PAGES
+    for bad in (["--pages", "Home,Nowhere"], ["--pages", ","], ["--visitors", "21"], ["--seconds", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)

@@ -52,6 +52,15 @@ def timeline_of(run: Run) -> dict:
     return run.timeline()
 
 
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs=state.BY_RUN)
+def timelapse_figure(run: Run, method: str, class_names: tuple, _coords: np.ndarray, _labels: np.ndarray):
+    """The animated figure of a run's time-lapse, built once for every visitor: building it costs the server
+    about a second, and a figure is only read afterwards (by ``st.plotly_chart``). The coordinates are those
+    of the task ("timelapse", run, method), so run and method are the key."""
+    return figures.timelapse_figure(_coords, _labels, class_names,
+                                    f"{_coords.shape[1]:,} validation codes after each epoch · {run.name}")
+
+
 def timelapse_section(run: Run, ds) -> None:
     """Codes of fixed validation images after every epoch, projected in comparable frames and animated."""
     timeline = timeline_of(run)
@@ -76,7 +85,5 @@ def timelapse_section(run: Run, ds) -> None:
         return
     labels = timeline.get("code_labels")
     labels = labels if labels is not None else np.zeros(codes.shape[1], np.int64)
-    st.plotly_chart(figures.timelapse_figure(task.result, labels, ds.class_names,
-                                             f"{codes.shape[1]:,} validation codes after each epoch · {run.name}"),
-                    key="lapse_plot")
+    st.plotly_chart(timelapse_figure(run, method, tuple(ds.class_names), task.result, labels), key="lapse_plot")
     st.caption("Press ▶ to play, or drag the epoch slider. Epoch 0 is the untrained network.")
