@@ -25,6 +25,7 @@ PAGES = [
     st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("pages/pretrain.py", title="Pretraining", icon=":material/school:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/inventory_2:"),
 ]
 

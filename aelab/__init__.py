@@ -14,6 +14,7 @@ from .config import (
                      GANConfig,
                      ModelConfig,
                      RunConfig,
+                     StudyConfig,
                      TrainConfig,
                      with_overrides,
 )
@@ -22,11 +23,13 @@ from .errors import ConfigError, DataError, RunError, TrainingDiverged, UploadEr
 from .experiment import Experiment, evaluate_run, train
 from .models import Autoencoder, Output, build_model
 from .presets import PRESETS, preset
-from .runs import Run, RunStore
+from .pretrain import run_study, summarize
+from .runs import Run, RunStore, Study, find_run
 from .train import Callback, Trainer, TrainState
 
 __version__ = "0.1.0"
 __all__ = ["AutoencoderConfig", "ClassifierConfig", "DataConfig", "GANConfig", "ModelConfig", "RunConfig",
-           "TrainConfig", "with_overrides", "Dataset", "load_dataset", "ConfigError", "DataError", "RunError",
-           "TrainingDiverged", "UploadError", "Experiment", "evaluate_run", "train", "Autoencoder", "Output",
-           "build_model", "PRESETS", "preset", "Run", "RunStore", "Callback", "Trainer", "TrainState", "__version__"]
+           "StudyConfig", "TrainConfig", "with_overrides", "Dataset", "load_dataset", "ConfigError", "DataError",
+           "RunError", "TrainingDiverged", "UploadError", "Experiment", "evaluate_run", "train", "Autoencoder",
+           "Output", "build_model", "PRESETS", "preset", "Run", "RunStore", "Study", "find_run", "run_study",
+           "summarize", "Callback", "Trainer", "TrainState", "__version__"]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m aelab {train,eval,runs,data}``.
+"""Command line: ``python -m aelab {train,eval,pretrain,runs,data}``.
 
 Every config field is a flag of ``train`` (``--lr``, ``--hidden 100,30``, ``--tied``/``--no-tied`` ...),
 applied on top of ``--preset``; a model flag sets the field of the model's family (``--latent`` is a GAN's
@@ -14,10 +14,10 @@ import sys
 import threading
 
 from . import data as data_mod
-from .config import ALIASES, RunConfig, format_value, setting_names, with_overrides
+from .config import ALIASES, RunConfig, StudyConfig, format_value, setting_names, with_overrides
 from .errors import ConfigError, DataError, RunError, TrainingDiverged
 from .presets import PRESETS, preset
-from .runs import RunStore, find_classifier, stored_runs
+from .runs import RunStore, find_classifier, find_run, stored_runs
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
 TERMS_SHOWN = ("val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")   # per-epoch line
@@ -57,6 +57,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     t.set_defaults(func=cmd_train, subparser=t)
     e.set_defaults(func=cmd_eval, subparser=e)
+    study = StudyConfig()
+    s = sub.add_parser(
+        "pretrain", help="unsupervised pretraining study: does an encoder help a classifier with few labels?",
+        description="For each label budget and seed, train a classifier on that many labelled training images "
+                    "(balanced over the classes) four ways and score it on the test set: scratch (the encoder's "
+                    "architecture, fresh weights, plus the head), frozen (the pretrained encoder, frozen, plus the "
+                    "head), finetuned (both trained, the encoder at --encoder-lr) and pixels (scikit-learn logistic "
+                    "regression on raw pixels). The networks share the head, the optimiser (Adam, cross-entropy), "
+                    "the updates (--epochs passes over the budget, at least --min-steps) and the subsets; no early "
+                    "stopping. The study is saved in the runs directory.")
+    s.add_argument("--encoder", action="append", required=True, metavar="RUN",
+                   help="an autoencoder run (your runs directory first, then the examples, e.g. stacked-fashion); "
+                        "repeat to compare encoders of one data set")
+    s.add_argument("--labels", default=",".join(map(str, study.labels)),
+                   help=f"label budgets, comma-separated (default {','.join(map(str, study.labels))})")
+    s.add_argument("--seeds", type=int, default=study.seeds, help=f"how many seeds: --seed, --seed+1, ... "
+                                                                  f"(default {study.seeds})")
+    s.add_argument("--seed", type=int, default=study.seed, help=f"the first seed (default {study.seed})")
+    s.add_argument("--head", choices=["linear", "mlp"], default=study.head,
+                   help=f"linear, or mlp: one hidden layer of --hidden ReLU units (default {study.head})")
+    s.add_argument("--hidden", type=int, default=study.hidden, help=f"the mlp head's width (default {study.hidden})")
+    s.add_argument("--epochs", type=int, default=study.epochs,
+                   help=f"passes over each budget's labelled images (default {study.epochs})")
+    s.add_argument("--min-steps", type=int, default=study.min_steps,
+                   help=f"at least this many updates per classifier (default {study.min_steps})")
+    s.add_argument("--batch-size", type=int, default=study.batch_size,
+                   help=f"or the whole budget if smaller (default {study.batch_size})")
+    s.add_argument("--lr", type=float, default=study.lr,
+                   help=f"Adam learning rate of the head, and of every layer from scratch (default {study.lr:g})")
+    s.add_argument("--encoder-lr", type=float, default=study.encoder_lr,
+                   help=f"Adam learning rate of the pretrained encoder when fine-tuning (default {study.encoder_lr:g})")
+    s.add_argument("--name", help="study name (default pretrain-data-timestamp)")
+    s.add_argument("--runs-dir")
+    s.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
+    s.set_defaults(func=cmd_pretrain, subparser=s)
+
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs-dir")
     r.add_argument("--json", action="store_true")
@@ -187,6 +223,43 @@ def cmd_eval(args, parser) -> int:
             p = metrics["probes"]
             for probe in ("knn", "logreg"):
                 print(f"  {probe} accuracy: codes {p['codes'][probe]:.4f}, raw pixels {p['pixels'][probe]:.4f}")
+    return 0
+
+
+def cmd_pretrain(args, parser) -> int:
+    from .pretrain import LABELS, run_study, summarize
+
+    try:
+        cfg = StudyConfig.from_dict({"labels": args.labels, "seeds": args.seeds, "seed": args.seed, "head": args.head,
+                                     "hidden": args.hidden, "epochs": args.epochs, "min_steps": args.min_steps,
+                                     "batch_size": args.batch_size, "lr": args.lr,
+                                     "encoder_lr": args.encoder_lr}).validate()
+    except ConfigError as e:
+        parser.error(str(e))
+    try:
+        encoders = [find_run(name, args.runs_dir) for name in args.encoder]
+
+        def progress(p) -> None:
+            f = p.fit
+            print(f"[{p.done}/{p.total}] {f['labels']} labels, seed {f['seed']}, {LABELS[f['variant']]}"
+                  f"{' (' + f['encoder'] + ')' if f['encoder'] and len(encoders) > 1 else ''}: "
+                  f"accuracy {f['accuracy']:.4f}", file=sys.stderr)
+
+        study = run_study(encoders, cfg, runs_dir=args.runs_dir, name=args.name, progress=progress)
+    except (RunError, DataError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = summarize(study.fits)
+    if args.json:
+        print(json.dumps({"run": study.name, "data": study.meta["data"], "encoders": study.meta["encoders"],
+                          "seconds": study.meta["seconds"], "config": study.config.to_dict(), "results": rows}))
+        return 0
+    print(f"study {study.name}: test accuracy on {study.meta['n_test']:,} {study.meta['data']} test images, "
+          f"mean ± sd over {cfg.seeds} seed(s), {study.meta['seconds']:.0f} s")
+    for row in rows:
+        who = "pixels (logistic regression)" if row["encoder"] is None else \
+            f"{LABELS[row['variant']]} ({row['encoder']})"
+        print(f"  {row['labels']:>6,} labels  {who:50s} {row['mean']:.4f} ± {row['std']:.4f}")
     return 0
 
 

@@ -32,7 +32,8 @@ D_OPTIMIZERS = ("same", *OPTIMIZERS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "AutoencoderConfig", "GANConfig", "ClassifierConfig",
-           "TrainConfig", "RunConfig", "from_dict", "with_overrides", "format_value", "setting_names", "switch_family"]
+           "TrainConfig", "RunConfig", "StudyConfig", "from_dict", "with_overrides", "format_value", "setting_names",
+           "switch_family"]
 
 
 @dataclass
@@ -294,6 +295,61 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         return from_dict(cls, d)
+
+
+HEADS = ("linear", "mlp")
+STUDY_BUDGETS = (10, 50, 100, 500, 1000, 5000)
+MAX_STUDY_LABELS = 60_000   # labelled images in one budget (a whole Fashion-MNIST training set)
+
+
+@dataclass
+class StudyConfig:
+    """An unsupervised-pretraining study (:mod:`aelab.pretrain`): how well a classifier learns from a few labels,
+    from scratch, on a frozen pretrained encoder, and fine-tuning it. The three network variants share the
+    head, the optimiser (Adam), the epochs and the labelled subsets; there is no early stopping."""
+    labels: tuple[int, ...] = STUDY_BUDGETS   # labelled training images per budget, balanced over the classes
+    seeds: int = 3                  # how many seeds: seed, seed + 1, ...; each draws its own labelled subsets
+    seed: int = 0
+    head: str = "linear"            # linear | mlp (one hidden layer of `hidden` ReLU units)
+    hidden: int = 128               # the mlp head's width
+    epochs: int = 30                # passes over a budget's labelled images, and at least `min_steps` updates
+    min_steps: int = 500            # so that 10 labels still get 500 updates (30 epochs of 10 images would be 30)
+    batch_size: int = 64            # or the whole budget when it is smaller
+    lr: float = 3e-3                # Adam: the head's, and every layer's when training from scratch
+    encoder_lr: float = 3e-4        # Adam: the pretrained encoder's while fine-tuning (the head has `lr`)
+
+    def validate(self) -> "StudyConfig":
+        """Check every field against its bounds; returns self."""
+        if not 1 <= len(self.labels) <= 12 or not all(1 <= n <= MAX_STUDY_LABELS for n in self.labels):
+            raise ConfigError(f"study.labels: 1 to 12 budgets, each between 1 and {MAX_STUDY_LABELS:,} labelled "
+                              f"images, got {self.labels}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"study.labels: each budget once, got {self.labels}")
+        if not 1 <= self.seeds <= 10:
+            raise ConfigError(f"study.seeds must be between 1 and 10, got {self.seeds}")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise ConfigError(f"study.seed must be between 0 and 2**31 - 1, got {self.seed}")
+        _choice("study.head", self.head, HEADS)
+        for name, low, high in (("hidden", 1, 4096), ("epochs", 1, 500), ("min_steps", 0, 10_000),
+                                ("batch_size", 1, 4096)):
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"study.{name} must be between {low} and {high}, got {getattr(self, name)}")
+        for name in ("lr", "encoder_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 10):
+                raise ConfigError(f"study.{name}: a learning rate must be in (0, 10], got {value}")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StudyConfig":
+        return from_dict(cls, d, "study.")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

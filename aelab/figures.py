@@ -178,3 +178,37 @@ def per_class_figure(per_class: dict[str, dict[str, float]], metric: str = "bce"
     fig = px.bar(x=names, y=[per_class[n][metric] for n in names], labels={"x": "class", "y": metric})
     fig.update_traces(marker_color="#4F46E5")
     return _layout(fig, f"Mean {metric} per class", metric, "class")
+
+
+STUDY_COLORS = {"scratch": "#6B7280", "frozen": "#2563EB", "finetuned": "#F97316", "pixels": "#059669"}
+STUDY_NAMES = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
+               "pixels": "pixels (logistic regression)"}
+ENCODER_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def study_figure(rows: list[dict], title: str = "") -> go.Figure:
+    """Test accuracy against the number of labels (log x axis): one colour per variant, a band of ± one
+    standard deviation over seeds, a line style per encoder. ``rows``: :func:`aelab.pretrain.summarize`."""
+    fig = go.Figure()
+    encoders = list(dict.fromkeys(r["encoder"] for r in rows if r["encoder"] is not None))
+    for encoder in [None, *encoders]:
+        for variant, color in STUDY_COLORS.items():
+            line = sorted((r for r in rows if r["encoder"] == encoder and r["variant"] == variant),
+                          key=lambda r: r["labels"])
+            if not line:
+                continue
+            x = [r["labels"] for r in line]
+            mean, std = np.array([r["mean"] for r in line]), np.array([r["std"] for r in line])
+            name = STUDY_NAMES[variant] + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
+            group = f"{variant}-{encoder}"
+            fig.add_scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]), fill="toself",
+                            fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False,
+                            legendgroup=group)
+            dash = "solid" if encoder is None else ENCODER_DASHES[encoders.index(encoder) % len(ENCODER_DASHES)]
+            fig.add_scatter(x=x, y=mean, name=name, mode="lines+markers", legendgroup=group,
+                            line=dict(color=color, dash=dash), customdata=std,
+                            hovertemplate="%{x} labels: %{y:.1%} ± %{customdata:.1%}<extra>" + name + "</extra>")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, title or "Test accuracy against the number of labels", "test accuracy",
+                   "labelled training images (log scale)")

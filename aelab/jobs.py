@@ -1,9 +1,10 @@
 """The app's job system: training jobs and background tasks run in worker processes, one queue, limits that hold.
 
-A job (training, :class:`Job`) or a task (a projection, a probe, a quality score: :class:`Task`, the
-functions of :mod:`aelab.tasks`) runs in a warm worker process (:mod:`aelab.worker`: torch already imported,
-a lower priority than the server, its data segment capped), so a crash, an out-of-memory kill or a runaway
-computation ends that worker only, and the visitor is told what happened. Progress crosses the process
+A job (training, :class:`Job`; a pretraining study, :class:`StudyJob`) or a task (a projection, a probe, a
+quality score: :class:`Task`, the functions of :mod:`aelab.tasks`) runs in a warm worker process
+(:mod:`aelab.worker`: torch already imported, a lower priority than the server, its data segment capped),
+so a crash, an out-of-memory kill or a runaway computation ends that worker only, and the visitor is told
+what happened. Progress crosses the process
 boundary as small messages on a socket pair; pages read copies of each job's :class:`Snapshot`.
 
 One :class:`Registry` per server holds one queue: past ``AELAB_MAX_JOBS`` training jobs (or
@@ -31,8 +32,9 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from . import limits
-from .config import RunConfig
+from .config import RunConfig, StudyConfig
 from .errors import SettingLimitError
+from .pretrain import check_encoders, fits_total
 from .runs import Run
 from .tasks import TASKS
 
@@ -76,6 +78,22 @@ class Snapshot:
     @property
     def preview(self) -> np.ndarray | None:
         return self.frames[-1] if self.frames else None
+
+
+@dataclass
+class StudySnapshot:
+    """A pretraining study's progress as the Pretraining page reads it."""
+    status: str = "queued"            # queued | starting | running | finished | stopped | timeout | cancelled | failed
+    fits_done: int = 0
+    fits_total: int = 0
+    fits: list[dict] = field(default_factory=list)   # the records of the fits done, for a live chart
+    error: str | None = None
+    run_name: str | None = None       # the saved study
+    position: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "timeout", "cancelled", "failed")
 
 
 def job_threads() -> int:
@@ -215,26 +233,27 @@ class _Work:
             self._on_end(self)
 
 
-class Job(_Work):
-    """One training run of a validated config in a worker process; ``classifier`` scores a VAE or GAN."""
+class _WorkerJob(_Work):
+    """A job that has a fresh worker process to itself, reports progress as it goes, and can be stopped:
+    training (:class:`Job`) or a pretraining study (:class:`StudyJob`)."""
 
     kind = "job"
+    work_kind = ""          # what the worker is asked to do
+    nothing_saved = ""      # the end of a death message
 
-    def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
-                 classifier: Run | None = None, on_end=None):
+    def __init__(self, owner: str, on_end, snap):
         super().__init__(owner, on_end)
-        self.cfg, self.runs_dir, self.name, self.classifier = cfg, runs_dir, name, classifier
         self.started = time.time()
-        self._snap = Snapshot(epochs=cfg.train.epochs)
+        self._snap = snap
         self._worker: Worker | None = None
         self._stop_asked = False
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self):
         with self._lock:
             return copy.deepcopy(self._snap)
 
     def stop(self) -> None:
-        """End training after the current batch (the run is saved with the epochs done)."""
+        """End the work at the next safe point (training: after the current batch, and the run is saved)."""
         with self._lock:
             self._stop_asked = True
             worker = self._worker
@@ -243,6 +262,14 @@ class Job(_Work):
                 worker.conn.send(("stop", {}))
             except OSError:
                 pass
+
+    def _payload(self) -> dict: ...
+
+    def _apply(self, kind: str, data: dict) -> None: ...
+
+    def _where(self) -> str:
+        """Under the lock: how far the work got, for a death message."""
+        return ""
 
     # ------------------------------------------------------------------------ server side
     def _launch(self, pool: WorkerPool) -> None:
@@ -257,9 +284,7 @@ class Job(_Work):
             if not worker.wait_ready():
                 self._end({"status": "failed", "error": "the job's worker process did not start; try again"})
                 return
-            worker.send_work("train", {
-                "cfg": self.cfg, "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None,
-                "name": self.name, "classifier": self.classifier})
+            worker.send_work(self.work_kind, self._payload())
             with self._lock:
                 self._worker = worker
                 stop_now = self._stop_asked
@@ -274,12 +299,50 @@ class Job(_Work):
         except (EOFError, OSError):   # the worker died: killed, out of memory, crashed
             worker.process.wait()
             with self._lock:
-                s = self._snap
-                where = f"at epoch {s.epoch}, batch {s.batch}" if s.batches else "before training"
+                where = self._where()
             self._end({"status": "failed", "error": death_message("the job", worker.process.returncode, where)
-                       + "; no run was saved. Try a smaller model or batch, or try again."})
+                       + self.nothing_saved})
         finally:
             worker.kill()
+
+    def _set_position(self, place: int | None) -> None:
+        with self._lock:
+            self._snap.position = place
+
+    def _cancel(self) -> None:
+        self.stop()
+
+    def _end(self, outcome: dict) -> None:
+        with self._lock:
+            s = self._snap
+            s.status = outcome["status"]
+            s.error = outcome.get("error")
+            s.run_name = outcome.get("run_name")
+            s.position = None
+        self._ended()
+
+
+class Job(_WorkerJob):
+    """One training run of a validated config in a worker process; ``classifier`` scores a VAE or GAN."""
+
+    work_kind = "train"
+    nothing_saved = "; no run was saved. Try a smaller model or batch, or try again."
+
+    def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
+                 classifier: Run | None = None, on_end=None):
+        super().__init__(owner, on_end, Snapshot(epochs=cfg.train.epochs))
+        self.cfg, self.runs_dir, self.name, self.classifier = cfg, runs_dir, name, classifier
+
+    def snapshot(self) -> Snapshot:
+        return super().snapshot()
+
+    def _payload(self) -> dict:
+        return {"cfg": self.cfg, "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None,
+                "name": self.name, "classifier": self.classifier}
+
+    def _where(self) -> str:
+        s = self._snap
+        return f"at epoch {s.epoch}, batch {s.batch}" if s.batches else "before training"
 
     def _apply(self, kind: str, data: dict) -> None:
         with self._lock:
@@ -298,21 +361,37 @@ class Job(_Work):
                 if data["frame"] is not None:
                     s.frames.append(data["frame"])
 
-    def _set_position(self, place: int | None) -> None:
-        with self._lock:
-            self._snap.position = place
 
-    def _cancel(self) -> None:
-        self.stop()
+class StudyJob(_WorkerJob):
+    """A pretraining study (:func:`aelab.pretrain.run_study`) of a validated ``cfg`` in a worker process; the
+    study is saved in ``runs_dir`` when it finishes. Stopping it ends it after the current fit, unsaved."""
 
-    def _end(self, outcome: dict) -> None:
+    work_kind = "study"
+    nothing_saved = "; nothing was saved. Try fewer budgets, seeds or encoders, or try again."
+
+    def __init__(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "", name: str | None = None,
+                 on_end=None, fits_total: int = 0):
+        super().__init__(owner, on_end, StudySnapshot(fits_total=fits_total))
+        self.encoders, self.cfg, self.runs_dir, self.name = encoders, cfg, runs_dir, name
+
+    def snapshot(self) -> StudySnapshot:
+        return super().snapshot()
+
+    def _payload(self) -> dict:
+        return {"encoders": self.encoders, "cfg": self.cfg, "name": self.name,
+                "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
+
+    def _where(self) -> str:
+        return f"after {self._snap.fits_done} of {self._snap.fits_total} fits"
+
+    def _apply(self, kind: str, data: dict) -> None:
         with self._lock:
             s = self._snap
-            s.status = outcome["status"]
-            s.error = outcome.get("error")
-            s.run_name = outcome.get("run_name")
-            s.position = None
-        self._ended()
+            if kind == "begin":
+                s.status = "running"
+            elif kind == "fit":
+                s.fits_done, s.fits_total = data["done"], data["total"]
+                s.fits.append(data["fit"])
 
 
 class Task(_Work):
@@ -420,7 +499,7 @@ class Registry:
             (int(per_visitor) if per_visitor else None)
         self._pool: WorkerPool | None = None
         self._warm = warm if warm is not None else int(os.environ.get("AELAB_WARM_WORKERS", "1"))
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, _WorkerJob] = {}
         self._tasks: dict[tuple, Task] = {}          # by name and arguments
         self._held: dict[tuple[str, str], Task] = {}  # (session, slot) -> the task that session waits for
         self._queue: collections.deque[_Work] = collections.deque()
@@ -444,6 +523,19 @@ class Registry:
         """Run the validated ``cfg`` now if a slot is free, else queue it. Raises :class:`JobRefused` (the
         visitor's cap) or :class:`aelab.errors.SettingLimitError` (more epochs than ``AELAB_MAX_EPOCHS``)."""
         limits.check("epochs", cfg.train.epochs, SettingLimitError)
+        return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended), owner)
+
+    def start_study(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "",
+                    name: str | None = None) -> StudyJob:
+        """Run the pretraining study ``cfg`` (validated) on ``encoders`` as a job: same queue, same slots
+        (``AELAB_MAX_JOBS``) and per-visitor cap as training. Raises :class:`aelab.ConfigError` for encoders
+        a study cannot use, :class:`JobRefused` past the visitor's cap."""
+        check_encoders(encoders)
+        limits.check("epochs", cfg.epochs, SettingLimitError)
+        total = fits_total(encoders, cfg)
+        return self._register(lambda: StudyJob(encoders, cfg, runs_dir, owner, name, self._ended, total), owner)
+
+    def _register(self, make, owner: str):
         pool = self.pool
         with self._lock:   # a job counts from the moment it is registered
             if self.max_per_visitor is not None and owner:
@@ -452,7 +544,7 @@ class Registry:
                     raise JobRefused(f"you have {len(mine)} jobs queued or training, the limit per visitor is "
                                      f"{self.max_per_visitor} (AELAB_MAX_QUEUED_PER_VISITOR); wait for one or "
                                      "cancel it")
-            job = Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended)
+            job = make()
             self._jobs[job.id] = job
             launch = self._admit(job)
         if launch:
@@ -472,7 +564,7 @@ class Registry:
         else:
             work._cancel()
 
-    def get(self, job_id: str | None) -> Job | None:
+    def get(self, job_id: str | None) -> Job | StudyJob | None:
         return self._jobs.get(job_id) if job_id else None
 
     # ------------------------------------------------------------------------ tasks

@@ -1,5 +1,9 @@
 """The run store: one directory per run with config.json, history.json, metrics.json, model.safetensors.
 
+A pretraining study (:mod:`aelab.pretrain`) lives in the same store, in a directory holding study.json
+(its config and meta) and results.json (one record per trained classifier). It is listed apart
+(:meth:`RunStore.scan_studies`) and is never opened as a model.
+
 A run is written into a hidden temporary directory and renamed into place, so a crash never
 leaves a half-written run that looks complete. Weights are safetensors and everything else is
 JSON: opening a run never unpickles anything.
@@ -21,13 +25,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import RunConfig
+from .config import RunConfig, StudyConfig
 from .errors import ConfigError, RunError
 from .files import remove_idle
 from .models import MODEL_CLASSES, Model, build_model, check_size
 
 FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is read too
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
+STUDY_FILES = ("study.json", "results.json")   # study.json is written last: it marks a study complete
+STUDY_VARIANTS = ("scratch", "frozen", "finetuned", "pixels")
 TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
 TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -128,15 +134,7 @@ class Run:
 
     def archive(self) -> bytes:
         """A zip of the run's files (config, history, metrics, weights) under a folder named after it."""
-        import io
-        import zipfile
-
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in FILES + (TIMELINE,):
-                if (self.path / name).is_file():
-                    z.write(self.path / name, f"{self.name}/{name}")
-        return buf.getvalue()
+        return _zip(self.path, self.name, FILES + (TIMELINE,))
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into metrics.json (atomic replace)."""
@@ -144,6 +142,28 @@ class Run:
             raise RunError(f"run {self.name!r} is read-only")
         self.metrics = {**self.metrics, **metrics}
         _write_json_atomic(self.path / "metrics.json", self.metrics)
+
+
+@dataclass
+class Study:
+    """A saved pretraining study: its config, ``meta`` (data set, encoders, status, timing) and ``fits``, one
+    record per trained classifier: encoder (run name, None for pixels), variant, labels, seed, accuracy,
+    steps, seconds and its training-loss curve."""
+    name: str
+    path: Path
+    config: StudyConfig
+    meta: dict[str, Any]
+    fits: list[dict[str, Any]]
+    read_only: bool = False
+    family = "study"
+
+    def can(self, capability: str) -> bool:
+        """A study has no model: it reconstructs, encodes and samples nothing."""
+        return False
+
+    def archive(self) -> bytes:
+        """A zip of study.json and results.json under a folder named after the study."""
+        return _zip(self.path, self.name, STUDY_FILES)
 
 
 class RunStore:
@@ -161,16 +181,9 @@ class RunStore:
 
         ``timeline``: see :meth:`Run.timeline`; images (float arrays in [0, 1]) are stored as uint8.
         """
-        self._writable()
-        self.root.mkdir(parents=True, exist_ok=True)
-        name = check_name(name) if name else self.unique_name(config)
-        final = self.root / name
-        if final.exists():
-            raise RunError(f"a run named {name!r} exists already in {self.root}; choose another name")
         meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"), **meta}
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
-        try:
-            tmp.chmod(0o755)   # mkdtemp makes it private; a run is as readable as any other directory
+
+        def write(tmp: Path) -> None:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
             if timeline:
@@ -180,16 +193,47 @@ class RunStore:
             _write_json(tmp / "history.json", history)
             _write_json(tmp / "metrics.json", metrics or {})
             _write_json(tmp / "config.json", {"meta": meta, "config": config.to_dict()})  # last: marks complete
+
+        name = self._write_new(check_name(name) if name else self.unique_name(config), write)
+        return self.open(name)
+
+    def save_study(self, config: StudyConfig, meta: dict, fits: list[dict], name: str | None = None) -> Study:
+        """Write a new study atomically and return it; ``name`` defaults to pretrain-data-timestamp."""
+        meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"), "family": "study",
+                **meta}
+
+        def write(tmp: Path) -> None:
+            _write_json(tmp / "results.json", {"fits": fits})
+            _write_json(tmp / "study.json", {"meta": meta, "config": config.to_dict()})   # last: marks complete
+
+        name = self._write_new(check_name(name) if name else
+                               self._unique(f"pretrain-{_data_stem(meta.get('data', 'data'))}"), write)
+        return self.open_study(name)
+
+    def _write_new(self, name: str, write) -> str:
+        """Create directory ``name`` atomically: ``write(tmp)`` fills a hidden temporary directory, which is
+        then renamed into place (removed if anything fails). Returns ``name``."""
+        self._writable()
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / name
+        if final.exists():
+            raise RunError(f"a run named {name!r} exists already in {self.root}; choose another name")
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
+        try:
+            tmp.chmod(0o755)   # mkdtemp makes it private; a run is as readable as any other directory
+            write(tmp)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return self.open(name)
+        return name
 
     def unique_name(self, config: RunConfig) -> str:
+        return self._unique(f"{config.preset or config.model.arch}-{_data_stem(config.data.name)}")
+
+    def _unique(self, prefix: str) -> str:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        data = Path(config.data.name).stem if config.data.name.lower().endswith((".npz", ".zip")) else config.data.name
-        base = re.sub(r"[^A-Za-z0-9._-]", "-", f"{config.preset or config.model.arch}-{data}-{stamp}")
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", f"{prefix}-{stamp}")
         base = base.strip("-.")[:72] or "run"
         name, i = base, 2
         while (self.root / name).exists():
@@ -219,6 +263,8 @@ class RunStore:
         path = self._dir(name)
         if not path.is_dir():
             raise RunError(f"no run named {name!r} in {self.root}")
+        if (path / "study.json").is_file():
+            raise RunError(f"{name!r} is a pretraining study, not a model run")
         for f in FILES:
             if not (path / f).is_file():
                 raise RunError(f"run {name!r} is incomplete: {f} is missing")
@@ -238,23 +284,45 @@ class RunStore:
             raise RunError(f"run {name!r}: {e}") from None
         return Run(name, path, config, meta, history, metrics, read_only=self.read_only)
 
+    def open_study(self, name: str) -> Study:
+        """Open study ``name``; a missing or damaged file gives a RunError naming it."""
+        path = self._dir(name)
+        if not (path / "study.json").is_file():
+            raise RunError(f"no pretraining study named {name!r} in {self.root}")
+        doc = _read_json(path / "study.json", name)
+        results = _read_json(path / "results.json", name) if (path / "results.json").is_file() else None
+        try:
+            meta, config = doc["meta"], StudyConfig.from_dict(doc["config"]).validate()
+            _check_study(meta, results)
+        except (KeyError, TypeError, ValueError, ConfigError) as e:
+            raise RunError(f"study {name!r}: {e}") from None
+        return Study(name, path, config, meta, results["fits"], read_only=self.read_only)
+
     def scan(self) -> tuple[list[Run], dict[str, str]]:
         """All readable runs (newest first) and, separately, {name: error} for damaged ones. A writable
-        store also removes what an interrupted save left (``.tmp-*`` folders idle for an hour)."""
-        runs, problems = [], {}
+        store also removes what an interrupted save left (``.tmp-*`` folders idle for an hour). Studies
+        are not runs: see :meth:`scan_studies`."""
+        return self._scan(self.open, studies=False)
+
+    def scan_studies(self) -> tuple[list[Study], dict[str, str]]:
+        """All readable pretraining studies (newest first) and {name: error} for damaged ones."""
+        return self._scan(self.open_study, studies=True)
+
+    def _scan(self, opener, studies: bool) -> tuple[list, dict[str, str]]:
+        found, problems = [], {}
         if not self.root.is_dir():
-            return runs, problems
+            return found, problems
         if not self.read_only:
             remove_idle(self.root, STALE_TMP_S, prefix=".tmp-")
         for path in sorted(self.root.iterdir()):
-            if path.name.startswith(".") or not path.is_dir():
+            if path.name.startswith(".") or not path.is_dir() or (path / "study.json").is_file() != studies:
                 continue
             try:
-                runs.append(self.open(path.name))
+                found.append(opener(path.name))
             except RunError as e:
                 problems[path.name] = str(e)
-        runs.sort(key=lambda r: r.meta.get("created", ""), reverse=True)
-        return runs, problems
+        found.sort(key=lambda r: r.meta.get("created", ""), reverse=True)
+        return found, problems
 
     def names(self) -> list[str]:
         return [r.name for r in self.scan()[0]]
@@ -284,6 +352,33 @@ def stored_runs(runs_dir: str | Path | None = None) -> Iterator[Run]:
 def cleanup_sessions(sessions_root: str | Path, max_age_s: float) -> int:
     """Delete per-visitor run directories (hosted mode) not modified for ``max_age_s``; returns how many."""
     return remove_idle(sessions_root, max_age_s)
+
+
+def find_run(name: str, runs_dir: str | Path | None = None) -> Run:
+    """Run ``name`` from the runs directory, else from the shipped examples (``stacked-fashion``...)."""
+    try:
+        return RunStore(runs_dir).open(name)
+    except RunError as mine:
+        try:
+            return RunStore(examples_dir(), read_only=True).open(name)
+        except RunError:
+            raise mine from None
+
+
+def _data_stem(name: str) -> str:
+    return Path(name).stem if name.lower().endswith((".npz", ".zip")) else name
+
+
+def _zip(path: Path, name: str, files: tuple[str, ...]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for file in files:
+            if (path / file).is_file():
+                z.write(path / file, f"{name}/{file}")
+    return buf.getvalue()
 
 
 # -------------------------------------------------------------------------- what a run folder holds
@@ -350,6 +445,34 @@ def _check_metrics(metrics: Any) -> None:
         for key in ("class_shares", "test_shares"):
             if not isinstance(quality.get(key), list) or not all(_number(v) for v in quality[key]):
                 raise TypeError(f"metrics.json: quality.{key} must be a list of numbers")
+
+
+def _check_study(meta: Any, results: Any) -> None:
+    """study.json's meta and results.json: the fields the Pretraining page and the summary read."""
+    if not isinstance(meta, dict) or meta.get("family") != "study":
+        raise TypeError("study.json: meta must be an object with family 'study'")
+    if not isinstance(meta.get("encoders"), list) or not all(isinstance(e, str) for e in meta["encoders"]):
+        raise TypeError("study.json: meta.encoders must be a list of run names")
+    for key in ("data", "created", "status"):
+        if not isinstance(meta.get(key), str):
+            raise TypeError(f"study.json: meta.{key} must be a string")
+    if not isinstance(meta.get("class_names", []), list):
+        raise TypeError("study.json: meta.class_names must be a list")
+    if not isinstance(results, dict) or not isinstance(results.get("fits"), list):
+        raise TypeError("results.json is missing or holds no list of fits")
+    for i, fit in enumerate(results["fits"]):
+        where = f"results.json: fit {i}"
+        if not isinstance(fit, dict) or fit.get("variant") not in STUDY_VARIANTS:
+            raise TypeError(f"{where}: variant must be one of {', '.join(STUDY_VARIANTS)}")
+        if not (fit.get("encoder") is None or isinstance(fit["encoder"], str)):
+            raise TypeError(f"{where}: encoder must be a run name or null")
+        for key in ("labels", "seed"):
+            if not isinstance(fit.get(key), int) or isinstance(fit[key], bool):
+                raise TypeError(f"{where}: {key} must be an integer")
+        if not (_number(fit.get("accuracy")) and 0 <= fit["accuracy"] <= 1):
+            raise ValueError(f"{where}: accuracy must be a number in [0, 1]")
+        if not isinstance(fit.get("loss", []), list) or not all(_number(v) for v in fit.get("loss", [])):
+            raise TypeError(f"{where}: loss must be a list of numbers")
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -4,8 +4,9 @@ It imports torch and the trainer once (a warm worker: the next Start does not wa
 ``ready`` on the connection inherited as file descriptor FD, lowers its priority below the server's and
 caps its data segment (RLIMIT_DATA, not RLIMIT_AS: importing torch maps gigabytes it never touches), then
 runs tasks (functions of :data:`aelab.tasks.TASKS`: each sends back its result, and the worker waits for the
-next) or one training job, after which it exits. A job's progress, previews and outcome go back as small
-messages, and a ``stop`` message ends training after the current batch. A crash, an out-of-memory kill or
+next) or one job (training, or a pretraining study), after which it exits. A job's progress, previews and
+outcome go back as small messages, and a ``stop`` message ends training after the current batch (a study
+after the current fit). A crash, an out-of-memory kill or
 a runaway job ends this process only: the server sees the connection close and tells the visitor.
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def run(conn: Connection) -> None:
     baseline = None
     while True:   # tasks, one after the other, until a training job (the last thing this worker does)
         kind, job = conn.recv()
-        if kind not in ("train", "task"):
+        if kind not in ("train", "study", "task"):
             return
         os.environ.update(job["env"])   # the server's settings when the work started, not when this worker did
         for key in [k for k in os.environ if k.startswith("AELAB_") and k not in job["env"]]:
@@ -102,11 +103,14 @@ def run(conn: Connection) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.RLIM_INFINITY))
         torch.set_num_threads(job["threads"])
         threadpool_limits(job["threads"])   # the OpenMP and BLAS pools of numpy, scipy and scikit-learn too
-        if kind == "train":
+        if kind != "task":
             break
         _run_task(conn, job, TASKS[job["name"]])
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
+    if kind == "study":
+        _run_study(conn, job, stop)
+        return
     previews = PreviewRecorder()
     deadline = time.monotonic() + job["minutes"] * 60 if job["minutes"] is not None else None
     try:
@@ -119,6 +123,33 @@ def run(conn: Connection) -> None:
     except Exception as e:   # shown to the visitor as a message, never a traceback
         conn.send(("end", {"status": "failed", "error": _message(e, job, "the job", "try a smaller model or batch"),
                            "run_name": getattr(e, "run_name", None)}))
+
+
+def _run_study(conn: Connection, job: dict, stop: threading.Event) -> None:
+    """A pretraining study: a message per fit; saved when it finishes; a stop or the time limit ends it
+    after the current fit, unsaved."""
+    from .pretrain import StudyStopped, run_study
+
+    timed_out = threading.Event()
+    if job["minutes"] is not None:
+        timer = threading.Timer(job["minutes"] * 60, lambda: (timed_out.set(), stop.set()))
+        timer.daemon = True
+        timer.start()
+    conn.send(("begin", {}))
+    try:
+        study = run_study(job["encoders"], job["cfg"], runs_dir=job["runs_dir"], name=job["name"], stop=stop,
+                          progress=lambda p: conn.send(("fit", {"done": p.done, "total": p.total, "fit": p.fit})))
+        conn.send(("end", {"status": "finished", "run_name": study.name}))
+    except StudyStopped as e:
+        if timed_out.is_set():
+            conn.send(("end", {"status": "timeout", "error": f"the study took longer than {job['minutes']:g} "
+                                                             f"minutes (AELAB_MAX_JOB_MINUTES); {e}"}))
+        else:
+            conn.send(("end", {"status": "stopped", "error": str(e)}))
+    except MemoryError:
+        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, "the study", "try fewer budgets")}))
+    except Exception as e:   # shown to the visitor as a message, never a traceback
+        conn.send(("end", {"status": "failed", "error": _message(e, job, "the study", "try fewer budgets")}))
 
 
 def _run_task(conn: Connection, job: dict, fn) -> None:

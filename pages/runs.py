@@ -4,7 +4,7 @@ import streamlit as st
 
 from aelab import figures
 from aelab.presets import command_line, python_snippet
-from aelab.runs import Run
+from aelab.runs import Run, Study
 from pages.shared import state, widgets
 from pages.shared.sidebar import through_router
 
@@ -78,6 +78,32 @@ def manage(key: str, run: Run) -> None:
                 st.rerun()
 
 
+def studies_section(studies: dict[str, Study]) -> None:
+    """The saved pretraining studies: a table, and download or delete one (open it on the Pretraining page)."""
+    st.subheader("Pretraining studies")
+    rows = [{"study": s.name, "source": "example" if s.read_only else "yours",
+             "encoders": ", ".join(s.meta["encoders"]), "data": widgets.dataset_label(s.meta["data"]),
+             "budgets": ", ".join(map(str, s.config.labels)), "seeds": s.config.seeds,
+             "seconds": s.meta.get("seconds"), "created": s.meta.get("created")}
+            for s in studies.values()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="studies_table")
+    key = st.selectbox("Study", list(studies), format_func=lambda k: studies[k].name, key="studies_manage")
+    study = studies[key]
+    c = st.columns([2, 2, 1])
+    c[0].download_button("Download (zip: study.json, results.json)", study.archive(), f"{study.name}.zip",
+                         mime="application/zip", icon=":material/download:", key="studies_download")
+    c[1].page_link("pages/pretrain.py", label="See its chart on the Pretraining page", icon=":material/school:")
+    if study.read_only:
+        c[2].caption("Example studies are read-only.")
+        return
+    sure = c[2].checkbox(f"Yes, delete {study.name}", key="studies_confirm")
+    if c[2].button("Delete", disabled=not sure, icon=":material/delete:", key="studies_delete"):
+        with widgets.guard("Deleting"):
+            state.user_store().delete(study.name)
+            st.session_state.pop("studies_confirm", None)
+            st.rerun()
+
+
 st.title("Runs")
 runs, problems = state.scan_runs()
 for name, err in problems.items():
@@ -91,3 +117,10 @@ else:
     key = st.selectbox("Run", list(runs), format_func=lambda k: widgets.describe(runs[k]), key="runs_manage",
                        help="Rename, delete, download or reproduce this run.")
     manage(key, runs[key])
+
+studies, study_problems = state.scan_studies()
+for name, err in study_problems.items():
+    st.warning(f"Skipped a damaged study: {err}", icon=":material/warning:")
+if studies:
+    st.divider()
+    studies_section(studies)

@@ -13,7 +13,7 @@ import streamlit as st
 import aelab
 from aelab import data as data_mod
 from aelab import limits
-from aelab.runs import Run, RunStore, cleanup_sessions, default_runs_dir, examples_dir
+from aelab.runs import Run, RunStore, Study, cleanup_sessions, default_runs_dir, examples_dir
 
 BY_RUN = {Run: lambda run: run.fingerprint}   # cached results of a run depend on its directory and weights
 BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size)}
@@ -131,13 +131,22 @@ def run_key(label: str, name: str) -> str:
 def scan_runs() -> tuple[dict[str, Run], dict[str, str]]:
     """({key: run} over every store, user runs first (newest first), then examples; {name: error} of damaged
     run directories). One read of the run directories: call it once per page run."""
-    runs: dict[str, Run] = {}
+    return _scan_stores(RunStore.scan)
+
+
+def scan_studies() -> tuple[dict[str, Study], dict[str, str]]:
+    """({key: study}, {name: error}) over every store, this visitor's studies first, like :func:`scan_runs`."""
+    return _scan_stores(RunStore.scan_studies)
+
+
+def _scan_stores(scan) -> tuple[dict, dict[str, str]]:
+    found_all: dict = {}
     problems: dict[str, str] = {}
     for label, store in reversed(stores()):
-        found, damaged = store.scan()
-        runs.update((run_key(label, run.name), run) for run in found)
+        found, damaged = scan(store)
+        found_all.update((run_key(label, item.name), item) for item in found)
         problems.update(damaged)
-    return runs, problems
+    return found_all, problems
 
 
 def all_runs() -> dict[str, Run]:
@@ -186,3 +195,4 @@ def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run
     job = registry().start(cfg, user_runs_dir(), owner=session_id(), name=name, classifier=classifier)
     st.session_state["job_id"] = job.id
     return job
+

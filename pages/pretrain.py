@@ -1,0 +1,147 @@
+"""Pretraining: does an encoder trained without labels help a classifier that has only a few?"""
+import os
+
+import pandas as pd
+import streamlit as st
+
+import aelab
+from aelab import figures, pretrain
+from aelab.jobs import registry
+from aelab.runs import Run, Study
+from pages.shared import state, widgets
+from pages.shared.sidebar import through_router
+
+through_router()
+
+BUDGETS = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+DEFAULTS = aelab.StudyConfig()
+
+
+def encoder_runs(runs: dict[str, Run]) -> dict[str, Run]:
+    """The runs a study can use: autoencoders trained on labelled data."""
+    return {k: r for k, r in runs.items() if r.family == "autoencoder" and len(r.class_names) > 1}
+
+
+def study_form(encoders: dict[str, Run]) -> None:
+    with st.form("study"):
+        keys = st.multiselect("Encoders (autoencoder runs of one data set)", list(encoders),
+                              default=list(encoders)[:1], format_func=lambda k: widgets.describe(encoders[k]),
+                              key="pre_encoders", help="Pick several (plain, denoising, sparse, VAE...) to compare "
+                                                       "them on one chart. A VAE's encoder gives its posterior mean.")
+        c = st.columns([3, 1, 1, 1])
+        labels = c[0].multiselect("Label budgets (labelled training images, balanced over the classes)", BUDGETS,
+                                  default=list(DEFAULTS.labels), key="pre_labels")
+        seeds = c[1].number_input("Seeds", 1, 10, DEFAULTS.seeds, key="pre_seeds",
+                                  help="Each seed draws other labelled images; the chart shows mean ± sd.")
+        head = c[2].radio("Head", ["linear", "mlp"], key="pre_head",
+                          format_func={"linear": "linear", "mlp": f"MLP ({DEFAULTS.hidden} ReLU)"}.get)
+        epochs = c[3].number_input("Epochs", 1, 500, DEFAULTS.epochs, key="pre_epochs",
+                                   help=f"Passes over each budget's labelled images, at least {DEFAULTS.min_steps} "
+                                        "updates. No early stopping: 10 labels leave nothing to hold out.")
+        start = st.form_submit_button("Start the study", icon=":material/play_arrow:", type="primary")
+    st.caption(f"Adam, cross-entropy, learning rate {DEFAULTS.lr:g} for the head (and every layer from scratch), "
+               f"{DEFAULTS.encoder_lr:g} for the pretrained encoder when fine-tuning (both train from the first "
+               f"step), batches of {DEFAULTS.batch_size}. Pixels: scikit-learn's logistic regression. Every "
+               "classifier is scored on the whole test set.")
+    if start:
+        with widgets.guard("Starting the study"):
+            if not keys or not labels:
+                raise ValueError("pick at least one encoder and one label budget")
+            cfg = aelab.StudyConfig(labels=tuple(sorted(labels)), seeds=int(seeds), head=head,
+                                    epochs=int(epochs)).validate()
+            job = registry().start_study([encoders[k] for k in keys], cfg, state.user_runs_dir(),
+                                         owner=state.session_id())
+            st.session_state["study_job_id"] = job.id
+
+
+def live_panel() -> None:
+    job = registry().get(st.session_state.get("study_job_id"))
+    if job is None or job.finished:
+        if job is not None and (snap := job.snapshot()).status != "finished":
+            st.warning(f"The last study ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
+        return
+
+    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
+    def live():
+        snap = job.snapshot()
+        if st.button("Cancel" if snap.status == "queued" else "Stop", key="pre_stop", icon=":material/stop:",
+                     help="Ends the study after the current classifier; nothing is saved."):
+            registry().cancel(job)
+        if snap.status == "queued":
+            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
+        total = max(snap.fits_total, 1)
+        st.progress(snap.fits_done / total, text=f"{snap.fits_done} of {snap.fits_total} classifiers trained")
+        if snap.fits:
+            st.plotly_chart(figures.study_figure(pretrain.summarize(snap.fits), "So far"), key="pre_live_chart")
+        if snap.done:
+            if snap.run_name:
+                st.session_state["pre_study"] = state.run_key("run", snap.run_name)   # show the new study
+            st.rerun()
+    live()
+
+
+def show_study(study: Study) -> None:
+    rows = pretrain.summarize(study.fits)
+    st.subheader(study.name)
+    st.caption(f"{', '.join(study.meta['encoders'])} on {widgets.dataset_label(study.meta['data'])} · "
+               f"{study.config.seeds} seed(s) · {study.config.head} head · {study.config.epochs} epochs (at least "
+               f"{study.config.min_steps} updates) · test accuracy on {study.meta.get('n_test', 0):,} images · "
+               f"{study.meta.get('seconds', 0):.0f} s")
+    st.plotly_chart(figures.study_figure(rows), key="pre_chart")
+    table = pd.DataFrame([{"encoder": r["encoder"] or "–", "labels": r["labels"],
+                           "variant": figures.STUDY_NAMES[r["variant"]],
+                           "accuracy": f"{r['mean']:.1%} ± {r['std']:.1%}"} for r in rows])
+    st.dataframe(table.pivot_table(index=["encoder", "variant"], columns="labels", values="accuracy",
+                                   aggfunc="first"), key="pre_table")
+    st.markdown(verdict(rows))
+    st.download_button("Download (zip: study.json, results.json)", study.archive(), f"{study.name}.zip",
+                       mime="application/zip", icon=":material/download:", key="pre_download")
+
+
+def verdict(rows: list[dict]) -> str:
+    """Where the pretrained encoder helped and where it did not, from the numbers."""
+    lines = []
+    by = {(r["encoder"], r["labels"], r["variant"]): r["mean"] for r in rows}
+    for encoder in dict.fromkeys(r["encoder"] for r in rows if r["encoder"]):
+        helped = [n for (e, n, v), m in by.items() if e == encoder and v == "finetuned"
+                  and m > by.get((encoder, n, "scratch"), 1)]
+        frozen_won = [n for (e, n, v), m in by.items() if e == encoder and v == "frozen"
+                      and m > by.get((encoder, n, "scratch"), 1)]
+        budgets = sorted({n for (e, n, _) in by if e == encoder})
+        lines.append(f"- **{encoder}**: fine-tuning beat training from scratch at "
+                     f"{_budgets(sorted(helped)) or 'no budget'} of {_budgets(budgets)} labels; the frozen encoder "
+                     f"beat it at {_budgets(sorted(frozen_won)) or 'no budget'}.")
+    return "\n".join(lines)
+
+
+def _budgets(values: list[int]) -> str:
+    return ", ".join(f"{v:,}" for v in values)
+
+
+st.title("Pretraining")
+st.markdown("The second use of autoencoders: an encoder trained on **all** the unlabelled images, reused by a "
+            "classifier that has only a few labels. For each budget, four classifiers learn from the same labelled "
+            "images: the encoder's architecture **from scratch**, the pretrained encoder **frozen** under a new "
+            "head, the pretrained encoder **fine-tuned** with the head, and a logistic regression on the raw "
+            "**pixels**. If the codes hold what tells the classes apart, the pretrained lines sit above scratch "
+            "where labels are few; with many labels, scratch catches up. The numbers decide: a frozen encoder "
+            "can lose to scratch.")
+runs, _ = state.scan_runs()
+encoders = encoder_runs(runs)
+if not encoders:
+    st.info("No autoencoder run with labelled data yet. Train one on the **Train** page (the stacked recipe takes "
+            "about a minute on Fashion-MNIST).", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+else:
+    study_form(encoders)
+live_panel()
+studies, problems = state.scan_studies()
+for name, err in problems.items():
+    st.warning(f"Skipped a damaged study: {err}", icon=":material/warning:")
+if studies:
+    st.divider()
+    if st.session_state.get("pre_study") not in studies:
+        st.session_state.pop("pre_study", None)
+    key = st.selectbox("Study", list(studies), key="pre_study",
+                       format_func=lambda k: f"{studies[k].name} ({', '.join(studies[k].meta['encoders'])})")
+    show_study(studies[key])
