@@ -202,13 +202,17 @@ def study_figure(rows: list[dict], title: str = "") -> go.Figure:
             name = STUDY_NAMES[variant] + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
             group = f"{variant}-{encoder}"
             fig.add_scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]), fill="toself",
-                            fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False,
-                            legendgroup=group)
+                            fillcolor=color, opacity=0.15 / max(1, len(encoders)) ** 0.5, line=dict(width=0),
+                            hoverinfo="skip", showlegend=False, legendgroup=group)
             dash = "solid" if encoder is None else ENCODER_DASHES[encoders.index(encoder) % len(ENCODER_DASHES)]
             fig.add_scatter(x=x, y=mean, name=name, mode="lines+markers", legendgroup=group,
                             line=dict(color=color, dash=dash), customdata=std,
                             hovertemplate="%{x} labels: %{y:.1%} ± %{customdata:.1%}<extra>" + name + "</extra>")
     fig.update_xaxes(type="log")
     fig.update_yaxes(tickformat=".0%")
-    return _layout(fig, title or "Test accuracy against the number of labels", "test accuracy",
-                   "labelled training images (log scale)")
+    _layout(fig, title or "Test accuracy against the number of labels", "test accuracy",
+            "labelled training images (log scale)")
+    if len(encoders) > 1:   # a legend row per encoder below the plot: give the plot its height back
+        fig.update_layout(height=420 + 40 * len(encoders), legend=dict(y=-0.15, yanchor="top"),
+                          margin=dict(b=10 + 30 * len(encoders)))
+    return fig

@@ -530,8 +530,7 @@ class Registry:
         """Run the pretraining study ``cfg`` (validated) on ``encoders`` as a job: same queue, same slots
         (``AELAB_MAX_JOBS``) and per-visitor cap as training. Raises :class:`aelab.ConfigError` for encoders
         a study cannot use, :class:`JobRefused` past the visitor's cap."""
-        check_encoders(encoders)
-        limits.check("epochs", cfg.epochs, SettingLimitError)
+        check_encoders(encoders)   # the study's own bounds (StudyConfig) and the job time limit bound its work
         total = fits_total(encoders, cfg)
         return self._register(lambda: StudyJob(encoders, cfg, runs_dir, owner, name, self._ended, total), owner)
 

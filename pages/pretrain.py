@@ -91,31 +91,32 @@ def show_study(study: Study) -> None:
     table = pd.DataFrame([{"encoder": r["encoder"] or "–", "labels": r["labels"],
                            "variant": figures.STUDY_NAMES[r["variant"]],
                            "accuracy": f"{r['mean']:.1%} ± {r['std']:.1%}"} for r in rows])
-    st.dataframe(table.pivot_table(index=["encoder", "variant"], columns="labels", values="accuracy",
-                                   aggfunc="first"), key="pre_table")
+    pivot = table.pivot_table(index=["encoder", "variant"], columns="labels", values="accuracy", aggfunc="first")
+    st.dataframe(pivot, key="pre_table", height=35 * (len(pivot) + 1) + 3)   # every row, no inner scrolling
     st.markdown(verdict(rows))
     st.download_button("Download (zip: study.json, results.json)", study.archive(), f"{study.name}.zip",
                        mime="application/zip", icon=":material/download:", key="pre_download")
 
 
 def verdict(rows: list[dict]) -> str:
-    """Where the pretrained encoder helped and where it did not, from the numbers."""
-    lines = []
+    """Where the pretrained encoder beat training from scratch and where it did not, from the numbers."""
     by = {(r["encoder"], r["labels"], r["variant"]): r["mean"] for r in rows}
+    lines = []
     for encoder in dict.fromkeys(r["encoder"] for r in rows if r["encoder"]):
-        helped = [n for (e, n, v), m in by.items() if e == encoder and v == "finetuned"
-                  and m > by.get((encoder, n, "scratch"), 1)]
-        frozen_won = [n for (e, n, v), m in by.items() if e == encoder and v == "frozen"
-                      and m > by.get((encoder, n, "scratch"), 1)]
         budgets = sorted({n for (e, n, _) in by if e == encoder})
-        lines.append(f"- **{encoder}**: fine-tuning beat training from scratch at "
-                     f"{_budgets(sorted(helped)) or 'no budget'} of {_budgets(budgets)} labels; the frozen encoder "
-                     f"beat it at {_budgets(sorted(frozen_won)) or 'no budget'}.")
+
+        def wins(variant: str) -> str:
+            won = [n for n in budgets if by[(encoder, n, variant)] > by[(encoder, n, "scratch")]]
+            return f"at {_budgets(won)} labels ({len(won)} of {len(budgets)} budgets)" if won else "at no budget"
+
+        lines.append(f"- **{encoder}**: fine-tuning beat training from scratch {wins('finetuned')}; the frozen "
+                     f"encoder beat it {wins('frozen')}.")
     return "\n".join(lines)
 
 
 def _budgets(values: list[int]) -> str:
-    return ", ".join(f"{v:,}" for v in values)
+    words = [f"{v:,}" for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 st.title("Pretraining")

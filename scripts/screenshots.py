@@ -2,7 +2,8 @@
 
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
-`python scripts/screenshots.py [page ...]` with pages among generate, home, latent, upload (default: all).
+`python scripts/screenshots.py [page ...]` with pages among generate, home, latent, pretrain, upload (default:
+all).
 """
 import os
 import socket
@@ -19,7 +20,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--no-first-run", "--disable-dev-shm-usage"]
 # page -> (path, text that says it is ready); a fresh session's active run is the newest example
 PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("/", "Recent runs"),
-         "latent": ("/latent", "How the codes moved during training"), "upload": ("/", "Recent runs")}
+         "latent": ("/latent", "How the codes moved during training"),
+         "pretrain": ("/pretrain", "fine-tuning beat training from scratch"), "upload": ("/", "Recent runs")}
 
 
 def example_zip() -> bytes:
@@ -65,7 +67,7 @@ def main(pages: list[str]) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             for name in pages or PAGES:
                 path, ready = PAGES[name]
-                page.set_viewport_size({"width": 1400, "height": 2600 if name == "latent" else 1300})
+                page.set_viewport_size({"width": 1400, "height": 2600 if name in ("latent", "pretrain") else 1300})
                 page.goto(url + path)
                 page.get_by_text(ready).first.wait_for(timeout=180_000)
                 if name == "upload":   # the sidebar's upload panel, after adding a zip of images
@@ -76,7 +78,10 @@ def main(pages: list[str]) -> None:
                     page.get_by_text("Added").first.wait_for(timeout=60_000)
                 page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                        timeout=180_000)
-                time.sleep(1)
+                if name == "pretrain":   # its chart and table draw after the script ends
+                    page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=60_000)
+                    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
+                time.sleep(2)
                 DOCS.mkdir(exist_ok=True)
                 page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
                 print(f"docs/{name}.png")

@@ -1,4 +1,5 @@
 """End to end: a real `streamlit run` server driven by Debian's Chromium through Playwright."""
+import json
 import os
 import shutil
 import socket
@@ -183,6 +184,33 @@ def check_decode_and_timelapse(page):
     shot(page, "timelapse")
 
 
+def pretrain_in_the_browser(page, server):
+    """The Pretraining page: one seed, the default budgets up to 100 (digits has 1,500 training images, and
+    the suite's time is short), Start, then the saved study's chart and verdict. Returns the seconds from
+    Start to the chart."""
+    goto(page, f"{server['url']}/pretrain", "Start the study")
+    seeds = page.get_by_role("spinbutton", name="Seeds")
+    seeds.fill("1")
+    seeds.press("Tab")
+    budgets = page.locator("[data-testid='stMain']").get_by_role("combobox").nth(1)   # after the encoders
+    budgets.click()
+    for _ in range(3):   # in the focused multiselect: removes the last budget chosen, 5,000, then 1,000, 500
+        page.keyboard.press("Backspace")
+    page.keyboard.press("Escape")
+    started = time.perf_counter()
+    page.get_by_role("button", name="Start the study").click()
+    page.get_by_text("fine-tuning beat training from scratch").first.wait_for(timeout=180_000)
+    seconds = time.perf_counter() - started
+    wait_idle(page)
+    assert_no_exception(page)
+    assert page.locator(".js-plotly-plot .legendtext").filter(has_text="frozen encoder").count() >= 1
+    (study,) = [p for p in server["runs"].iterdir() if p.name.startswith("pretrain-digits-")]
+    results = json.loads((study / "results.json").read_text())["fits"]
+    assert sorted({f["labels"] for f in results}) == [10, 50, 100] and {f["seed"] for f in results} == {0}
+    shot(page, "pretrain")
+    return seconds
+
+
 def upload_in_the_browser(page, server):
     """The sidebar's upload: a hostile zip is refused with its reason, a zip of class folders becomes the
     session's data set."""
@@ -233,6 +261,7 @@ def test_train_then_inspect_in_the_browser(server, page):
     timings["latent space (PCA)"] = time.perf_counter() - started
     shot(page, "latent")
     check_decode_and_timelapse(page)
+    timings["pretraining study (stacked, digits)"] = pretrain_in_the_browser(page, server)
 
     train_from_page(page, server, "preset=vae&data=digits&epochs=5&batch_size=32&latent=2&lr=0.003")
     # samples, interpolation, traversal and the 2-D manifold

@@ -131,6 +131,17 @@ def test_shipped_examples_are_format_1_and_load(digits):
             assert model.encode(x).shape == (2, model.latent_dim)
 
 
+def test_the_shipped_pretraining_study_loads_and_names_shipped_encoders():
+    from aelab.pretrain import VARIANTS, summarize
+
+    store = aelab.RunStore(ROOT / "examples", read_only=True)
+    (study,), problems = store.scan_studies()
+    assert not problems and study.config == aelab.StudyConfig()   # the default study
+    assert set(study.meta["encoders"]) <= set(store.names())
+    rows = summarize(study.fits)
+    assert {r["variant"] for r in rows} == set(VARIANTS) and all(len(r["seeds"]) == 3 for r in rows)
+
+
 def test_a_format_1_run_written_by_hand_loads_and_trains_on(tmp_path):
     store = aelab.RunStore(tmp_path)
     cfg = aelab.preset("gan", "digits")
