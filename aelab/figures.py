@@ -216,3 +216,37 @@ def study_figure(rows: list[dict], title: str = "") -> go.Figure:
         fig.update_layout(height=420 + 40 * len(encoders), legend=dict(y=-0.15, yanchor="top"),
                           margin=dict(b=10 + 30 * len(encoders)))
     return fig
+
+
+def _histogram(values: np.ndarray, bins: int, title: str, x: str) -> go.Figure:
+    """A histogram binned here (a run's codes can be a million values: the browser gets 50 bars)."""
+    counts, edges = np.histogram(values, bins=bins)
+    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#4F46E5",
+                           hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"))
+    return _layout(fig, title, "count", x)
+
+
+def activation_figures(codes: np.ndarray, sparsity_target: float | None = None) -> tuple[go.Figure, go.Figure]:
+    """The book's sparse-autoencoder figures: the distribution of all code activations, and of each code
+    unit's mean activation (with a KL-sparse run's target rate marked). ``codes``: (N, latent)."""
+    everything = _histogram(codes.ravel(), 50, f"All {codes.size:,} code activations", "activation")
+    means = _histogram(codes.mean(axis=0), min(50, max(10, codes.shape[1] // 2)),
+                       f"Mean activation of each of the {codes.shape[1]} code units", "mean activation")
+    if sparsity_target is not None:
+        means.add_vline(x=sparsity_target, line_dash="dot", line_color="#059669",
+                        annotation_text=f"target {sparsity_target:g}", annotation_position="top right")
+    return everything, means
+
+
+def kl_figure(kl_per_dim: np.ndarray, threshold: float) -> go.Figure:
+    """Each latent dimension's mean KL to the prior, largest first, with the threshold of an active unit."""
+    order = np.argsort(kl_per_dim)[::-1]
+    active = int((kl_per_dim > threshold).sum())
+    fig = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_per_dim[order],
+                           marker_color=["#4F46E5" if kl_per_dim[i] > threshold else "#D1D5DB" for i in order],
+                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+    fig.add_hline(y=threshold, line_dash="dot", line_color="#DC2626",
+                  annotation_text=f"active above {threshold:g} nats", annotation_position="top right")
+    fig.update_yaxes(type="log")
+    return _layout(fig, f"KL to the prior per latent dimension: {active} of {len(kl_per_dim)} active",
+                   "nats (log scale)", "latent dimension, largest KL first")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import latent, metrics, quality
+from . import diagnostics, latent, metrics, quality
 from .data import load_dataset
 from .runs import Run
 
@@ -37,6 +37,11 @@ def reconstruction_report(run: Run, n_worst: int = 20) -> metrics.Reconstruction
     return metrics.reconstruction_report(run.load_model(), ds.x_test, ds.y_test, ds.class_names, n_worst=n_worst)
 
 
+def code_diagnostics(run: Run, n: int = 2000) -> diagnostics.CodeDiagnostics:
+    """The codes of the first ``n`` test images of ``run``'s data set, and a VAE's KL per latent dimension."""
+    return diagnostics.code_diagnostics(run.load_model(), load_dataset(run.config.data).x_test[:n])
+
+
 def quality_report(run: Run, classifier_run: Run, n: int = quality.DEFAULT_SAMPLES) -> dict:
     """The quality report (JSON) of ``n`` samples of ``run`` scored with the domain classifier ``classifier_run``."""
     return quality.quality_report(
@@ -46,4 +51,4 @@ def quality_report(run: Run, classifier_run: Run, n: int = quality.DEFAULT_SAMPL
 
 
 TASKS = {"projection": projection, "timelapse": timelapse, "probes": probes, "reconstruction": reconstruction_report,
-         "quality": quality_report}
+         "quality": quality_report, "diagnostics": code_diagnostics}

@@ -5,7 +5,7 @@ import streamlit as st
 from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
-from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section
+from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section, units_section
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -139,3 +139,4 @@ if run and ds and widgets.explain_missing(run, "encode"):
             decode_anywhere(model, proj, codes, latent.plane_bounds(proj.coords), view["method"])
         timelapse_section(run, ds)
         probe_section(run, ds)
+        units_section(run)

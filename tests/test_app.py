@@ -1,4 +1,5 @@
 """Streamlit AppTest: every page, with no run and with small trained runs; widgets change the output."""
+import json
 from pathlib import Path
 
 import pytest
@@ -173,7 +174,11 @@ def test_latent_page_pca_and_tsne(with_runs):
     assert first.join(30) and first.status == "cancelled"
     assert all(t.join(120) for t in jobs.registry().tasks())
     at.run()   # AppTest does not fire run_every: redraw once the task is done
-    assert not at.exception and len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 1
+    # the map, the time-lapse, then what the code units do: two histograms and the VAE's KL per dimension
+    assert not at.exception and len(at.get("plotly_chart")) == 5 and len(at.dataframe) == 1
+    kl = json.loads(at.get("plotly_chart")[4].proto.spec)
+    assert kl["layout"]["title"]["text"].startswith("KL to the prior per latent dimension:")
+    assert len(kl["data"][0]["x"]) == 2 and any("of 2 latent dimensions carry" in c.value for c in at.caption)
 
 
 def test_generate_page(with_runs):

@@ -1,10 +1,11 @@
-"""The Latent space page's lower sections: decode any point of the plane, and the time-lapse of the codes."""
+"""The Latent space page's lower sections: decode any point of the plane, the time-lapse of the codes, and
+what the code units do."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from aelab import figures, latent
+from aelab import diagnostics, figures, latent
 from aelab.runs import Run
 from pages.shared import state, widgets
 
@@ -87,3 +88,29 @@ def timelapse_section(run: Run, ds) -> None:
     labels = labels if labels is not None else np.zeros(codes.shape[1], np.int64)
     st.plotly_chart(timelapse_figure(run, method, tuple(ds.class_names), task.result, labels), key="lapse_plot")
     st.caption("Press ▶ to play, or drag the epoch slider. Epoch 0 is the untrained network.")
+
+
+def units_section(run: Run) -> None:
+    """The distribution of the code activations and of each unit's mean (the book's sparse-AE figures), and
+    for a VAE each latent dimension's KL to the prior with the number of active units."""
+    st.subheader("What the code units do")
+    task = widgets.task("diagnostics", run)
+    if not task.finished:
+        widgets.wait_for_task(task, 5, "Encoding 2,000 test images")
+        return
+    if task.status != "finished":
+        st.error(f"The code diagnostics failed: {task.error or 'cancelled'}", icon=":material/error:")
+        return
+    d = task.result
+    left, right = st.columns(2)
+    everything, means = figures.activation_figures(d.codes, d.sparsity_target)
+    left.plotly_chart(everything, key="units_all")
+    right.plotly_chart(means, key="units_means")
+    if d.kl_per_dim is not None:
+        st.plotly_chart(figures.kl_figure(d.kl_per_dim, diagnostics.ACTIVE_KL_NATS), key="units_kl")
+        st.caption(f"{d.active_units} of {len(d.kl_per_dim)} latent dimensions carry information (mean KL to the "
+                   f"prior above {diagnostics.ACTIVE_KL_NATS} nats over {len(d.codes):,} test images); the others "
+                   "have collapsed onto the prior, and the decoder ignores them.")
+    else:
+        st.caption(f"Codes of {len(d.codes):,} test images. A sparse code piles up near 0, with each unit's mean "
+                   "near its target; a plain code spreads out.")
