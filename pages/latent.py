@@ -110,14 +110,9 @@ def probe_section(run: Run, ds) -> None:
         return
     p = run.metrics.get("probes")
     if p is None:
-        task = widgets.task("probes", run)
-        if not task.finished:
-            widgets.wait_for_task(task, 10, "Fitting the probes")
+        p = widgets.task_result(widgets.task("probes", run), 10, "Fitting the probes")
+        if p is None:
             return
-        if task.status != "finished":
-            st.error(f"The probes failed: {task.error or 'cancelled'}", icon=":material/error:")
-            return
-        p = task.result
     st.caption(f"A kNN (k=5) and a logistic regression fitted on codes of {p['n_train']:,} training images and "
                f"scored on {p['n_test']:,} test images, beside the same probes on the raw pixels.")
     table = pd.DataFrame({"codes": p["codes"], "raw pixels": p["pixels"]}).T

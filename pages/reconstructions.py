@@ -39,14 +39,10 @@ def sample_section(run: Run, ds, model) -> None:
 def metrics_section(run: Run, ds, model) -> None:
     """Test-set means, per-class errors and the worst-reconstructed images."""
     st.subheader("Test-set metrics")
-    task = widgets.task("reconstruction", run)
-    if not task.finished:
-        widgets.wait_for_task(task, len(ds.x_test) / 5_000, f"Scoring the {len(ds.x_test):,} test images")
+    rep = widgets.task_result(widgets.task("reconstruction", run), len(ds.x_test) / 5_000,
+                              f"Scoring the {len(ds.x_test):,} test images")
+    if rep is None:
         return
-    if task.status != "finished":
-        st.error(f"Scoring the test set failed: {task.error or 'cancelled'}", icon=":material/error:")
-        return
-    rep = task.result
     k = st.columns(4)
     k[0].metric("BCE (per pixel)", f"{rep.means['bce']:.4f}")
     k[1].metric("MSE", f"{rep.means['mse']:.4f}")

@@ -77,16 +77,13 @@ def timelapse_section(run: Run, ds) -> None:
     task = widgets.task("timelapse", run, method)
     if method == "pca":
         task.join(30)   # a warm worker projects every epoch in about a second
-    if not task.finished:
-        widgets.wait_for_task(task, len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT,
-                              f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs")
-        return
-    if task.status != "finished":
-        st.error(f"The time-lapse failed: {task.error or 'cancelled'}", icon=":material/error:")
+    frames = widgets.task_result(task, len(codes) * codes.shape[1] * TSNE_SECONDS_PER_POINT,
+                                 f"t-SNE of {codes.shape[1]:,} codes for each of {len(codes)} epochs")
+    if frames is None:
         return
     labels = timeline.get("code_labels")
     labels = labels if labels is not None else np.zeros(codes.shape[1], np.int64)
-    st.plotly_chart(timelapse_figure(run, method, tuple(ds.class_names), task.result, labels), key="lapse_plot")
+    st.plotly_chart(timelapse_figure(run, method, tuple(ds.class_names), frames, labels), key="lapse_plot")
     st.caption("Press ▶ to play, or drag the epoch slider. Epoch 0 is the untrained network.")
 
 
@@ -94,14 +91,9 @@ def units_section(run: Run) -> None:
     """The distribution of the code activations and of each unit's mean (the book's sparse-AE figures), and
     for a VAE each latent dimension's KL to the prior with the number of active units."""
     st.subheader("What the code units do")
-    task = widgets.task("diagnostics", run)
-    if not task.finished:
-        widgets.wait_for_task(task, 5, "Encoding 2,000 test images")
+    d = widgets.task_result(widgets.task("diagnostics", run), 5, "Encoding 2,000 test images")
+    if d is None:
         return
-    if task.status != "finished":
-        st.error(f"The code diagnostics failed: {task.error or 'cancelled'}", icon=":material/error:")
-        return
-    d = task.result
     left, right = st.columns(2)
     everything, means = figures.activation_figures(d.codes, d.sparsity_target)
     left.plotly_chart(everything, key="units_all")

@@ -61,6 +61,18 @@ def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
     poll()
 
 
+def task_result(task, estimate_s: float, what: str, note: str = ""):
+    """``task``'s result once it has finished; until then its progress bar, after a failure the reason, and
+    None (the caller draws nothing more)."""
+    if not task.finished:
+        wait_for_task(task, estimate_s, what, note)
+        return None
+    if task.status != "finished":
+        st.error(f"{what} failed: {task.error or 'cancelled'}", icon=":material/error:")
+        return None
+    return task.result
+
+
 def images(arrays: np.ndarray, ncols: int = 10, container=st, **kwargs) -> None:
     """An image grid of (N, H, W) (or (rows, cols, H, W)) arrays in [0, 1]."""
     kwargs.setdefault("width", "stretch")
