@@ -20,7 +20,8 @@ from .presets import PRESETS, preset
 from .runs import RunStore, find_classifier, find_run, stored_runs
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
-TERMS_SHOWN = ("val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")   # per-epoch line
+# shown on each epoch's line
+TERMS_SHOWN = ("val_rounded_acc", "val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")
 
 
 def _flag(section: str, name: str) -> str:

@@ -16,12 +16,16 @@ def runs_table(runs: dict[str, Run]) -> None:
         "run": r.name, "source": "example" if r.read_only else "yours", "recipe": r.config.preset or "custom",
         "model": widgets.model_label(r), "data": widgets.dataset_label(r.config.data.name),
         "epochs": r.epochs_done, "val loss": r.final_val_loss,
+        "rounded acc": (r.history.get("val_rounded_acc") or [None])[-1],
         "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
         "FID (domain)": (r.metrics.get("quality") or {}).get("fid"),
         "status": r.meta.get("status"), "created": r.meta.get("created"),
     } for r in runs.values()])
     st.dataframe(table, key="runs_table", hide_index=True,
                  column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
+                                "rounded acc": st.column_config.NumberColumn(
+                                    format="percent", help="Validation pixels equal once both images are rounded "
+                                    "to 0 or 1 (the book's rounded_accuracy; BCE autoencoders)"),
                                 "kNN probe": st.column_config.NumberColumn(format="percent"),
                                 "FID (domain)": st.column_config.NumberColumn(
                                     format="%.2f", help="Fréchet distance of 5,000 samples to the test images on the "

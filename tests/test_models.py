@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+import aelab
 from aelab.config import AutoencoderConfig, ConfigError, DataConfig, RunConfig, TrainConfig
 from aelab.data import to_float
 from aelab.models import build_model
@@ -130,3 +131,18 @@ def test_sampling_needs_a_vae():
     with pytest.raises(TypeError, match="variational"):
         make("dense", "plain").sample(4)
     assert make("dense", "variational").sample(4).shape == (4, 1, 8, 8)
+
+
+def test_rounded_accuracy_is_the_books_metric_and_recorded_per_epoch(digits):
+    from aelab.models.autoencoder import rounded_accuracy
+
+    x = torch.tensor([[0.0, 0.4, 0.5, 0.6, 1.0]])   # rounds (half to even) to 0, 0, 0, 1, 1
+    logits = torch.tensor([[-1.0, 1.0, -0.1, 0.2, 3.0]])   # sigmoid rounds to 0, 1, 0, 1, 1
+    assert rounded_accuracy(x, logits).item() == pytest.approx(0.8)
+    cfg = aelab.preset("stacked", "digits")
+    cfg.model.hidden, cfg.model.latent, cfg.train.epochs = (16,), 4, 2
+    h = aelab.train(cfg, evaluate=False).fit.history
+    assert len(h["val_rounded_acc"]) == len(h["rounded_acc"]) == 2 and 0.5 < h["val_rounded_acc"][-1] <= 1
+    mse = aelab.preset("stacked", "digits")
+    mse.model.loss, mse.train.epochs = "mse", 1
+    assert "val_rounded_acc" not in aelab.train(mse, evaluate=False).fit.history   # BCE autoencoders only

@@ -20,6 +20,13 @@ from .dense import dense_decoder, dense_trunk
 from .layers import activation
 
 
+@torch.no_grad()
+def rounded_accuracy(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The book's ``rounded_accuracy``: the share of pixels equal once both images are rounded to 0 or 1
+    (round half to even, as tf.round; sigmoid(logit) rounds to 1 exactly when the logit is above 0)."""
+    return (torch.round(x) == (logits > 0)).float().mean()
+
+
 class Autoencoder(Model):
     """encode(x) -> z, decode(z) -> logits, forward(x) -> Output; x is (B, C, H, W) in [0, 1]."""
     can_reconstruct = can_encode = True
@@ -95,6 +102,8 @@ class Autoencoder(Model):
 
         recon = losses.reconstruction(logits, x, cfg.loss)
         terms["recon"] = recon
+        if cfg.loss == "bce":
+            terms["rounded_acc"] = rounded_accuracy(x, logits)
         loss = recon
         if cfg.variational:
             kl = losses.kl_to_standard_normal(mean, logvar).mean()

@@ -32,7 +32,7 @@ def draw_live(job, snap) -> None:
              "starting": "Starting", "queued": "Queued", "cancelled": "Cancelled"}[snap.status]
     st.progress(min(done, 1.0) if snap.status != "finished" else 1.0, text=label)
     h = snap.history
-    cols = st.columns(4)
+    cols = st.columns(5 if h.get("val_rounded_acc") else 4)
     cols[0].metric("Epochs done", f"{h['epoch'][-1]:g}" if h.get("epoch") else "0")
     if family == "gan":
         cols[1].metric("Discriminator loss", last(h, "d_loss"), help="Training, last epoch")
@@ -43,7 +43,10 @@ def draw_live(job, snap) -> None:
     else:
         cols[1].metric("Training loss", last(h, "loss"))
         cols[2].metric("Validation loss", last(h, "val_loss"))
-    cols[3].metric("Seconds / epoch", f"{np.median(h['seconds']):.2f}" if h.get("seconds") else "–")
+        if h.get("val_rounded_acc"):
+            cols[3].metric("Rounded accuracy", last(h, "val_rounded_acc", ".2%"),
+                           help="Validation pixels equal once both images are rounded to 0 or 1 (the book's metric)")
+    cols[-1].metric("Seconds / epoch", f"{np.median(h['seconds']):.2f}" if h.get("seconds") else "–")
     left, right = st.columns([3, 2])
     if family == "gan":
         left.plotly_chart(figures.gan_figure(h, snap.traces, cfg.train.epochs), key=f"gan-{job.id}")
