@@ -258,8 +258,7 @@ def cmd_pretrain(args, parser) -> int:
     print(f"study {study.name}: test accuracy on {study.meta['n_test']:,} {study.meta['data']} test images, "
           f"mean ± sd over {cfg.seeds} seed(s), {study.meta['seconds']:.0f} s")
     for row in rows:
-        who = "pixels (logistic regression)" if row["encoder"] is None else \
-            f"{LABELS[row['variant']]} ({row['encoder']})"
+        who = LABELS[row["variant"]] + (f" ({row['encoder']})" if row["encoder"] else "")
         print(f"  {row['labels']:>6,} labels  {who:50s} {row['mean']:.4f} ± {row['std']:.4f}")
     return 0
 

@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import torch
 from torchvision.utils import make_grid
 
+from . import pretrain
+
 TERM_LABELS = {"recon": "reconstruction (per pixel)", "kl": "KL (nats / image)", "nelbo": "−ELBO (nats / image)",
                "sparsity": "sparsity penalty"}
 
@@ -181,8 +183,6 @@ def per_class_figure(per_class: dict[str, dict[str, float]], metric: str = "bce"
 
 
 STUDY_COLORS = {"scratch": "#6B7280", "frozen": "#2563EB", "finetuned": "#F97316", "pixels": "#059669"}
-STUDY_NAMES = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
-               "pixels": "pixels (logistic regression)"}
 ENCODER_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -199,7 +199,7 @@ def study_figure(rows: list[dict], title: str = "") -> go.Figure:
                 continue
             x = [r["labels"] for r in line]
             mean, std = np.array([r["mean"] for r in line]), np.array([r["std"] for r in line])
-            name = STUDY_NAMES[variant] + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
+            name = pretrain.LABELS[variant] + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
             group = f"{variant}-{encoder}"
             fig.add_scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]), fill="toself",
                             fillcolor=color, opacity=0.15 / max(1, len(encoders)) ** 0.5, line=dict(width=0),

@@ -30,13 +30,15 @@ from torch import nn
 from .config import StudyConfig
 from .data import Dataset, load_dataset, to_float
 from .errors import ConfigError
+from .latent import encode_images
 from .models import build_model
 from .models.layers import keras_init_
-from .runs import Run, RunStore, Study
+from .runs import STUDY_VARIANTS, Run, RunStore, Study
 
-VARIANTS = ("scratch", "frozen", "finetuned", "pixels")
+VARIANTS = STUDY_VARIANTS   # scratch, frozen, finetuned, pixels: what results.json may hold
 NETWORK_VARIANTS = VARIANTS[:3]
-LABELS = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned", "pixels": "pixels"}
+LABELS = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
+          "pixels": "pixels (logistic regression)"}
 LOSS_POINTS = 20   # points of each fit's training-loss curve
 EVAL_BATCH = 1000
 
@@ -110,18 +112,15 @@ def fit(net: EncoderClassifier, variant: str, x: torch.Tensor, y: torch.Tensor, 
     the training-loss curve (``LOSS_POINTS`` means over equal stretches of the updates). A frozen encoder
     stays in eval mode and computes its codes once; only the head learns."""
     batch, steps = updates(len(x), cfg)
-    if variant == "frozen":
-        net.encoder.eval()
-        with torch.no_grad():
-            inputs = net.encoder.encode(to_float(x))   # (N, latent)
-        trained, forward = net.head, net.head
+    if variant == "frozen":   # the encoder is fixed: its codes once, then only the head learns
+        inputs, learner = torch.from_numpy(encode_images(net.encoder, x)), net.head
         optimizer = torch.optim.Adam(net.head.parameters(), lr=cfg.lr)
     else:
-        inputs, trained, forward = to_float(x), net, net
+        inputs, learner = to_float(x), net
         groups = [{"params": net.head.parameters(), "lr": cfg.lr},
                   {"params": net.encoder.parameters(), "lr": cfg.lr if variant == "scratch" else cfg.encoder_lr}]
         optimizer = torch.optim.Adam(groups)
-    trained.train()
+    learner.train()
     g = torch.Generator().manual_seed(seed)
     losses, order = [], torch.empty(0, dtype=torch.long)
     for step in range(steps):
@@ -131,27 +130,31 @@ def fit(net: EncoderClassifier, variant: str, x: torch.Tensor, y: torch.Tensor, 
         if start == 0 or start + batch > len(order):
             order, start = torch.randperm(len(x), generator=g), 0
         idx = order[start:start + batch]
-        loss = nn.functional.cross_entropy(forward(inputs[idx]), y[idx])
+        loss = nn.functional.cross_entropy(learner(inputs[idx]), y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     net.eval()
-    return [float(np.mean(chunk)) for chunk in np.array_split(np.asarray(losses), min(LOSS_POINTS, len(losses)))
-            if len(chunk)]
+    if not losses:   # stopped before its first update
+        return []
+    return [float(np.mean(chunk)) for chunk in np.array_split(np.asarray(losses), min(LOSS_POINTS, len(losses)))]
 
 
 @torch.no_grad()
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of ``x`` (uint8 images) whose predicted class is ``y``."""
-    net.eval()
-    hits = sum(int((net(to_float(x[i:i + EVAL_BATCH])).argmax(1) == y[i:i + EVAL_BATCH]).sum())
-               for i in range(0, len(x), EVAL_BATCH))
-    return hits / len(x)
+def accuracy(model: nn.Module, inputs: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``inputs`` whose class ``model`` predicts as ``y``: uint8 images for a network, or a frozen
+    encoder's codes (N, latent) for its head."""
+    model.eval()
+    prepare = to_float if inputs.dtype == torch.uint8 else (lambda t: t)
+    hits = sum(int((model(prepare(inputs[i:i + EVAL_BATCH])).argmax(1) == y[i:i + EVAL_BATCH]).sum())
+               for i in range(0, len(inputs), EVAL_BATCH))
+    return hits / len(inputs)
 
 
-def pixel_accuracy(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> float:
-    """Logistic regression (scikit-learn, lbfgs, C=1, up to 1,000 iterations) on raw pixels in [0, 1]."""
+def pixel_accuracy(x: torch.Tensor, y: torch.Tensor, test_pixels: np.ndarray, y_test: torch.Tensor) -> float:
+    """Logistic regression (scikit-learn, lbfgs, C=1, up to 1,000 iterations) fitted on the raw pixels of ``x``
+    and scored on ``test_pixels`` (N, C*H*W, in [0, 1]: see :func:`flat_pixels`)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -159,11 +162,15 @@ def pixel_accuracy(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_tes
 
     if len(np.unique(y.numpy())) < 2:   # one class: logistic regression cannot fit, the constant is the model
         return float((y_test == y[0]).float().mean())
-    flat = to_float(x).reshape(len(x), -1).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = LogisticRegression(max_iter=1000).fit(flat, y.numpy())
-    return float(clf.score(to_float(x_test).reshape(len(x_test), -1).numpy(), y_test.numpy()))
+        clf = LogisticRegression(max_iter=1000).fit(flat_pixels(x), y.numpy())
+    return float(clf.score(test_pixels, y_test.numpy()))
+
+
+def flat_pixels(x_uint8: torch.Tensor) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> (N, C*H*W) float32 in [0, 1], the pixel baseline's features."""
+    return to_float(x_uint8).flatten(1).numpy()
 
 
 # ------------------------------------------------------------------------------------------ the study
@@ -173,6 +180,11 @@ class Progress:
     done: int
     total: int
     fit: dict
+
+
+def pretrainable(run: Run) -> bool:
+    """Whether a study can use ``run`` as its encoder: an autoencoder trained on labelled data."""
+    return run.family == "autoencoder" and len(run.class_names) > 1
 
 
 def check_encoders(encoders: list[Run]) -> None:
@@ -189,7 +201,7 @@ def check_encoders(encoders: list[Run]) -> None:
     if len(datasets) > 1:
         raise ConfigError(f"the encoders were trained on different data sets ({', '.join(sorted(datasets))}); "
                           "a study compares encoders of one data set")
-    if len(encoders[0].class_names) < 2:
+    if not pretrainable(encoders[0]):
         raise ConfigError(f"{encoders[0].config.data.name} has no labels: there is nothing to classify")
 
 
@@ -224,12 +236,15 @@ def run_study(encoders: list[Run], cfg: StudyConfig, *, runs_dir=None, name: str
             raise StudyStopped(f"stopped after {len(fits)} of {total} fits; nothing was saved")
 
     y_train = dataset.y_train.numpy()
+    test_pixels = flat_pixels(dataset.x_test)   # computed once: every pixel baseline is scored on them
+    test_codes = {name: torch.from_numpy(encode_images(model, dataset.x_test))   # a frozen encoder's, once
+                  for name, model in models.items()}
     for n in cfg.labels:
         for seed in cfg.seed_list:
             idx = torch.from_numpy(balanced_subset(y_train, n, n_classes, seed * 1_000_003 + n))
             x, y = dataset.x_train[idx], dataset.y_train[idx]
             t = time.perf_counter()
-            acc = pixel_accuracy(x, y, dataset.x_test, dataset.y_test)
+            acc = pixel_accuracy(x, y, test_pixels, dataset.y_test)
             record({"encoder": None, "variant": "pixels", "labels": n, "seed": seed, "accuracy": acc, "steps": 0,
                     "seconds": round(time.perf_counter() - t, 3), "loss": []})
             for run_name, model in models.items():
@@ -237,7 +252,8 @@ def run_study(encoders: list[Run], cfg: StudyConfig, *, runs_dir=None, name: str
                     t = time.perf_counter()
                     net = build_network(variant, model, n_classes, cfg, seed)
                     curve = fit(net, variant, x, y, cfg, seed, stop)
-                    acc = accuracy(net, dataset.x_test, dataset.y_test)
+                    acc = accuracy(net.head, test_codes[run_name], dataset.y_test) if variant == "frozen" else \
+                        accuracy(net, dataset.x_test, dataset.y_test)
                     record({"encoder": run_name, "variant": variant, "labels": n, "seed": seed, "accuracy": acc,
                             "steps": updates(n, cfg)[1], "seconds": round(time.perf_counter() - t, 3),
                             "loss": curve})
@@ -265,3 +281,15 @@ def summarize(fits: list[dict]) -> list[dict]:
                      "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0, "seeds": accs})
     order = {v: i for i, v in enumerate(VARIANTS)}
     return sorted(rows, key=lambda r: (r["encoder"] or "", r["labels"], order[r["variant"]]))
+
+
+def beats_scratch(rows: list[dict]) -> dict[str, dict[str, list[int]]]:
+    """Per encoder: its ``budgets``, and for ``finetuned`` and ``frozen`` the budgets at which that variant's
+    mean accuracy beat training from scratch. ``rows``: :func:`summarize`."""
+    mean = {(r["encoder"], r["labels"], r["variant"]): r["mean"] for r in rows}
+    out = {}
+    for encoder in dict.fromkeys(r["encoder"] for r in rows if r["encoder"]):
+        budgets = sorted({n for (e, n, _) in mean if e == encoder})
+        out[encoder] = {"budgets": budgets, **{v: [n for n in budgets if mean[(encoder, n, v)] >
+                                                   mean[(encoder, n, "scratch")]] for v in ("finetuned", "frozen")}}
+    return out

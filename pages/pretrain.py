@@ -17,11 +17,6 @@ BUDGETS = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 DEFAULTS = aelab.StudyConfig()
 
 
-def encoder_runs(runs: dict[str, Run]) -> dict[str, Run]:
-    """The runs a study can use: autoencoders trained on labelled data."""
-    return {k: r for k, r in runs.items() if r.family == "autoencoder" and len(r.class_names) > 1}
-
-
 def study_form(encoders: dict[str, Run]) -> None:
     with st.form("study"):
         keys = st.multiselect("Encoders (autoencoder runs of one data set)", list(encoders),
@@ -89,7 +84,7 @@ def show_study(study: Study) -> None:
                f"{study.meta.get('seconds', 0):.0f} s")
     st.plotly_chart(figures.study_figure(rows), key="pre_chart")
     table = pd.DataFrame([{"encoder": r["encoder"] or "–", "labels": r["labels"],
-                           "variant": figures.STUDY_NAMES[r["variant"]],
+                           "variant": pretrain.LABELS[r["variant"]],
                            "accuracy": f"{r['mean']:.1%} ± {r['std']:.1%}"} for r in rows])
     pivot = table.pivot_table(index=["encoder", "variant"], columns="labels", values="accuracy", aggfunc="first")
     st.dataframe(pivot, key="pre_table", height=35 * (len(pivot) + 1) + 3)   # every row, no inner scrolling
@@ -99,19 +94,13 @@ def show_study(study: Study) -> None:
 
 
 def verdict(rows: list[dict]) -> str:
-    """Where the pretrained encoder beat training from scratch and where it did not, from the numbers."""
-    by = {(r["encoder"], r["labels"], r["variant"]): r["mean"] for r in rows}
-    lines = []
-    for encoder in dict.fromkeys(r["encoder"] for r in rows if r["encoder"]):
-        budgets = sorted({n for (e, n, _) in by if e == encoder})
+    """Where the pretrained encoder beat training from scratch and where it did not (pretrain.beats_scratch)."""
+    def wins(budgets: list[int], won: list[int]) -> str:
+        return f"at {_budgets(won)} labels ({len(won)} of {len(budgets)} budgets)" if won else "at no budget"
 
-        def wins(variant: str) -> str:
-            won = [n for n in budgets if by[(encoder, n, variant)] > by[(encoder, n, "scratch")]]
-            return f"at {_budgets(won)} labels ({len(won)} of {len(budgets)} budgets)" if won else "at no budget"
-
-        lines.append(f"- **{encoder}**: fine-tuning beat training from scratch {wins('finetuned')}; the frozen "
-                     f"encoder beat it {wins('frozen')}.")
-    return "\n".join(lines)
+    return "\n".join(f"- **{encoder}**: fine-tuning beat training from scratch {wins(b['budgets'], b['finetuned'])}; "
+                     f"the frozen encoder beat it {wins(b['budgets'], b['frozen'])}."
+                     for encoder, b in pretrain.beats_scratch(rows).items())
 
 
 def _budgets(values: list[int]) -> str:
@@ -128,7 +117,7 @@ st.markdown("The second use of autoencoders: an encoder trained on **all** the u
             "where labels are few; with many labels, scratch catches up. The numbers decide: a frozen encoder "
             "can lose to scratch.")
 runs, _ = state.scan_runs()
-encoders = encoder_runs(runs)
+encoders = {k: r for k, r in runs.items() if pretrain.pretrainable(r)}
 if not encoders:
     st.info("No autoencoder run with labelled data yet. Train one on the **Train** page (the stacked recipe takes "
             "about a minute on Fashion-MNIST).", icon=":material/info:")

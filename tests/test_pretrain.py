@@ -1,7 +1,9 @@
 """Unsupervised pretraining studies on digits: the variants, the subsets, the store, the CLI, the job and the page."""
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from aelab import pretrain
 from aelab.config import AutoencoderConfig, StudyConfig
 from aelab.errors import ConfigError, RunError
 from aelab.jobs import Registry
-from aelab.runs import RunStore
+from aelab.runs import RunStore, find_run
 from conftest import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +173,39 @@ def test_the_pretraining_page_without_and_with_encoder_runs(encoder_run, tmp_pat
     at = app("pages/runs.py")
     assert at.selectbox(key="studies_manage").value == "run:study-page"
     assert not any(o == "run:study-page" for o in at.selectbox(key="runs_manage").options)
+
+
+def test_a_stopped_study_job_saves_nothing_and_says_so(encoder_run, tmp_path):
+    registry = Registry(max_jobs=1)
+    try:
+        cfg = StudyConfig(labels=(10, 20, 30), seeds=3, **QUICK).validate()
+        job = registry.start_study([encoder_run], cfg, tmp_path, owner="me")
+        deadline = time.time() + 120
+        while job.snapshot().fits_done == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        registry.cancel(job)   # a running study stops after the current fit
+        assert job.join(120)
+        snap = job.snapshot()
+        assert snap.status == "stopped" and snap.fits_done < snap.fits_total == 36
+        assert "nothing was saved" in snap.error and RunStore(tmp_path).scan_studies() == ([], {})
+    finally:
+        registry.close()
+
+
+def test_an_encoder_is_looked_up_in_the_runs_then_the_examples(encoder_run, tmp_path, monkeypatch):
+    examples = tmp_path / "examples"
+    shutil.copytree(encoder_run.path, examples / "shipped")
+    monkeypatch.setenv("AELAB_EXAMPLES_DIR", str(examples))
+    assert find_run("enc", encoder_run.path.parent).path == encoder_run.path
+    assert find_run("shipped", tmp_path / "mine").read_only
+    assert pretrain.pretrainable(encoder_run)
+    with pytest.raises(RunError, match="no run named 'gone'"):
+        find_run("gone", tmp_path / "mine")
+
+
+def test_beats_scratch_lists_the_budgets_where_pretraining_won():
+    rows = [{"encoder": "e", "labels": n, "variant": v, "mean": m} for n, v, m in
+            [(10, "scratch", .5), (10, "finetuned", .6), (10, "frozen", .4),
+             (50, "scratch", .5), (50, "finetuned", .4), (50, "frozen", .7)]] + \
+        [{"encoder": None, "labels": 10, "variant": "pixels", "mean": .9}]
+    assert pretrain.beats_scratch(rows) == {"e": {"budgets": [10, 50], "finetuned": [10], "frozen": [50]}}
