@@ -1,4 +1,4 @@
-"""Command line: ``python -m aelab {train,eval,pretrain,runs,data}``.
+"""Command line: ``python -m aelab {train,eval,pretrain,compare,runs,data}``.
 
 Every config field is a flag of ``train`` (``--lr``, ``--hidden 100,30``, ``--tied``/``--no-tied`` ...),
 applied on top of ``--preset``; a model flag sets the field of the model's family (``--latent`` is a GAN's
@@ -14,7 +14,7 @@ import sys
 import threading
 
 from . import data as data_mod
-from .config import ALIASES, RunConfig, StudyConfig, format_value, setting_names, with_overrides
+from .config import ALIASES, COMPARE_KS, RunConfig, StudyConfig, format_value, setting_names, with_overrides
 from .errors import ConfigError, DataError, RunError, TrainingDiverged
 from .presets import PRESETS, preset
 from .runs import RunStore, find_classifier, find_run, stored_runs
@@ -93,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs-dir")
     s.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
     s.set_defaults(func=cmd_pretrain, subparser=s)
+
+    c = sub.add_parser(
+        "compare", help="dimensionality reduction: PCA vs linear vs nonlinear autoencoders, MSE against code size",
+        description="For each code size k, train the linear preset (no activations, linear output, MSE) and the "
+                    "stacked architecture with that code size, save both as runs, and score them and PCA "
+                    "(scikit-learn, fitted on the same training images) by test-set reconstruction MSE; for the "
+                    "linear AE also the largest principal angle between its decoder's subspace and PCA's. "
+                    "--book-3d runs the book's 3-D demo instead (its curved point cloud to 2-D, linear AE and PCA).")
+    c.add_argument("--data", default="fashion-mnist")
+    c.add_argument("--ks", default=",".join(map(str, COMPARE_KS)),
+                   help=f"code sizes, comma-separated (default {','.join(map(str, COMPARE_KS))})")
+    c.add_argument("--epochs", type=int, help="epochs of every autoencoder (default: each preset's, 10)")
+    c.add_argument("--seed", type=int, default=42)
+    c.add_argument("--book-3d", action="store_true", help="the book's 3-D demo: nothing is trained on images")
+    c.add_argument("--name", help="comparison name (default pca-data-timestamp); runs are NAME-linear-kK, ...")
+    c.add_argument("--runs-dir")
+    c.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
+    c.set_defaults(func=cmd_compare, subparser=c)
 
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs-dir")
@@ -260,6 +278,48 @@ def cmd_pretrain(args, parser) -> int:
     for row in rows:
         who = LABELS[row["variant"]] + (f" ({row['encoder']})" if row["encoder"] else "")
         print(f"  {row['labels']:>6,} labels  {who:50s} {row['mean']:.4f} ± {row['std']:.4f}")
+    return 0
+
+
+def cmd_compare(args, parser) -> int:
+    from .dimred import book_3d_demo, compare, table
+
+    if args.book_3d:
+        demo = book_3d_demo(args.seed)
+        out = {"ae_mse": demo.ae_mse, "pca_mse": demo.pca_mse, "max_angle_deg": demo.max_angle_deg,
+               "loss": demo.loss}
+        print(json.dumps(out) if args.json else
+              f"book's 3-D demo ({len(demo.points)} points -> 2-D): linear AE MSE {demo.ae_mse:.5f}, PCA MSE "
+              f"{demo.pca_mse:.5f}, largest angle between their planes {demo.max_angle_deg:.2f} degrees")
+        return 0
+    try:
+        ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
+    except ValueError:
+        parser.error(f"--ks: comma-separated integers, got {args.ks!r}")
+    if args.epochs is not None and not 1 <= args.epochs <= 500:
+        parser.error(f"--epochs must be between 1 and 500, got {args.epochs}")
+
+    def progress(p) -> None:
+        r = p.row
+        angle = f", largest angle to PCA {r['max_angle_deg']:.1f} deg" if "max_angle_deg" in r else ""
+        print(f"[{p.done}/{p.total}] k={r['k']} {r['model']} AE ({r['run']}): test MSE {r['test_mse']:.5f}{angle}",
+              file=sys.stderr)
+
+    try:
+        result = compare(args.data, ks, args.epochs, seed=args.seed, runs_dir=args.runs_dir, name=args.name,
+                         progress=progress)
+    except (RunError, DataError, ConfigError, TrainingDiverged) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = table(result)
+    if args.json:
+        print(json.dumps({"comparison": result.name, **result.meta, "table": rows}))
+        return 0
+    print(f"comparison {result.name}: test-set reconstruction MSE per pixel on {result.meta['n_test']:,} "
+          f"{result.meta['data']} images, {result.meta['seconds']:.0f} s")
+    print(f"  {'k':>4}  {'PCA':>9}  {'linear AE':>9}  {'nonlinear':>9}  {'angle (deg)':>11}")
+    for r in rows:
+        print(f"  {r['k']:>4}  {r['pca']:9.5f}  {r['linear']:9.5f}  {r['nonlinear']:9.5f}  {r['max_angle_deg']:11.1f}")
     return 0
 
 

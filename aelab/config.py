@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 from .errors import ConfigError
 
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "leaky_relu", "tanh", "sigmoid", "linear")
-ARCHITECTURES = ("dense", "conv")
+ARCHITECTURES = ("dense", "conv", "rnn")   # rnn: autoencoders only
 FAMILIES = ("autoencoder", "gan", "classifier")
 OBJECTIVES = ("plain", "denoising", "sparse", "variational")
-OUTPUTS = ("sigmoid", "tanh")
+OUTPUTS = ("sigmoid", "tanh")               # a GAN's generator output
+AE_OUTPUTS = ("sigmoid", "linear")          # an autoencoder's: linear = identity, for MSE on unbounded data
 NOISES = ("none", "gaussian", "dropout")
 SPARSITIES = ("none", "l1", "kl")
 LOSSES = ("bce", "mse")
@@ -58,8 +59,8 @@ class DataConfig:
 class ModelConfig:
     """What every family shares: the image-side network (dense ``hidden`` sizes, or conv ``channels``)."""
     family: ClassVar[str] = ""
-    arch: str = "dense"                        # dense | conv
-    hidden: tuple[int, ...] = (100,)           # dense: layer sizes from the image inwards
+    arch: str = "dense"                        # dense | conv | rnn (autoencoders: an LSTM reads the image's rows)
+    hidden: tuple[int, ...] = (100,)           # dense: layer sizes from the image inwards; rnn: LSTM sizes
     channels: tuple[int, ...] = (16, 32, 64)   # conv: channels from the image inwards
     kernel_size: int = 3                       # conv: square kernel
     activation: str = "selu"                   # hidden layers (a GAN: the generator's)
@@ -72,7 +73,9 @@ class ModelConfig:
     def validate(self) -> None:
         _choice("model.arch", self.arch, ARCHITECTURES)
         _choice("model.activation", self.activation, ACTIVATIONS)
-        if self.arch == "dense":
+        if self.arch == "rnn" and self.family != "autoencoder":
+            raise ConfigError(f"model.arch: 'rnn' is an autoencoder architecture; a {self.family} is dense or conv")
+        if self.arch in ("dense", "rnn"):
             if any(h <= 0 for h in self.hidden):
                 raise ConfigError(f"model.hidden: every layer size must be positive, got {list(self.hidden)}")
         else:
@@ -100,6 +103,9 @@ class AutoencoderConfig(ModelConfig):
     variational: bool = False                  # Gaussian posterior + KL to N(0, I)
     beta: float = 1.0                          # weight of the KL term (per image, before /pixels)
     loss: str = "bce"                          # reconstruction loss: bce | mse (mean per pixel)
+    output: str = "sigmoid"                    # decoder output: sigmoid | linear (identity; needs loss mse)
+    code_noise: float = 0.0                    # Gaussian sigma on the code layer's input in training (the
+                                               # book's hashing AE: 15, so sigmoid codes become nearly binary)
 
     @property
     def generative(self) -> bool:
@@ -125,13 +131,23 @@ class AutoencoderConfig(ModelConfig):
         _choice("model.noise", self.noise, NOISES)
         _choice("model.sparsity", self.sparsity, SPARSITIES)
         _choice("model.loss", self.loss, LOSSES)
-        if self.arch == "dense" and self.latent <= 0:
+        _choice("model.output", self.output, AE_OUTPUTS)
+        if self.output == "linear" and self.loss != "mse":
+            raise ConfigError("model.output 'linear' needs loss 'mse': binary cross-entropy needs outputs in (0, 1)")
+        if self.arch in ("dense", "rnn") and self.latent <= 0:
             raise ConfigError(f"model.latent must be a positive code size, got {self.latent}")
         if self.arch == "conv":
             if self.latent < 0:
                 raise ConfigError(f"model.latent must be >= 0 (0 = feature-map code), got {self.latent}")
             if self.tied:
                 raise ConfigError("model.tied is only available for the dense architecture")
+        if self.arch == "rnn":
+            self._validate_rnn()
+        if self.code_noise < 0:
+            raise ConfigError(f"model.code_noise: a noise sigma must be >= 0, got {self.code_noise}")
+        if self.code_noise > 0 and (self.variational or (self.arch == "conv" and self.latent == 0)):
+            raise ConfigError("model.code_noise needs a dense code layer: a VAE's code is already noisy, and a conv "
+                              "model with latent 0 has no code layer")
         if self.noise == "gaussian" and not self.noise_level > 0:
             raise ConfigError(f"model.noise_level: gaussian noise needs sigma > 0, got {self.noise_level}")
         if self.noise == "dropout" and not 0 < self.noise_level < 1:
@@ -154,6 +170,20 @@ class AutoencoderConfig(ModelConfig):
             if self.sparsity != "none":
                 raise ConfigError("model.sparsity cannot be combined with variational=True "
                                   "(the KL to N(0, I) already regularises the code)")
+
+    def _validate_rnn(self) -> None:
+        """What the recurrent architecture refuses, and why."""
+        if not self.hidden:
+            raise ConfigError("model.hidden: a recurrent autoencoder needs at least one LSTM size (the book: 100)")
+        if self.tied:
+            raise ConfigError("model.tied is only available for the dense architecture")
+        if self.variational:
+            raise ConfigError("model.variational is not available for the rnn architecture: its code is an LSTM's "
+                              "final state, bounded by tanh, where a Gaussian posterior needs free mean and "
+                              "log-variance layers; use dense or conv")
+        if self.code_noise > 0:
+            raise ConfigError("model.code_noise is not available for the rnn architecture: its code is an LSTM's "
+                              "state, with no dense code layer to put noise before; use dense")
 
 
 @dataclass
@@ -215,6 +245,8 @@ def switch_family(model: ModelConfig, family: str) -> ModelConfig:
     if model.family == family:
         return copy.deepcopy(model)
     shared = {f.name: copy.deepcopy(getattr(model, f.name)) for f in fields(ModelConfig)}
+    if shared["arch"] == "rnn":   # an autoencoder's only: its LSTM sizes become dense layers
+        shared["arch"] = "dense"
     return MODEL_CONFIGS[family](**shared)
 
 
@@ -297,6 +329,8 @@ class RunConfig:
         return from_dict(cls, d)
 
 
+COMPARE_KS = (2, 5, 10, 30, 64)   # code sizes of a PCA-vs-autoencoders comparison (aelab.dimred)
+MAX_COMPARE_K = 256
 HEADS = ("linear", "mlp")
 STUDY_BUDGETS = (10, 50, 100, 500, 1000, 5000)
 MAX_STUDY_LABELS = 60_000   # labelled images in one budget (a whole Fashion-MNIST training set)

@@ -109,8 +109,8 @@ class Split:
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1]."""
-    return x.float().div_(255.0)
+    """uint8 images -> float32 in [0, 1]; float data (the book's 3-D toy set) passes as it is."""
+    return x if x.is_floating_point() else x.float().div_(255.0)
 
 
 def pixels(x_uint8: torch.Tensor) -> np.ndarray:

@@ -53,3 +53,51 @@ def code_diagnostics(model, x_uint8: torch.Tensor) -> CodeDiagnostics:
         codes=torch.cat(codes).flatten(1).numpy(),
         kl_per_dim=(torch.stack(kls).sum(0) / len(x_uint8)).numpy() if kls else None,
         sparsity_target=cfg.sparsity_target if cfg.sparsity == "kl" else None)
+
+
+# ------------------------------------------------------------------------------------ semantic hashing
+BINARY_MARGIN = 0.1   # an activation within this of 0 or 1 counts as a bit
+
+
+def hashable(model_cfg) -> bool:
+    """Whether a model's codes are sigmoid units that can be read as bits (the book's hashing autoencoder,
+    or any autoencoder with a sigmoid code layer)."""
+    return (getattr(model_cfg, "family", "") == "autoencoder" and model_cfg.code_activation == "sigmoid"
+            and not model_cfg.variational)
+
+
+def hashes(codes: np.ndarray) -> np.ndarray:
+    """(N,) int64 hashes of codes (N, bits) in [0, 1]: each code rounded to 0/1, bit i weighing 2**i (the
+    book's order). At most 62 bits."""
+    if codes.shape[1] > 62:
+        raise ValueError(f"a hash holds at most 62 bits; these codes have {codes.shape[1]} units")
+    bits = np.round(codes).astype(np.int64)
+    return bits @ (np.int64(1) << np.arange(codes.shape[1], dtype=np.int64))
+
+
+def binary_share(codes: np.ndarray, margin: float = BINARY_MARGIN) -> float:
+    """The share of code activations within ``margin`` of 0 or 1: near 1 for codes that are bits."""
+    return float(np.mean((codes < margin) | (codes > 1 - margin)))
+
+
+@dataclass
+class HashLookup:
+    query: int                 # the query image's index
+    hash: int
+    same: np.ndarray           # indices of the other images with the same hash
+    near: np.ndarray           # indices of the images at Hamming distance 1
+    near_bit: np.ndarray       # (len(near),) the bit each of those differs in
+    buckets: int               # distinct hashes among all the images
+
+
+def hash_lookup(table: np.ndarray, query: int) -> HashLookup:
+    """The images of ``table`` ((N,) hashes) that share image ``query``'s hash, and those one bit away."""
+    if not 0 <= query < len(table):
+        raise ValueError(f"image {query} is not among the {len(table)} hashed images")
+    h = int(table[query])
+    diff = np.bitwise_xor(table, np.int64(h))
+    same = np.flatnonzero(diff == 0)
+    one_bit = (diff != 0) & ((diff & (diff - 1)) == 0)   # a single bit set
+    near = np.flatnonzero(one_bit)
+    return HashLookup(query, h, same[same != query], near, np.log2(diff[near]).astype(int),
+                      len(np.unique(table)))

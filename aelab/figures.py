@@ -250,3 +250,38 @@ def kl_figure(kl_per_dim: np.ndarray, threshold: float) -> go.Figure:
     fig.update_yaxes(type="log")
     return _layout(fig, f"KL to the prior per latent dimension: {active} of {len(kl_per_dim)} active",
                    "nats (log scale)", "latent dimension, largest KL first")
+
+
+REDUCTION_COLORS = {"pca": "#059669", "linear": "#4F46E5", "nonlinear": "#F97316"}
+REDUCTION_LABELS = {"pca": "PCA", "linear": "linear AE", "nonlinear": "nonlinear AE (stacked)"}
+
+
+def reduction_figure(rows: list[dict], title: str = "") -> go.Figure:
+    """Test-set reconstruction MSE against the code size k (log x) for PCA and the two autoencoders.
+    ``rows``: :func:`aelab.dimred.table` (k, pca, linear, nonlinear)."""
+    fig = go.Figure()
+    for model, color in REDUCTION_COLORS.items():
+        points = [(r["k"], r[model]) for r in rows if model in r]
+        if points:
+            ks, mse = zip(*points)
+            fig.add_scatter(x=ks, y=mse, name=REDUCTION_LABELS[model], mode="lines+markers", line=dict(color=color),
+                            hovertemplate="k = %{x}: MSE %{y:.5f}<extra>" + REDUCTION_LABELS[model] + "</extra>")
+    fig.update_xaxes(type="log", tickvals=sorted({r["k"] for r in rows}))
+    return _layout(fig, title or "Reconstruction error against code size", "test MSE per pixel", "code size k (log)")
+
+
+def book_3d_figures(points: np.ndarray, ae_codes: np.ndarray, pca_codes: np.ndarray) -> tuple[go.Figure, go.Figure]:
+    """The book's 3-D demo: the point cloud (3-D), and its 2-D codes from the linear AE and from PCA side by
+    side (the AE's axes are any basis of the plane: the same picture up to a linear map)."""
+    cloud = go.Figure(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers",
+                                   marker=dict(size=3, color="#4F46E5")))
+    cloud.update_layout(title="The book's 3-D data set (60 points)", template="plotly_white", height=360,
+                        margin=dict(l=0, r=0, t=50, b=0))
+    codes = go.Figure()
+    codes.add_scatter(x=ae_codes[:, 0], y=ae_codes[:, 1], mode="markers", name="linear AE codes",
+                      marker=dict(color="#4F46E5"))
+    codes.add_scatter(x=pca_codes[:, 0], y=pca_codes[:, 1], mode="markers", name="PCA", xaxis="x2", yaxis="y2",
+                      marker=dict(color="#059669"))
+    codes.update_layout(xaxis=dict(domain=[0, 0.45], title="z₁"), yaxis=dict(title="z₂"),
+                        xaxis2=dict(domain=[0.55, 1], title="PC 1"), yaxis2=dict(anchor="x2", title="PC 2"))
+    return cloud, _layout(codes, "Projected to 2-D: linear autoencoder (left) and PCA (right)", "z₂", "z₁")

@@ -1,6 +1,7 @@
 """The app's job system: training jobs and background tasks run in worker processes, one queue, limits that hold.
 
-A job (training, :class:`Job`; a pretraining study, :class:`StudyJob`) or a task (a projection, a probe, a
+A job (training, :class:`Job`; a pretraining study, :class:`StudyJob`; a PCA comparison,
+:class:`ComparisonJob`) or a task (a projection, a probe, a
 quality score: :class:`Task`, the functions of :mod:`aelab.tasks`) runs in a warm worker process
 (:mod:`aelab.worker`: torch already imported, a lower priority than the server, its data segment capped),
 so a crash, an out-of-memory kill or a runaway computation ends that worker only, and the visitor is told
@@ -32,8 +33,9 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from . import limits
-from .config import RunConfig, StudyConfig
-from .errors import SettingLimitError
+from .config import MAX_COMPARE_K, RunConfig, StudyConfig
+from .dimred import check_ks
+from .errors import ConfigError, SettingLimitError
 from .pretrain import check_encoders, fits_total
 from .runs import Run
 from .tasks import TASKS
@@ -82,7 +84,8 @@ class Snapshot:
 
 @dataclass
 class StudySnapshot:
-    """A pretraining study's progress as the Pretraining page reads it."""
+    """A pretraining study's progress as the Pretraining page reads it (a PCA comparison's too: a fit is
+    then one autoencoder trained)."""
     status: str = "queued"            # queued | starting | running | finished | stopped | timeout | cancelled | failed
     fits_done: int = 0
     fits_total: int = 0
@@ -394,6 +397,31 @@ class StudyJob(_WorkerJob):
                 s.fits.append(data["fit"])
 
 
+class ComparisonJob(_WorkerJob):
+    """A PCA-vs-autoencoders comparison (:func:`aelab.dimred.compare`) in a worker process: each autoencoder is
+    saved as a run when trained, the table when all are. Stopping it ends it during the current model."""
+
+    work_kind = "compare"
+    nothing_saved = "; the runs trained before were saved, the table was not. Try fewer code sizes, or try again."
+
+    def __init__(self, data: str, ks: tuple[int, ...], epochs: int | None, runs_dir, owner: str = "",
+                 name: str | None = None, on_end=None):
+        super().__init__(owner, on_end, StudySnapshot(fits_total=2 * len(ks)))
+        self.data, self.ks, self.epochs, self.runs_dir, self.name = data, ks, epochs, runs_dir, name
+
+    def snapshot(self) -> StudySnapshot:
+        return super().snapshot()
+
+    def _payload(self) -> dict:
+        return {"data": self.data, "ks": self.ks, "epochs": self.epochs, "name": self.name,
+                "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
+
+    def _where(self) -> str:
+        return f"after {self._snap.fits_done} of {self._snap.fits_total} models"
+
+    _apply = StudyJob._apply
+
+
 class Task(_Work):
     """One computation of :data:`aelab.tasks.TASKS` (``name(*args, **kwargs)``) in a worker process; pages
     poll ``done``, then read ``result`` or ``error``. Cancelling a running task kills its worker."""
@@ -534,6 +562,15 @@ class Registry:
         total = fits_total(encoders, cfg)
         return self._register(lambda: StudyJob(encoders, cfg, runs_dir, owner, name, self._ended, total), owner)
 
+    def start_comparison(self, data: str, ks: tuple[int, ...], epochs: int | None, runs_dir, owner: str = "",
+                         name: str | None = None) -> ComparisonJob:
+        """Compare PCA with linear and nonlinear autoencoders on ``data`` at the code sizes ``ks`` (checked
+        here) as a job: same queue, slots and per-visitor cap as training."""
+        ks = check_ks(tuple(ks), MAX_COMPARE_K)
+        if epochs is not None and not 1 <= epochs <= 100:
+            raise ConfigError(f"epochs must be between 1 and 100, got {epochs}")
+        return self._register(lambda: ComparisonJob(data, ks, epochs, runs_dir, owner, name, self._ended), owner)
+
     def _register(self, make, owner: str):
         pool = self.pool
         with self._lock:   # a job counts from the moment it is registered
@@ -563,7 +600,7 @@ class Registry:
         else:
             work._cancel()
 
-    def get(self, job_id: str | None) -> Job | StudyJob | None:
+    def get(self, job_id: str | None) -> Job | StudyJob | ComparisonJob | None:
         return self._jobs.get(job_id) if job_id else None
 
     # ------------------------------------------------------------------------ tasks

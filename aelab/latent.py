@@ -25,7 +25,7 @@ def decode_codes(model, z: np.ndarray | torch.Tensor) -> np.ndarray:
     """Images (N, H, W) in [0, 1] decoded from codes (N, latent)."""
     model.eval()
     device = next(model.parameters()).device
-    return torch.sigmoid(model.decode(torch.as_tensor(z, dtype=torch.float32, device=device)))[:, 0].cpu().numpy()
+    return model.to_image(model.decode(torch.as_tensor(z, dtype=torch.float32, device=device)))[:, 0].cpu().numpy()
 
 
 class CodeRecorder(Callback):

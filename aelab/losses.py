@@ -5,12 +5,13 @@ import torch
 import torch.nn.functional as F
 
 
-def reconstruction(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Scalar mean per-pixel reconstruction loss of a batch."""
+def reconstruction(logits: torch.Tensor, x: torch.Tensor, kind: str, output: str = "sigmoid") -> torch.Tensor:
+    """Scalar mean per-pixel reconstruction loss of a batch; ``output`` is the decoder's output activation
+    (sigmoid, or linear: the logits are the reconstruction)."""
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(logits, x)
     if kind == "mse":
-        return F.mse_loss(torch.sigmoid(logits), x)
+        return F.mse_loss(logits if output == "linear" else torch.sigmoid(logits), x)
     raise ValueError(f"unknown reconstruction loss {kind!r}")
 
 

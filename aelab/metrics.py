@@ -28,7 +28,7 @@ def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = 1000, corruption
         xb = to_float(x_uint8[i:i + batch_size].to(device))
         if corruption is not None:
             xb = corrupt(xb, corruption[0], corruption[1], g)
-        outs.append(torch.sigmoid(model.decode(model.encode(xb))).cpu())
+        outs.append(model.to_image(model.decode(model.encode(xb))).cpu())
         ins.append(xb.cpu())
     return torch.cat(ins), torch.cat(outs)
 

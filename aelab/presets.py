@@ -44,6 +44,18 @@ PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
     "sparse-kl": ("Sparse AE: 300 sigmoid codes pulled to a 10% activation rate (KL)",
                   replace(_SPARSE, sparsity="kl", sparsity_weight=0.05 / 32, sparsity_target=0.1),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
+    # The book's 3-D demo uses this shape (3 -> 2 -> 3, SGD 1.5); on images, SGD at that rate diverges on the
+    # MSE of 784 unbounded outputs, so the image recipe uses Adam.
+    "linear": ("Linear AE 784 -> 30 -> 784, no activations, linear output, MSE: it learns PCA's subspace",
+               AutoencoderConfig(arch="dense", hidden=(), latent=30, activation="linear", code_activation="linear",
+                                 output="linear", loss="mse"),
+               TrainConfig(optimizer="adam", lr=1e-3, epochs=10)),
+    "recurrent": ("Recurrent AE: LSTM 100 -> LSTM 30 reads the rows; the code repeated, LSTM 100, a dense row out",
+                  AutoencoderConfig(arch="rnn", hidden=(100,), latent=30, activation="tanh"),
+                  TrainConfig(optimizer="sgd", lr=0.1, epochs=10)),
+    "hashing": ("Semantic hashing: Gaussian noise sigma 15 before 16 sigmoid codes, so they become bits",
+                replace(_STACKED, latent=16, code_activation="sigmoid", code_noise=15.0),
+                TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
     "conv": ("Convolutional AE 16-32-64 with max-pooling, transposed-conv decoder",
              AutoencoderConfig(arch="conv", channels=(16, 32, 64), kernel_size=3, latent=0, activation="selu"),
              TrainConfig(optimizer="sgd", lr=1.0, epochs=5)),

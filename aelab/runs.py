@@ -34,6 +34,9 @@ FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is
 FILES = ("config.json", "history.json", "metrics.json", "model.safetensors")
 STUDY_FILES = ("study.json", "results.json")   # study.json is written last: it marks a study complete
 STUDY_VARIANTS = ("scratch", "frozen", "finetuned", "pixels")
+COMPARISON_FILE = "comparison.json"   # a PCA-vs-autoencoders comparison (aelab.dimred): one file, written whole
+COMPARISON_MODELS = ("pca", "linear", "nonlinear")
+MARKERS = ("study.json", COMPARISON_FILE)   # a folder holding one of these is not a run
 TIMELINE = "timeline.safetensors"   # optional: the live preview and the codes after every epoch
 TIMELINE_IMAGES = ("frames", "inputs")   # stored as uint8, returned as floats in [0, 1]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -166,6 +169,19 @@ class Study:
         return _zip(self.path, self.name, STUDY_FILES)
 
 
+@dataclass
+class Comparison:
+    """A saved PCA-vs-autoencoders comparison (:func:`aelab.dimred.compare`): ``meta`` (data set, code sizes,
+    timing) and ``rows``, one per (k, model): k, model (pca | linear | nonlinear), run (the autoencoder's run
+    name, None for PCA), test_mse, and for the linear AE its largest principal angle to PCA (max_angle_deg)."""
+    name: str
+    path: Path
+    meta: dict[str, Any]
+    rows: list[dict[str, Any]]
+    read_only: bool = False
+    family = "comparison"
+
+
 class RunStore:
     """Runs under ``root`` (``$AELAB_RUNS_DIR`` or ``runs/`` by default)."""
 
@@ -209,6 +225,16 @@ class RunStore:
         name = self._write_new(check_name(name) if name else
                                self._unique(f"pretrain-{_data_stem(meta.get('data', 'data'))}"), write)
         return self.open_study(name)
+
+    def save_comparison(self, name: str, meta: dict, rows: list[dict]) -> Comparison:
+        """Write a new comparison ``name`` atomically and return it."""
+        meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "family": "comparison", **meta}
+        self._write_new(check_name(name), lambda tmp: _write_json(tmp / COMPARISON_FILE, {"meta": meta, "rows": rows}))
+        return self.open_comparison(name)
+
+    def unique_comparison_name(self, data: str) -> str:
+        return self._unique(f"pca-{_data_stem(data)}")
 
     def _write_new(self, name: str, write) -> str:
         """Create directory ``name`` atomically: ``write(tmp)`` fills a hidden temporary directory, which is
@@ -298,24 +324,44 @@ class RunStore:
             raise RunError(f"study {name!r}: {e}") from None
         return Study(name, path, config, meta, results["fits"], read_only=self.read_only)
 
+    def open_comparison(self, name: str) -> Comparison:
+        """Open comparison ``name``; a missing or damaged file gives a RunError naming it."""
+        path = self._dir(name)
+        if not (path / COMPARISON_FILE).is_file():
+            raise RunError(f"no comparison named {name!r} in {self.root}")
+        doc = _read_json(path / COMPARISON_FILE, name)
+        try:
+            _check_comparison(doc)
+        except (TypeError, ValueError) as e:
+            raise RunError(f"comparison {name!r}: {e}") from None
+        return Comparison(name, path, doc["meta"], doc["rows"], read_only=self.read_only)
+
     def scan(self) -> tuple[list[Run], dict[str, str]]:
         """All readable runs (newest first) and, separately, {name: error} for damaged ones. A writable
         store also removes what an interrupted save left (``.tmp-*`` folders idle for an hour). Studies
-        are not runs: see :meth:`scan_studies`."""
-        return self._scan(self.open, studies=False)
+        and comparisons are not runs: see :meth:`scan_studies` and :meth:`scan_comparisons`."""
+        return self._scan(self.open, None)
 
     def scan_studies(self) -> tuple[list[Study], dict[str, str]]:
         """All readable pretraining studies (newest first) and {name: error} for damaged ones."""
-        return self._scan(self.open_study, studies=True)
+        return self._scan(self.open_study, "study.json")
 
-    def _scan(self, opener, studies: bool) -> tuple[list, dict[str, str]]:
+    def scan_comparisons(self) -> tuple[list[Comparison], dict[str, str]]:
+        """All readable PCA-vs-autoencoders comparisons (newest first) and {name: error} for damaged ones."""
+        return self._scan(self.open_comparison, COMPARISON_FILE)
+
+    def _scan(self, opener, marker: str | None) -> tuple[list, dict[str, str]]:
+        """What ``opener`` reads of the folders holding ``marker`` (None: those holding no marker: runs)."""
         found, problems = [], {}
         if not self.root.is_dir():
             return found, problems
         if not self.read_only:
             remove_idle(self.root, STALE_TMP_S, prefix=".tmp-")
         for path in sorted(self.root.iterdir()):
-            if path.name.startswith(".") or not path.is_dir() or (path / "study.json").is_file() != studies:
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            held = [m for m in MARKERS if (path / m).is_file()]
+            if held != ([marker] if marker else []):
                 continue
             try:
                 found.append(opener(path.name))
@@ -473,6 +519,26 @@ def _check_study(meta: Any, results: Any) -> None:
             raise ValueError(f"{where}: accuracy must be a number in [0, 1]")
         if not isinstance(fit.get("loss", []), list) or not all(_number(v) for v in fit.get("loss", [])):
             raise TypeError(f"{where}: loss must be a list of numbers")
+
+
+def _check_comparison(doc: Any) -> None:
+    """comparison.json: the fields the Latent space page and the CLI read."""
+    meta = doc.get("meta") if isinstance(doc, dict) else None
+    if not isinstance(meta, dict) or meta.get("family") != "comparison" or not isinstance(meta.get("data"), str):
+        raise TypeError(f"{COMPARISON_FILE}: meta must be an object with family 'comparison' and a data set name")
+    if not isinstance(doc.get("rows"), list):
+        raise TypeError(f"{COMPARISON_FILE}: rows must be a list")
+    for i, row in enumerate(doc["rows"]):
+        where = f"{COMPARISON_FILE}: row {i}"
+        if not isinstance(row, dict) or row.get("model") not in COMPARISON_MODELS:
+            raise TypeError(f"{where}: model must be one of {', '.join(COMPARISON_MODELS)}")
+        if not isinstance(row.get("k"), int) or isinstance(row["k"], bool) or row["k"] < 1:
+            raise TypeError(f"{where}: k must be a positive integer")
+        for key in ("test_mse", "max_angle_deg"):
+            if key in row and not (_number(row[key]) and row[key] >= 0):
+                raise ValueError(f"{where}: {key} must be a number >= 0")
+        if "test_mse" not in row:
+            raise ValueError(f"{where}: test_mse is missing")
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import diagnostics, latent, metrics, quality
+from . import diagnostics, dimred, latent, metrics, quality
 from .data import load_dataset
 from .runs import Run
 
@@ -50,5 +50,20 @@ def quality_report(run: Run, classifier_run: Run, n: int = quality.DEFAULT_SAMPL
         classifier_accuracy=classifier_run.metrics.get("test", {}).get("accuracy")).to_json()
 
 
+def hash_table(run: Run, n: int = 10_000) -> dict:
+    """The hashes of the first ``n`` test images of ``run`` (sigmoid codes rounded to bits), the share of
+    activations that are already near 0 or 1, and the code size."""
+    ds = load_dataset(run.config.data)
+    codes = latent.encode_images(run.load_model(), ds.x_test[:n])
+    return {"hashes": diagnostics.hashes(codes), "binary_share": diagnostics.binary_share(codes),
+            "bits": codes.shape[1]}
+
+
+def book_3d_demo(seed: int = 42) -> dimred.Demo3D:
+    """The book's 3-D linear-autoencoder demo beside PCA (see :func:`aelab.dimred.book_3d_demo`)."""
+    return dimred.book_3d_demo(seed)
+
+
 TASKS = {"projection": projection, "timelapse": timelapse, "probes": probes, "reconstruction": reconstruction_report,
-         "quality": quality_report, "diagnostics": code_diagnostics}
+         "quality": quality_report, "diagnostics": code_diagnostics, "hashes": hash_table,
+         "book_3d": book_3d_demo}

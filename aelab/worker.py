@@ -91,7 +91,7 @@ def run(conn: Connection) -> None:
     baseline = None
     while True:   # tasks, one after the other, until a training job (the last thing this worker does)
         kind, job = conn.recv()
-        if kind not in ("train", "study", "task"):
+        if kind not in ("train", "study", "compare", "task"):
             return
         os.environ.update(job["env"])   # the server's settings when the work started, not when this worker did
         for key in [k for k in os.environ if k.startswith("AELAB_") and k not in job["env"]]:
@@ -108,8 +108,8 @@ def run(conn: Connection) -> None:
         _run_task(conn, job, TASKS[job["name"]])
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
-    if kind == "study":
-        _run_study(conn, job, stop)
+    if kind in ("study", "compare"):
+        _run_study(conn, job, stop, kind)
         return
     previews = PreviewRecorder()
     deadline = time.monotonic() + job["minutes"] * 60 if job["minutes"] is not None else None
@@ -125,11 +125,13 @@ def run(conn: Connection) -> None:
                            "run_name": getattr(e, "run_name", None)}))
 
 
-def _run_study(conn: Connection, job: dict, stop: threading.Event) -> None:
-    """A pretraining study: a message per fit; saved when it finishes; a stop or the time limit ends it
-    after the current fit, unsaved."""
+def _run_study(conn: Connection, job: dict, stop: threading.Event, kind: str = "study") -> None:
+    """A pretraining study or a PCA comparison: a message per fit (per model trained); saved when it
+    finishes; a stop or the time limit ends it after the current fit (during the current model), unsaved."""
+    from .dimred import ComparisonStopped, compare
     from .pretrain import StudyStopped, run_study
 
+    what, advice = ("the study", "try fewer budgets") if kind == "study" else ("the comparison", "try fewer code sizes")
     timed_out = threading.Event()
     if job["minutes"] is not None:
         timer = threading.Timer(job["minutes"] * 60, lambda: (timed_out.set(), stop.set()))
@@ -137,19 +139,24 @@ def _run_study(conn: Connection, job: dict, stop: threading.Event) -> None:
         timer.start()
     conn.send(("begin", {}))
     try:
-        study = run_study(job["encoders"], job["cfg"], runs_dir=job["runs_dir"], name=job["name"], stop=stop,
-                          progress=lambda p: conn.send(("fit", {"done": p.done, "total": p.total, "fit": p.fit})))
-        conn.send(("end", {"status": "finished", "run_name": study.name}))
-    except StudyStopped as e:
+        if kind == "study":
+            saved = run_study(job["encoders"], job["cfg"], runs_dir=job["runs_dir"], name=job["name"], stop=stop,
+                              progress=lambda p: conn.send(("fit", {"done": p.done, "total": p.total, "fit": p.fit})))
+        else:
+            saved = compare(job["data"], job["ks"], job["epochs"], runs_dir=job["runs_dir"], name=job["name"],
+                            stop=stop,
+                            progress=lambda p: conn.send(("fit", {"done": p.done, "total": p.total, "fit": p.row})))
+        conn.send(("end", {"status": "finished", "run_name": saved.name}))
+    except (StudyStopped, ComparisonStopped) as e:
         if timed_out.is_set():
-            conn.send(("end", {"status": "timeout", "error": f"the study took longer than {job['minutes']:g} "
+            conn.send(("end", {"status": "timeout", "error": f"{what} took longer than {job['minutes']:g} "
                                                              f"minutes (AELAB_MAX_JOB_MINUTES); {e}"}))
         else:
             conn.send(("end", {"status": "stopped", "error": str(e)}))
     except MemoryError:
-        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, "the study", "try fewer budgets")}))
+        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, what, advice)}))
     except Exception as e:   # shown to the visitor as a message, never a traceback
-        conn.send(("end", {"status": "failed", "error": _message(e, job, "the study", "try fewer budgets")}))
+        conn.send(("end", {"status": "failed", "error": _message(e, job, what, advice)}))
 
 
 def _run_task(conn: Connection, job: dict, fn) -> None:

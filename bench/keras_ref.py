@@ -6,8 +6,9 @@ app's. Reads the Fashion-MNIST IDX files itself; prints one JSON object per pres
     bench/.venv-keras/bin/python bench/keras_ref.py --presets stacked,vae [--epochs N] [--data-dir DIR]
 
 Differences from the book's TF 2.0 code, for Keras 3: the tied layer reads the kernel's shape instead of
-`dense.input`, and the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
-tensors). Keras 3, like TF 2, divides activity-regulariser penalties by the batch size.
+`dense.input`, the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
+tensors), and the hashing AE's noise is a layer of its own (Keras 3's GaussianNoise refuses sigma 15).
+Keras 3, like TF 2, divides activity-regulariser penalties by the batch size.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from keras import layers  # noqa: E402
 BOOK = {  # preset -> (epochs, batch size)
     "stacked": (10, 32), "tied": (10, 32), "denoising-gaussian": (10, 32), "denoising-dropout": (10, 32),
     "sparse-l1": (10, 32), "sparse-kl": (10, 32), "conv": (5, 32), "vae": (25, 128),
+    "linear": (10, 32), "recurrent": (10, 32), "hashing": (10, 32), "linear-3d": (20, 32),
 }
 
 
@@ -76,6 +78,17 @@ class Sampling(layers.Layer):
         return tf.random.normal(tf.shape(log_var)) * tf.exp(log_var / 2) + mean
 
 
+class BigGaussianNoise(layers.Layer):
+    """Keras 2's GaussianNoise(stddev) in training; Keras 3's refuses a stddev above 1 (the book's hashing AE: 15)."""
+
+    def __init__(self, stddev, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = stddev
+
+    def call(self, inputs, training=None):
+        return inputs + self.stddev * tf.random.normal(tf.shape(inputs)) if training else inputs
+
+
 class KLLoss(layers.Layer):
     """Adds the VAE's KL term / 784 (the book's latent loss) and passes the codings through."""
 
@@ -86,8 +99,58 @@ class KLLoss(layers.Layer):
         return mean
 
 
+def generate_3d_data(m, w1=0.1, w2=0.3, noise=0.1):
+    """The book's noisy curved 3-D point cloud (np.random.seed(4) before the call, as the notebook)."""
+    angles = np.random.rand(m) * 3 * np.pi / 2 - 0.5
+    data = np.empty((m, 3))
+    data[:, 0] = np.cos(angles) + np.sin(angles) / 2 + noise * np.random.randn(m) / 2
+    data[:, 1] = np.sin(angles) * 0.7 + noise * np.random.randn(m) / 2
+    data[:, 2] = data[:, 0] * w1 + data[:, 1] * w2 + noise * np.random.randn(m)
+    return data
+
+
+def linear_3d(seed):
+    """The book's PCA with a linear autoencoder: 60 centred 3-D points -> 2 -> 3, MSE, SGD 1.5, 20 epochs."""
+    np.random.seed(4)
+    x = generate_3d_data(60)
+    x = (x - x.mean(axis=0)).astype(np.float32)
+    keras.utils.set_random_seed(seed)
+    encoder = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    decoder = keras.Sequential([keras.Input((2,)), layers.Dense(3)])
+    autoencoder = keras.Sequential([encoder, decoder])
+    autoencoder.compile(loss="mse", optimizer=keras.optimizers.SGD(1.5))
+    timer = EpochTimer()
+    hist = autoencoder.fit(x, x, epochs=20, callbacks=[timer], verbose=0)
+    w = decoder.layers[-1].kernel.numpy()     # (2, 3): the decoder's plane is spanned by its rows
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    cos = np.linalg.svd(np.linalg.qr(w.T)[0].T @ vt[:2].T, compute_uv=False)
+    return {"preset": "linear-3d", "epochs": 20, "batch_size": 32, "seconds": timer.seconds,
+            "loss": hist.history["loss"], "final_mse": float(autoencoder.evaluate(x, x, verbose=0)),
+            "codes": encoder.predict(x, verbose=0).tolist(),
+            "max_angle_deg": float(np.degrees(np.arccos(np.clip(cos.min(), -1, 1)))), "tensorflow": tf.__version__}
+
+
 def build(preset):
+    """(model, optimizer, loss) of an image preset, as the book writes it."""
+    model, opt = _build(preset)
+    return model, opt, "mse" if preset == "linear" else "binary_crossentropy"
+
+
+def _build(preset):
     inp = keras.Input((28, 28))
+    if preset == "linear":
+        x = layers.Dense(784)(layers.Dense(30)(layers.Flatten()(inp)))
+        return keras.Model(inp, layers.Reshape((28, 28))(x)), keras.optimizers.Adam(1e-3)
+    if preset == "recurrent":
+        x = layers.LSTM(30)(layers.LSTM(100, return_sequences=True)(inp))
+        x = layers.LSTM(100, return_sequences=True)(layers.RepeatVector(28)(x))
+        x = layers.TimeDistributed(layers.Dense(28, activation="sigmoid"))(x)
+        return keras.Model(inp, x), keras.optimizers.SGD(0.1)
+    if preset == "hashing":
+        x = layers.Dense(100, "selu")(layers.Flatten()(inp))
+        x = layers.Dense(16, "sigmoid")(BigGaussianNoise(15.0)(x))
+        x = layers.Dense(784, "sigmoid")(layers.Dense(100, "selu")(x))
+        return keras.Model(inp, layers.Reshape((28, 28))(x)), keras.optimizers.SGD(1.0)
     if preset == "conv":
         x = layers.Reshape((28, 28, 1))(inp)
         for ch in (16, 32, 64):
@@ -124,6 +187,11 @@ def build(preset):
     return keras.Model(inp, layers.Reshape((28, 28))(x)), keras.optimizers.SGD(lr)
 
 
+def rounded_accuracy(y_true, y_pred):
+    """The book's metric: binary accuracy once both images are rounded to 0 or 1."""
+    return keras.metrics.binary_accuracy(tf.round(y_true), tf.round(y_pred))
+
+
 class EpochTimer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -141,16 +209,22 @@ def main():
     args = parser.parse_args()
     x_train, x_valid = load(args.data_dir)
     for preset in args.presets.split(","):
+        if preset == "linear-3d":
+            print(json.dumps(linear_3d(args.seed)), flush=True)
+            continue
         keras.utils.set_random_seed(args.seed)
         epochs, batch = BOOK[preset]
         epochs = args.epochs or epochs
-        model, opt = build(preset)
-        model.compile(loss="binary_crossentropy", optimizer=opt)
+        model, opt, loss = build(preset)
+        bce = loss == "binary_crossentropy"
+        model.compile(loss=loss, optimizer=opt, metrics=[rounded_accuracy] if bce else [])
         timer = EpochTimer()
         hist = model.fit(x_train, x_train, epochs=epochs, batch_size=batch, validation_data=(x_valid, x_valid),
                          callbacks=[timer], verbose=0)
         print(json.dumps({"preset": preset, "epochs": epochs, "batch_size": batch, "seconds": timer.seconds,
-                          "val_loss": hist.history["val_loss"], "tensorflow": tf.__version__}), flush=True)
+                          "val_loss": hist.history["val_loss"],
+                          "val_rounded_acc": hist.history.get("val_rounded_accuracy"), "tensorflow": tf.__version__}),
+              flush=True)
 
 
 if __name__ == "__main__":

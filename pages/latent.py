@@ -1,4 +1,5 @@
-"""Latent space: encode test images, project with PCA or t-SNE, select points, probe the codes."""
+"""Latent space: encode test images, project with PCA or t-SNE, select points, probe the codes, read them as
+hashes, and compare PCA with linear and nonlinear autoencoders."""
 import pandas as pd
 import streamlit as st
 
@@ -6,6 +7,7 @@ from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
 from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section, units_section
+from pages.shared.reduction_views import comparison_section, hashing_section
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -135,3 +137,6 @@ if run and ds and widgets.explain_missing(run, "encode"):
         timelapse_section(run, ds)
         probe_section(run, ds)
         units_section(run)
+        hashing_section(run, ds)
+    with widgets.guard("Comparing PCA and autoencoders"):
+        comparison_section(run.config.data.name)

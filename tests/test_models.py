@@ -16,6 +16,7 @@ ARCHS = {
     "dense-tied": AutoencoderConfig(arch="dense", hidden=(32,), latent=8, tied=True),
     "conv": AutoencoderConfig(arch="conv", channels=(8, 16), latent=0),
     "conv-dense-code": AutoencoderConfig(arch="conv", channels=(8, 16), latent=8),
+    "rnn": AutoencoderConfig(arch="rnn", hidden=(16,), latent=8),
 }
 OBJECTIVES = {
     "plain": {},
@@ -25,8 +26,11 @@ OBJECTIVES = {
     "kl": {"sparsity": "kl", "sparsity_weight": 0.05, "code_activation": "sigmoid"},
     "variational": {"variational": True, "code_activation": "linear"},
     "mse": {"loss": "mse"},
+    "linear-output": {"loss": "mse", "output": "linear"},
+    "code-noise": {"code_noise": 2.0, "code_activation": "sigmoid"},
 }
-INVALID = {("dense-tied", "variational"), ("conv", "variational")}
+INVALID = {("dense-tied", "variational"), ("conv", "variational"), ("rnn", "variational"), ("conv", "code-noise"),
+           ("rnn", "code-noise")}
 COMBOS = [(a, o) for a, o in itertools.product(ARCHS, OBJECTIVES) if (a, o) not in INVALID]
 
 
@@ -37,7 +41,7 @@ def make(arch, objective, image_shape=(1, 8, 8), seed=0):
 def recon_loss(model, x):
     model.eval()
     with torch.no_grad():
-        return torch.nn.functional.binary_cross_entropy_with_logits(model.decode(model.encode(x)), x).item()
+        return aelab.losses.reconstruction(model.decode(model.encode(x)), x, model.cfg.loss, model.cfg.output).item()
 
 
 @pytest.mark.parametrize("arch, objective", COMBOS)
@@ -48,7 +52,8 @@ def test_architecture_x_objective(arch, objective, digits, tmp_path):
 
     out = model(x[:16])
     assert out.logits.shape == (16, 1, 8, 8)
-    assert out.recon.min() >= 0 and out.recon.max() <= 1
+    recon = model.to_image(out.logits)
+    assert recon.min() >= 0 and recon.max() <= 1
     assert out.z.shape == (16, model.latent_dim) and model.encode(x[:16]).shape == out.z.shape
     assert torch.isfinite(out.loss) and out.loss.ndim == 0
     assert "recon" in out.terms

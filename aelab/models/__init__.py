@@ -31,7 +31,7 @@ def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: i
     (5 x 4 bytes per parameter), and the values each image
     leaves for the backward pass, with their gradients (2 x 4 bytes each): a dense layer's output and its
     activation; a convolution's output, activation and pooling at the image's full size (an upper
-    bound: the trunks shrink the maps, the decoders grow them back to it)."""
+    bound: the trunks shrink the maps, the decoders grow them back to it); an LSTM's six values per unit and row."""
     try:
         with torch.device("meta"):
             model = _construct(cfg, image_shape, max(n_classes, 2))
@@ -44,6 +44,8 @@ def footprint(cfg: ModelConfig, image_shape: tuple[int, int, int], batch_size: i
             values += 2 * m.out_features
         elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             values += 3 * m.out_channels * pixels
+        elif isinstance(m, nn.LSTM):   # per row: its state, cell and four gates, kept for the backward pass
+            values += 6 * m.hidden_size * image_shape[1]
     params = sum(p.numel() for p in model.parameters())
     return params, 20 * params + 8 * values * batch_size
 

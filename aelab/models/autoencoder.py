@@ -1,8 +1,8 @@
 """One autoencoder class for every architecture x objective.
 
-Architecture (dense, conv) supplies an encoder trunk and a decoder; the objective pieces
-(denoising corruption, sparsity penalty, Gaussian posterior) are options of this class, so a
-"denoising sparse conv AE" needs no new code.
+Architecture (dense, conv, rnn) supplies an encoder trunk and a decoder; the objective pieces
+(denoising corruption, sparsity penalty, Gaussian posterior, noise before the code layer) are options of
+this class, so a "denoising sparse conv AE" needs no new code.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from ..noise import corrupt
 from .base import Model, Output
 from .conv import conv_decoder, conv_trunk
 from .dense import dense_decoder, dense_trunk
-from .layers import activation
+from .layers import activation, keras_init_
+from .rnn import RecurrentDecoder, RecurrentEncoder, keras_lstm_init_
 
 
 @torch.no_grad()
@@ -28,7 +29,10 @@ def rounded_accuracy(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 
 class Autoencoder(Model):
-    """encode(x) -> z, decode(z) -> logits, forward(x) -> Output; x is (B, C, H, W) in [0, 1]."""
+    """encode(x) -> z, decode(z) -> logits, forward(x) -> Output; x is (B, C, H, W) in [0, 1].
+
+    "Logits" is the decoder's last layer before the output activation: sigmoid (the images are its sigmoid)
+    or linear (they are the logits themselves, see :meth:`to_image`)."""
     can_reconstruct = can_encode = True
 
     def __init__(self, cfg: AutoencoderConfig, image_shape: tuple[int, int, int]):
@@ -37,11 +41,16 @@ class Autoencoder(Model):
         self.image_shape = tuple(image_shape)
         self.n_pixels = math.prod(image_shape)
 
-        build_trunk = dense_trunk if cfg.arch == "dense" else conv_trunk
-        self.trunk, features = build_trunk(cfg, self.image_shape)
+        if cfg.arch == "rnn":   # the last LSTM's final state is the code
+            self.trunk, features = RecurrentEncoder(cfg, self.image_shape), cfg.latent
+        else:
+            build_trunk = dense_trunk if cfg.arch == "dense" else conv_trunk
+            self.trunk, features = build_trunk(cfg, self.image_shape)
         self.latent_dim = cfg.latent or features     # conv with latent 0: the feature map is the code
         code_act = cfg.activation if cfg.code_activation == "same" else cfg.code_activation
-        if cfg.variational:
+        if cfg.arch == "rnn":   # the code is the LSTM's tanh state (its own activation only if one is asked for)
+            self.to_code = activation("linear" if cfg.code_activation == "same" else code_act)
+        elif cfg.variational:
             self.to_mean = nn.Linear(features, self.latent_dim)
             self.to_logvar = nn.Linear(features, self.latent_dim)
         elif cfg.latent:
@@ -55,6 +64,8 @@ class Autoencoder(Model):
                 trunk_linears = [m for m in self.trunk if isinstance(m, nn.Linear)]
                 tied = [self.to_code[0], *reversed(trunk_linears)]
             self.decoder = dense_decoder(cfg, self.image_shape, self.latent_dim, tied)
+        elif cfg.arch == "rnn":
+            self.decoder = RecurrentDecoder(cfg, self.image_shape, self.latent_dim)
         else:
             self.decoder = conv_decoder(cfg, self.image_shape, self.latent_dim)
             # NHWC is what oneDNN's CPU convolutions want: ~1.7x faster per step here (bench/RESULTS.md)
@@ -70,10 +81,22 @@ class Autoencoder(Model):
         h = self._trunk(x)
         return self.to_mean(h), self.to_logvar(h)
 
+    def reset_parameters(self, seed: int) -> None:
+        """Keras defaults, LSTMs included (see :func:`aelab.models.rnn.keras_lstm_init_`)."""
+        generator = torch.Generator().manual_seed(seed)
+        keras_init_(self, generator)
+        keras_lstm_init_(self, generator)
+
     def _trunk(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.arch == "conv":
             x = x.contiguous(memory_format=torch.channels_last)
         return self.trunk(x)
+
+    def _code(self, h: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """Trunk features -> code; in training, Gaussian ``code_noise`` on the code layer's input first."""
+        if self.training and self.cfg.code_noise > 0:
+            h = h + self.cfg.code_noise * torch.randn(h.shape, generator=rng, device=h.device, dtype=h.dtype)
+        return self.to_code(h)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, H, W) -> code (B, latent); the posterior mean for a VAE."""
@@ -84,6 +107,14 @@ class Autoencoder(Model):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """code (B, latent) -> logits (B, C, H, W)."""
         return self.decoder(z)
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        """The decoder's output activation: sigmoid, or the identity for a linear output (not clipped)."""
+        return logits if self.cfg.output == "linear" else torch.sigmoid(logits)
+
+    def to_image(self, logits: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] for display and image metrics: the output, clipped for a linear output."""
+        return self.output(logits).clamp(0, 1) if self.cfg.output == "linear" else torch.sigmoid(logits)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, rng: torch.Generator | None = None) -> Output:
         """The loss of reconstructing ``x`` (corrupted first in training mode); ``y`` is not used."""
@@ -97,10 +128,10 @@ class Autoencoder(Model):
             logits = self.decode(z_sample)
             z = mean
         else:
-            z = self.to_code(self._trunk(x_in))
+            z = self._code(self._trunk(x_in), rng)
             logits = self.decode(z)
 
-        recon = losses.reconstruction(logits, x, cfg.loss)
+        recon = losses.reconstruction(logits, x, cfg.loss, cfg.output)
         terms["recon"] = recon
         if cfg.loss == "bce":
             terms["rounded_acc"] = rounded_accuracy(x, logits)
@@ -127,12 +158,12 @@ class Autoencoder(Model):
             raise TypeError("sampling from the prior needs a variational model (variational=True)")
         device = next(self.parameters()).device
         z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return torch.sigmoid(self.decode(z))
+        return self.to_image(self.decode(z))
 
     @torch.no_grad()
     def preview(self, x: torch.Tensor) -> torch.Tensor:
         was_training = self.training
         self.eval()
-        recon = torch.sigmoid(self.decode(self.encode(x)))
+        recon = self.to_image(self.decode(self.encode(x)))
         self.train(was_training)
         return recon

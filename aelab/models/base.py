@@ -17,16 +17,11 @@ class Output:
     """What ``forward`` and ``training_step`` return: the loss to minimise, its named terms, the logits, the code."""
     loss: torch.Tensor                      # scalar
     terms: dict[str, torch.Tensor]          # named scalars: recon (per pixel), kl (nats/image), acc, d_loss, ...
-    logits: torch.Tensor | None             # autoencoder: image logits (B, C, H, W), sigmoid = reconstruction;
+    logits: torch.Tensor | None             # autoencoder: image logits (B, C, H, W), to_image = reconstruction;
                                             # classifier: class logits (B, K); GAN: the fakes' image logits
                                             # in validation, None after a training step
     z: torch.Tensor                         # (B, latent): the code (a VAE: the posterior mean), the classifier's
                                             # features, or the GAN's random codes
-
-    @property
-    def recon(self) -> torch.Tensor:
-        """sigmoid(logits): an autoencoder's reconstruction in [0, 1]."""
-        return torch.sigmoid(self.logits)
 
 
 class Model(nn.Module):
@@ -58,6 +53,10 @@ class Model(nn.Module):
         out.loss.backward()
         optimizers.step()
         return out
+
+    def to_image(self, logits: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from image logits (``decode``'s output): their sigmoid, unless the model says otherwise."""
+        return torch.sigmoid(logits)
 
     @torch.no_grad()
     def preview(self, x: torch.Tensor) -> torch.Tensor | None:

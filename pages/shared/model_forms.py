@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aelab.config import ACTIVATIONS, OBJECTIVES, OPTIMIZERS
+from aelab.config import ACTIVATIONS, AE_OUTPUTS, OBJECTIVES, OPTIMIZERS, OUTPUTS
 
 # The range of every number field of the form (a share link's value outside it is clamped, with a warning).
 FORM_BOUNDS = {
@@ -11,7 +11,7 @@ FORM_BOUNDS = {
     "sparsity_weight": (0.0, 10.0), "sparsity_target": (0.01, 0.99), "beta": (0.0, 100.0), "d_dropout": (0.0, 0.9),
     "d_steps": (1, 10), "label_smoothing": (0.0, 0.45), "d_lr": (0.0, 10.0), "dropout": (0.0, 0.9),
     "lr": (1e-6, 10.0), "momentum": (0.0, 0.99), "rho": (0.01, 0.999), "batch_size": (1, 4096), "epochs": (1, 500),
-    "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1),
+    "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1), "code_noise": (0.0, 100.0),
 }
 
 
@@ -29,21 +29,37 @@ def number(container, label: str, name: str, low=None, **kwargs):
 def autoencoder_form(model_col, objective_col) -> None:
     with model_col:
         st.markdown("**Architecture**")
-        arch = st.radio("Architecture", ["dense", "conv"], key=key("arch"), horizontal=True,
-                        label_visibility="collapsed")
+        arch = st.radio("Architecture", ["dense", "conv", "rnn"], key=key("arch"), horizontal=True,
+                        label_visibility="collapsed",
+                        help="rnn: an LSTM reads the image row by row (the book's recurrent autoencoder).")
         if arch == "dense":
             st.text_input("Hidden layers", key=key("hidden"), help="Encoder sizes, comma-separated; "
-                          "the decoder mirrors them.")
+                          "the decoder mirrors them. Empty: the code layer reads the pixels (a linear AE).")
             number(st, "Latent size", "latent", low=1, help="Size of the code (the bottleneck).")
             st.checkbox("Tied weights", key=key("tied"), help="The decoder reuses the encoder's weights, transposed.")
+        elif arch == "rnn":
+            st.text_input("LSTM sizes", key=key("hidden"), help="Encoder LSTMs before the code LSTM, "
+                          "comma-separated; the decoder mirrors them.")
+            number(st, "Latent size", "latent", low=1, help="The code: the last LSTM's final state (tanh).")
         else:
             st.text_input("Channels", key=key("channels"), help="Conv layers, each followed by 2×2 max-pooling.")
             st.selectbox("Kernel size", [3, 5, 7], key=key("kernel_size"), help="Square kernels, 'same' padding.")
             number(st, "Latent size", "latent",
                             help="0: the last feature map is the code; otherwise a dense code layer of this size.")
-        st.selectbox("Activation", ACTIVATIONS[:-1], key=key("activation"), help="Hidden layers' activation.")
+        if arch != "rnn":
+            st.selectbox("Activation", ACTIVATIONS, key=key("activation"), help="Hidden layers' activation.")
         st.selectbox("Code activation", ("same", *ACTIVATIONS), key=key("code_activation"),
-                     help="'same' as the hidden layers; sigmoid for KL sparsity; linear for a VAE's mean.")
+                     help="'same' as the hidden layers (rnn: the LSTM's tanh state); sigmoid for KL sparsity and "
+                          "hashing; linear for a VAE's mean.")
+        if arch != "rnn":
+            number(st, "Noise before the code layer (σ)", "code_noise", step=1.0,
+                   help="Gaussian noise on the code layer's input in training: with sigmoid codes, 15 makes them "
+                        "nearly binary (the book's semantic hashing). 0: none.")
+        if st.session_state[key("output")] not in AE_OUTPUTS:
+            st.session_state[key("output")] = "sigmoid"
+        st.selectbox("Output", AE_OUTPUTS, key=key("output"),
+                     help="sigmoid: images in (0, 1); linear: the identity, for MSE on unbounded data (a linear "
+                          "autoencoder, which learns PCA's subspace).")
     with objective_col:
         st.markdown("**Objective**")
         objective = st.radio("Objective", OBJECTIVES, key=key("objective"), horizontal=True,
@@ -100,7 +116,9 @@ def gan_form(model_col, objective_col) -> None:
         number(st, "Discriminator dropout", "d_dropout", step=0.1,
                         help="After each discriminator layer (the DCGAN uses 0.4).")
         st.checkbox("Batch norm in the generator", key=key("batch_norm"))
-        st.selectbox("Generator output", ["sigmoid", "tanh"], key=key("output"),
+        if st.session_state[key("output")] not in OUTPUTS:
+            st.session_state[key("output")] = "sigmoid"
+        st.selectbox("Generator output", OUTPUTS, key=key("output"),
                      help="tanh: the images are scaled to [-1, 1] for both networks (the DCGAN).")
     with objective_col:
         st.markdown("**Adversarial training**")

@@ -18,9 +18,7 @@ from aelab.runs import Run, RunStore, Study, cleanup_sessions, default_runs_dir,
 BY_RUN = {Run: lambda run: run.fingerprint}   # cached results of a run depend on its directory and weights
 BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size)}
 
-
 hosted = limits.hosted   # AELAB_HOSTED=1: each visitor sees the examples and only their own runs
-
 
 VISITOR_COOKIE = "aelab_visitor"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{40,64}")
@@ -131,15 +129,16 @@ def run_key(label: str, name: str) -> str:
 def scan_runs() -> tuple[dict[str, Run], dict[str, str]]:
     """({key: run} over every store, user runs first (newest first), then examples; {name: error} of damaged
     run directories). One read of the run directories: call it once per page run."""
-    return _scan_stores(RunStore.scan)
+    return scan_stores(RunStore.scan)
 
 
 def scan_studies() -> tuple[dict[str, Study], dict[str, str]]:
     """({key: study}, {name: error}) over every store, this visitor's studies first, like :func:`scan_runs`."""
-    return _scan_stores(RunStore.scan_studies)
+    return scan_stores(RunStore.scan_studies)
 
 
-def _scan_stores(scan) -> tuple[dict, dict[str, str]]:
+def scan_stores(scan) -> tuple[dict, dict[str, str]]:
+    """What ``scan`` (a RunStore method) finds in every store, keyed like :func:`scan_runs`."""
     found_all: dict = {}
     problems: dict[str, str] = {}
     for label, store in reversed(stores()):

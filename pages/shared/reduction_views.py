@@ -1,0 +1,132 @@
+"""The Latent space page's chapter-17 sections: semantic hashing, and PCA against autoencoders (the book's 3-D
+demo, and a comparison on images run as a job)."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from aelab import data, diagnostics, dimred, figures
+from aelab.config import COMPARE_KS
+from aelab.jobs import registry
+from aelab.runs import Comparison, Run, RunStore
+from pages.shared import state, widgets
+
+KS_OFFERED = [1, 2, 3, 5, 10, 16, 20, 30, 50, 64, 100, 128]
+
+
+def hashing_section(run: Run, ds) -> None:
+    """Sigmoid codes read as bits: the test images sharing a hash with a chosen one, and those one bit away."""
+    if not diagnostics.hashable(run.config.model) or run.config.model.latent > 62:
+        return
+    st.subheader("Semantic hashing: codes as bits")
+    hashed = widgets.task_result(widgets.task("hashes", run), 5, "Hashing the test images")
+    if hashed is None:
+        return
+    table, bits = hashed["hashes"], hashed["bits"]
+    st.caption(f"Each code unit rounded to 0 or 1 gives a {bits}-bit hash of the image. "
+               f"{hashed['binary_share']:.0%} of the code activations are already within "
+               f"{diagnostics.BINARY_MARGIN} of 0 or 1 (noise before the code layer pushes them there). Images "
+               "that look alike should share a hash, so a search needs to look in one bucket only.")
+    query = int(st.number_input(f"Test image (0 to {len(table) - 1})", 0, len(table) - 1, 0, key="hash_query"))
+    found = diagnostics.hash_lookup(table, query)
+    names = ds.class_names
+    left, right = st.columns([1, 6])
+    left.image(data.pixels(ds.x_test[[query]])[0], caption=names[int(ds.y_test[query])], width=84)
+    right.markdown(f"**Hash `{found.hash:0{bits}b}`**: {len(found.same)} other test images share it, "
+                   f"{len(found.near)} are one bit away ({found.buckets:,} distinct hashes among "
+                   f"{len(table):,} images).")
+    for title, idx in (("Same hash", found.same), ("Hamming distance 1", found.near)):
+        if len(idx):
+            shown = idx[:20]
+            classes = pd.Series([names[int(c)] for c in ds.y_test[idx]]).value_counts()
+            st.markdown(f"**{title}** (first {len(shown)} of {len(idx)}): "
+                        + ", ".join(f"{n} {c}" for c, n in classes.items()))
+            widgets.images(data.pixels(ds.x_test[shown]), ncols=20)
+
+
+def book_demo_section() -> None:
+    """The book's linear autoencoder on its 3-D point cloud, beside PCA (a small task: about a second)."""
+    with st.expander("The book's demo: PCA with a linear autoencoder on a 3-D point cloud", expanded=False):
+        demo = widgets.task_result(widgets.task("book_3d", 42), 5, "Training the 3 → 2 → 3 linear autoencoder")
+        if demo is None:
+            return
+        cloud, codes = figures.book_3d_figures(demo.points, demo.ae_codes, demo.pca_codes)
+        left, right = st.columns([2, 3])
+        left.plotly_chart(cloud, key="book3d_cloud")
+        right.plotly_chart(codes, key="book3d_codes")
+        st.caption(f"Dense 3 → 2 and 2 → 3 with no activation, MSE, SGD at 1.5, 20 epochs of batches of 32 (the "
+                   f"book's recipe). Its plane is PCA's to within {demo.max_angle_deg:.1f}° (largest principal "
+                   f"angle); reconstruction MSE {demo.ae_mse:.4f} against PCA's {demo.pca_mse:.4f}, the best any "
+                   "plane can do. The two maps differ by a linear change of axes: an autoencoder's code has no "
+                   "preferred basis, PCA's axes are ordered by variance.")
+
+
+def comparison_section(data_name: str) -> None:
+    """PCA vs linear vs nonlinear autoencoders on ``data_name``: saved comparisons, and a form to run one."""
+    st.subheader("PCA against autoencoders")
+    st.markdown("A linear autoencoder (no activations, linear output, MSE) learns the same subspace as PCA; a "
+                "nonlinear one can bend it, and reconstructs better with the same code size.")
+    book_demo_section()
+    comparisons, problems = state.scan_stores(RunStore.scan_comparisons)
+    for err in problems.values():
+        st.warning(f"Skipped a damaged comparison: {err}", icon=":material/warning:")
+    mine = {k: c for k, c in comparisons.items() if c.meta["data"] == data_name}
+    comparison_form(data_name)
+    comparison_live()
+    if mine:
+        key = st.selectbox("Comparison", list(mine), key="cmp_pick", format_func=lambda k: mine[k].name)
+        show_comparison(mine[key])
+
+
+def comparison_form(data_name: str) -> None:
+    with st.form("cmp_form"):
+        c = st.columns([3, 1])
+        ks = c[0].multiselect("Code sizes k", KS_OFFERED, default=list(COMPARE_KS), key="cmp_ks")
+        epochs = c[1].number_input("Epochs", 1, 100, 10, key="cmp_epochs", help="Of every autoencoder.")
+        start = st.form_submit_button("Compare", icon=":material/play_arrow:",
+                                      help="Trains a linear and a stacked autoencoder per code size, in the "
+                                           "background; each is saved as a run.")
+    if start:
+        with widgets.guard("Starting the comparison"):
+            job = registry().start_comparison(data_name, tuple(ks), int(epochs), state.user_runs_dir(),
+                                              owner=state.session_id())
+            st.session_state["cmp_job_id"] = job.id
+
+
+def comparison_live() -> None:
+    job = registry().get(st.session_state.get("cmp_job_id"))
+    if job is None or job.finished:
+        if job is not None and (snap := job.snapshot()).status != "finished":
+            st.warning(f"The last comparison ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
+        return
+
+    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
+    def live():
+        snap = job.snapshot()
+        if st.button("Cancel" if snap.status == "queued" else "Stop", key="cmp_stop", icon=":material/stop:"):
+            registry().cancel(job)
+        if snap.status == "queued":
+            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
+        st.progress(snap.fits_done / max(snap.fits_total, 1),
+                    text=f"{snap.fits_done} of {snap.fits_total} autoencoders trained")
+        if snap.done:
+            if snap.run_name:
+                st.session_state["cmp_pick"] = state.run_key("run", snap.run_name)
+            st.rerun()
+    live()
+
+
+def show_comparison(comparison: Comparison) -> None:
+    rows = dimred.table(comparison)
+    st.plotly_chart(figures.reduction_figure(rows), key="cmp_chart")
+    frame = pd.DataFrame(rows).rename(columns={"pca": "PCA", "linear": "linear AE", "nonlinear": "nonlinear AE",
+                                               "max_angle_deg": "linear AE vs PCA, largest angle (°)"})
+    st.dataframe(frame.set_index("k").style.format("{:.5f}").format("{:.1f}", subset=frame.columns[-1:]),
+                 key="cmp_table")
+    epochs = comparison.meta.get("epochs") or 10
+    st.caption(f"Test-set MSE per pixel on {comparison.meta.get('n_test', 0):,} images, outputs not clipped. PCA "
+               f"is fitted on the training images; each autoencoder trained {epochs} epochs and is saved as a run "
+               f"({comparison.name}-linear-k…, -nonlinear-k…). An angle below 5° means the linear AE found PCA's "
+               "subspace; a larger one, that it has not converged along its weakest directions yet.")
