@@ -21,7 +21,7 @@ from .runs import RunStore, find_classifier, find_run, stored_runs
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
 # shown on each epoch's line
-TERMS_SHOWN = ("val_rounded_acc", "val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")
+TERMS_SHOWN = ("val_recon", "val_rounded_acc", "val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")
 
 
 def _flag(section: str, name: str) -> str:
@@ -154,8 +154,10 @@ class _Progress:
             self.bar.close()
             self.bar = None
         h = state.history
-        terms = "".join(f"  {k} {h[k][-1]:.4f}" for k in h if k in TERMS_SHOWN)
-        print(f"epoch {h['epoch'][-1]:g}/{state.epochs}  loss {h['loss'][-1]:.4f}  val_loss {h['val_loss'][-1]:.4f}"
+        terms = "".join(f"  {k} {h[k][-1]:.4f}" for k in h if k in TERMS_SHOWN and (k != "val_recon" or "phase" in h))
+        phase = f"  phase {h['phase'][-1]:g}" if "phase" in h else ""
+        print(f"epoch {h['epoch'][-1]:g}/{state.epochs}{phase}  loss {h['loss'][-1]:.4f}  "
+              f"val_loss {h['val_loss'][-1]:.4f}"
               f"{terms}  {h['seconds'][-1]:.1f}s", file=sys.stderr)
 
     def on_train_end(self, state):

@@ -273,6 +273,12 @@ class TrainConfig:
     d_lr: float = 0.0               # gan: discriminator learning rate, 0 = same as lr
     d_steps: int = 1                # gan: discriminator steps per generator step
     label_smoothing: float = 0.0    # gan: real images are labelled 1 - label_smoothing for the discriminator
+    # Greedy layer-wise training (dense autoencoders): one shallow autoencoder at a time, outer first, `epochs`
+    # each; then, optionally, the whole stack together
+    greedy: bool = False
+    inner_lr: float = 0.0           # greedy: learning rate of the inner autoencoders (MSE on codes), 0 = lr
+    finetune_epochs: int = 0        # greedy: epochs of training the stacked autoencoder as a whole afterwards
+    finetune_lr: float = 0.0        # greedy: their learning rate, 0 = lr
 
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
@@ -296,6 +302,14 @@ class TrainConfig:
             raise ConfigError(f"train.batch_size must be positive, got {self.batch_size}")
         if self.epochs <= 0:
             raise ConfigError(f"train.epochs must be positive, got {self.epochs}")
+        for name in ("inner_lr", "finetune_lr"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0 (0 = same as lr), got {getattr(self, name)}")
+        if self.finetune_epochs < 0:
+            raise ConfigError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+        if not self.greedy and (self.finetune_epochs or self.inner_lr or self.finetune_lr):
+            raise ConfigError("train.inner_lr, finetune_epochs and finetune_lr are settings of greedy training: "
+                              "set greedy too")
 
     def discriminator(self) -> "TrainConfig":
         """The optimiser settings of a GAN's discriminator: its own optimiser and rate where given."""
@@ -318,7 +332,30 @@ class RunConfig:
                 if isinstance(value, float) and not math.isfinite(value):
                     raise ConfigError(f"{section}.{name} must be a finite number, got {value}")
             obj.validate()
+        if self.train.greedy:
+            m = self.model
+            if m.family != "autoencoder" or m.arch != "dense" or m.tied or m.variational or m.sparsity != "none" \
+                    or m.code_noise:
+                raise ConfigError("train.greedy trains a dense stack one autoencoder at a time: it needs a dense, "
+                                  "untied autoencoder without a variational, sparse or code-noise objective")
         return self
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run: with greedy training, ``epochs`` per phase (one per dense layer and the
+        code layer) plus ``finetune_epochs``."""
+        t = self.train
+        return t.epochs * (len(self.model.hidden) + 1) + t.finetune_epochs if t.greedy else t.epochs
+
+    def phase_labels(self) -> dict[int, str]:
+        """{phase: what it trains} of greedy training (empty otherwise), as the history's ``phase`` numbers them."""
+        if not self.train.greedy:
+            return {}
+        sizes = ["images", *map(str, self.model.hidden), str(self.model.latent)]
+        labels = {i + 1: f"{a} → {b} → {a}" for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
+        if self.train.finetune_epochs:
+            labels[len(labels) + 1] = "the whole stack"
+        return labels
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": dataclasses.asdict(self.data), "model": self.model.to_dict(),

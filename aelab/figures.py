@@ -20,9 +20,21 @@ def _layout(fig: go.Figure, title: str, y: str, x: str = "epoch") -> go.Figure:
 
 
 def loss_figure(history: dict, trace: list[tuple[float, float]] | None = None, reference: float | None = None,
-                reference_label: str = "book", epochs: int | None = None) -> go.Figure:
-    """Training and validation loss per epoch, the live batch trace, and an optional reference line."""
+                reference_label: str = "book", epochs: int | None = None,
+                phase_labels: dict[int, str] | None = None) -> go.Figure:
+    """Training and validation loss per epoch, the live batch trace, and an optional reference line; for
+    greedy training a band per phase (``phase_labels``: :meth:`aelab.RunConfig.phase_labels`) and the images'
+    reconstruction loss through the layers trained so far, which the phases share."""
     fig = go.Figure()
+    phases = history.get("phase", [])
+    for phase in dict.fromkeys(phases):
+        xs = [e for e, p in zip(history["epoch"], phases) if p == phase]
+        fig.add_vrect(x0=xs[0] - 1, x1=xs[-1], fillcolor="#E0E7FF" if phase % 2 else "#F1F5F9", opacity=0.5,
+                      line_width=0, annotation_text=(phase_labels or {}).get(int(phase), f"phase {phase:g}"),
+                      annotation_position="top left")
+    if phases and "val_recon" in history:
+        fig.add_scatter(x=history["epoch"], y=history["val_recon"], name="validation, images (stack so far)",
+                        mode="lines+markers", line=dict(color="#059669", dash="dot"))
     if trace:
         xs, ys = zip(*trace)
         fig.add_scatter(x=xs, y=ys, name="training (live)", mode="lines", line=dict(color="#A5B4FC", width=1))

@@ -333,7 +333,7 @@ class Job(_WorkerJob):
 
     def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
                  classifier: Run | None = None, on_end=None):
-        super().__init__(owner, on_end, Snapshot(epochs=cfg.train.epochs))
+        super().__init__(owner, on_end, Snapshot(epochs=cfg.total_epochs))
         self.cfg, self.runs_dir, self.name, self.classifier = cfg, runs_dir, name, classifier
 
     def snapshot(self) -> Snapshot:
@@ -550,7 +550,7 @@ class Registry:
               classifier: Run | None = None) -> Job:
         """Run the validated ``cfg`` now if a slot is free, else queue it. Raises :class:`JobRefused` (the
         visitor's cap) or :class:`aelab.errors.SettingLimitError` (more epochs than ``AELAB_MAX_EPOCHS``)."""
-        limits.check("epochs", cfg.train.epochs, SettingLimitError)
+        limits.check("epochs", cfg.total_epochs, SettingLimitError)
         return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended), owner)
 
     def start_study(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "",

@@ -31,3 +31,10 @@ def kl_sparsity(z: torch.Tensor, target: float, eps: float = 1e-7) -> torch.Tens
     Not divided by the batch size (Keras divides activity penalties by it: its weight w is w / batch here)."""
     rate = z.mean(0).clamp(eps, 1 - eps)
     return (target * torch.log(target / rate) + (1 - target) * torch.log((1 - target) / (1 - rate))).sum()
+
+
+@torch.no_grad()
+def rounded_accuracy(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The book's ``rounded_accuracy``: the share of pixels equal once both images are rounded to 0 or 1
+    (round half to even, as tf.round; sigmoid(logit) rounds to 1 exactly when the logit is above 0)."""
+    return (torch.round(x) == (logits > 0)).float().mean()

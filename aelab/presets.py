@@ -28,6 +28,11 @@ _SPARSE = AutoencoderConfig(arch="dense", hidden=(100,), latent=300, activation=
 PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
     "stacked": ("Stacked AE 784-100-30 SELU, the chapter's first recipe",
                 _STACKED, TrainConfig(optimizer="sgd", lr=1.5, epochs=10)),
+    # The book's "training one autoencoder at a time": 784-100-784 on the images (BCE, SGD 1.5), then 100-30-100
+    # on their codes (MSE, SGD 0.05), 10 epochs each, then the stacked autoencoder at 0.1 for 10 more.
+    "stacked-greedy": ("Stacked AE trained one autoencoder at a time (greedy layer-wise), then fine-tuned",
+                       _STACKED, TrainConfig(optimizer="sgd", lr=1.5, epochs=10, greedy=True, inner_lr=0.05,
+                                             finetune_epochs=10, finetune_lr=0.1)),
     "tied": ("Stacked AE whose decoder reuses the transposed encoder weights",
              replace(_STACKED, tied=True), TrainConfig(optimizer="sgd", lr=1.5, epochs=10)),
     "denoising-gaussian": ("Denoising AE: Gaussian noise sigma 0.2 on the input",

@@ -11,7 +11,7 @@ import math
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -117,53 +117,75 @@ class Trainer:
     deadline: float | None = None
 
     def fit(self, model: torch.nn.Module, split: Split) -> FitResult:
+        """Train ``model`` on ``split``; with ``cfg.greedy``, phase by phase (see :meth:`stages`), the history's
+        ``phase`` column saying which, the epochs counted across the phases."""
         cfg = self.cfg
         device = resolve_device(cfg.device)
         model.to(device)
         rng = torch.Generator(device).manual_seed(cfg.seed)   # corruption noise, VAE sampling, GAN codes
         shuffle_rng = torch.Generator().manual_seed(cfg.seed)
-        optimizers = model.configure_optimizers(cfg)
         split = split.to(device)   # uint8, converted per batch
         n, bs = len(split.x_train), cfg.batch_size
         if bs > n:
             raise ValueError(f"batch_size {bs} is larger than the training set ({n} images)")
-        state = TrainState(model, split, 0, cfg.epochs, 0, math.ceil(n / bs), {"epoch": []})
+        stages = self.stages(model)
+        state = TrainState(model, split, 0, sum(c.epochs for _, c, _ in stages), 0, math.ceil(n / bs), {"epoch": []})
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
         last_finite = _weights(model)   # what a diverged run keeps: the weights after the last finite epoch
-        for epoch in range(1, cfg.epochs + 1):
-            state.epoch, started = epoch, time.perf_counter()
-            try:
-                sums = self._train_epoch(model, split, optimizers, rng, shuffle_rng, state)
-            except TrainingDiverged as e:
-                model.load_state_dict(last_finite)
-                model.eval()
-                state.status = "diverged"
-                self._emit("on_train_end", state)
-                raise TrainingDiverged(str(e), FitResult(state.history, "diverged", float("nan"),
-                                                         (epoch, state.batch), str(device))) from None
-            if state.batch < state.batches:
-                status, stopped_at = self._why_stopped(), (epoch, state.batch)
-            if state.batch == 0:
-                break
-            train_seconds = time.perf_counter() - started
-            val = self.evaluate(model, split.x_val, split.y_val, rng)
-            row = {"epoch": epoch - 1 + state.batch / state.batches, **sums,
-                   **{f"val_{k}": v for k, v in val.items()},
-                   "train_seconds": train_seconds, "seconds": time.perf_counter() - started}
-            for k, v in row.items():
-                state.history.setdefault(k, []).append(float(v))
-            if status == "finished":
-                epoch_seconds.append(row["seconds"])
-            last_finite = _weights(model)
-            self._emit("on_epoch_end", state)
+        epoch = 0
+        for stage, stage_cfg, phase in stages:
+            state.model, optimizers = stage, stage.configure_optimizers(stage_cfg)
+            for _ in range(stage_cfg.epochs):
+                epoch += 1
+                state.epoch, started = epoch, time.perf_counter()
+                try:
+                    sums = self._train_epoch(stage, split, optimizers, rng, shuffle_rng, state)
+                except TrainingDiverged as e:
+                    model.load_state_dict(last_finite)
+                    model.eval()
+                    state.model, state.status = model, "diverged"
+                    self._emit("on_train_end", state)
+                    raise TrainingDiverged(str(e), FitResult(state.history, "diverged", float("nan"),
+                                                             (epoch, state.batch), str(device))) from None
+                if state.batch < state.batches:
+                    status, stopped_at = self._why_stopped(), (epoch, state.batch)
+                if state.batch == 0:
+                    break
+                train_seconds = time.perf_counter() - started
+                val = self.evaluate(stage, split.x_val, split.y_val, rng)
+                row = {"epoch": epoch - 1 + state.batch / state.batches, **({"phase": phase} if phase else {}),
+                       **sums, **{f"val_{k}": v for k, v in val.items()},
+                       "train_seconds": train_seconds, "seconds": time.perf_counter() - started}
+                for k, v in row.items():
+                    state.history.setdefault(k, []).append(float(v))
+                if status == "finished":
+                    epoch_seconds.append(row["seconds"])
+                last_finite = _weights(model)
+                self._emit("on_epoch_end", state)
+                if status != "finished":
+                    break
             if status != "finished":
                 break
-        state.status = status
+        state.model, state.status = model, status
         self._emit("on_train_end", state)
         model.eval()
         return FitResult(state.history, status, statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
                          stopped_at, str(device))
+
+    def stages(self, model) -> list[tuple[torch.nn.Module, TrainConfig, int]]:
+        """(what to train, its settings, its phase) in order: the model itself (phase 0: no phases), or with
+        ``cfg.greedy`` each of ``model.greedy_phases()`` for ``epochs`` (the outer at ``lr``, the inner ones
+        at ``inner_lr``), then the whole model for ``finetune_epochs`` at ``finetune_lr`` (phase P + 1)."""
+        cfg = self.cfg
+        if not cfg.greedy:
+            return [(model, cfg, 0)]
+        phases = model.greedy_phases()
+        out = [(p, replace(cfg, lr=cfg.inner_lr or cfg.lr) if i else cfg, i + 1) for i, p in enumerate(phases)]
+        if cfg.finetune_epochs:
+            out.append((model, replace(cfg, lr=cfg.finetune_lr or cfg.lr, epochs=cfg.finetune_epochs),
+                        len(phases) + 1))
+        return out
 
     def _train_epoch(self, model, split: Split, optimizers, rng, shuffle_rng, state: TrainState) -> dict[str, float]:
         """One pass over the shuffled training set (until a stop request); the mean loss and terms."""

@@ -15,7 +15,7 @@ from aelab.data import Split, load_dataset
 from aelab.jobs import Registry
 from aelab.models import build_model
 from aelab.runs import RunStore
-from aelab.train import Trainer
+from aelab.train import Callback, Trainer
 
 
 @pytest.mark.parametrize("name", ["linear", "recurrent", "hashing"])
@@ -163,3 +163,109 @@ def test_cli_compare_and_the_book_demo(tmp_path, capsys):
         out["table"][0])
     with pytest.raises(SystemExit):
         main(["compare", "--ks", "two"])
+
+
+def test_greedy_training_trains_one_autoencoder_at_a_time_then_the_stack(tmp_path):
+    cfg = aelab.with_overrides(aelab.preset("stacked-greedy", "digits"),
+                               {"hidden": "32,16", "latent": 8, "epochs": 2, "finetune_epochs": 1})
+    assert cfg.total_epochs == 7 and cfg.phase_labels() == {1: "images → 32 → images", 2: "32 → 16 → 32",
+                                                            3: "16 → 8 → 16", 4: "the whole stack"}
+    seen = []
+
+    class Weights(Callback):
+        def on_epoch_end(self, state):
+            stack = state.model.stack[0] if hasattr(state.model, "stack") else state.model
+            seen.append((state.history["phase"][-1], stack.trunk[1].weight.detach().clone(),
+                         stack.to_code[0].weight.detach().clone()))
+
+    exp = aelab.train(cfg, runs_dir=tmp_path, classifier=None, evaluate=False, callbacks=[Weights()])
+    h = exp.fit.history
+    assert h["phase"] == [1, 1, 2, 2, 3, 3, 4] and h["epoch"] == [1, 2, 3, 4, 5, 6, 7]
+    outer = [w for _, w, _ in seen]
+    code = [c for _, _, c in seen]
+    assert not torch.equal(outer[0], outer[1])                          # phase 1 trains the outer layer
+    assert torch.equal(outer[1], outer[2]) and torch.equal(outer[2], outer[5])   # frozen in phases 2 and 3
+    assert torch.equal(code[0], code[3]) and not torch.equal(code[4], code[5])   # the code layer: phase 3 only
+    assert not torch.equal(outer[5], outer[6]) and not torch.equal(code[5], code[6])   # fine-tuning: all of it
+    # phase 1's loss is the images' BCE; the inner phases' the MSE of codes; recon is always the images'
+    assert h["val_loss"][:2] == h["val_recon"][:2] and h["val_loss"][2] != h["val_recon"][2]
+    assert h["val_recon"][-1] < h["val_recon"][-2], h["val_recon"]   # fine-tuning improves the stack
+    assert len(exp.previews.frames) == 8 and exp.run.load_model().encode(torch.zeros(1, 1, 8, 8)).shape == (1, 8)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"greedy": True, "arch": "conv"}, "greedy trains a dense stack"),
+    ({"greedy": True, "tied": True}, "greedy trains a dense stack"),
+    ({"finetune_epochs": 3}, "set greedy too"),
+    ({"greedy": True, "inner_lr": -1}, "inner_lr must be >= 0"),
+])
+def test_greedy_refusals(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        aelab.with_overrides(aelab.preset("stacked"), changes).validate()
+
+
+# ------------------------------------------------------------------------------------------ the app
+@pytest.fixture
+def chapter_runs(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(runs))
+    monkeypatch.setenv("AELAB_EXAMPLES_DIR", str(tmp_path / "no-examples"))
+    cfg = aelab.with_overrides(aelab.preset("hashing", "digits"), {"epochs": 2, "hidden": "16", "latent": 8})
+    aelab.train(cfg, runs_dir=runs, name="hash-small", classifier=None, evaluate=False)
+    dimred.compare("digits", (2, 4), epochs=1, runs_dir=runs, name="cmp-digits")
+    return runs
+
+
+@pytest.mark.usefixtures("app_router")
+def test_latent_page_hash_look_up_book_demo_and_comparison(chapter_runs):
+    from aelab import jobs
+    from conftest import app
+
+    at = app("pages/latent.py", active_run="run:hash-small")
+    assert all(t.join(120) for t in jobs.registry().tasks())
+    at.run()   # AppTest does not fire run_every: redraw once the tasks are done
+    assert not at.exception
+    assert any(h.value == "Semantic hashing: codes as bits" for h in at.subheader)
+    hash_line = next(m.value for m in at.markdown if m.value.startswith("**Hash `"))
+    assert len(hash_line.split("`")[1]) == 8 and "share it" in hash_line   # 8 bits: the code has 8 units
+    at.number_input(key="hash_query").set_value(5).run()
+    run = RunStore(chapter_runs).open("hash-small")
+    code = latent.encode_images(run.load_model(), load_dataset(run.config.data).x_test[5:6])
+    expected = f"{int(diagnostics.hashes(code)[0]):08b}"
+    assert not at.exception and next(m.value for m in at.markdown if m.value.startswith("**Hash `")).split("`")[1] \
+        == expected
+    # the saved comparison: its chart and table
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    reduction = next(c for c in charts if c["layout"]["title"]["text"] == "Reconstruction error against code size")
+    assert {d["name"] for d in reduction["data"]} == {"PCA", "linear AE", "nonlinear AE (stacked)"}
+    assert at.selectbox(key="cmp_pick").value == "run:cmp-digits"
+    before = len(charts)
+    at.toggle(key="book3d").set_value(True).run()
+    assert all(t.join(60) for t in jobs.registry().tasks())
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == before + 2
+    assert any("PCA's to within" in c.value for c in at.caption)
+    # start a comparison from the form: a job of this visitor, in the queue or running
+    at.multiselect(key="cmp_ks").set_value([3])
+    at.number_input(key="cmp_epochs").set_value(1)
+    at.button[[b.label for b in at.button].index("Compare")].click().run()
+    job = jobs.registry().get(at.session_state["cmp_job_id"])
+    assert job.join(180) and job.snapshot().status == "finished"
+    at.run()
+    assert not at.exception and at.selectbox(key="cmp_pick").value == f"run:{job.snapshot().run_name}"
+
+
+@pytest.mark.usefixtures("app_router")
+@pytest.mark.parametrize("recipe, label", [("recurrent", "LSTM sizes"), ("linear", "Output"),
+                                           ("hashing", "Noise before the code layer (σ)"),
+                                           ("stacked-greedy", "Inner learning rate")])
+def test_train_form_offers_the_new_recipes(recipe, label, chapter_runs):
+    from conftest import app
+
+    at = app("pages/train.py", query={"preset": recipe})
+    assert any(w.label == label for w in [*at.text_input, *at.selectbox, *at.number_input])
+    assert not at.button(key="start").disabled and not at.error
+    if recipe == "stacked-greedy":   # greedy needs a dense stack: on conv its inputs go, and so does the setting
+        at.radio(key="f_arch").set_value("conv").run()
+        assert not at.exception and not at.error and not any(c.label == "Greedy layer-wise" for c in at.checkbox)
+        assert at.query_params["greedy"] == "false"   # the share link says it differs from the recipe

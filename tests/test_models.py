@@ -139,7 +139,7 @@ def test_sampling_needs_a_vae():
 
 
 def test_rounded_accuracy_is_the_books_metric_and_recorded_per_epoch(digits):
-    from aelab.models.autoencoder import rounded_accuracy
+    from aelab.losses import rounded_accuracy
 
     x = torch.tensor([[0.0, 0.4, 0.5, 0.6, 1.0]])   # rounds (half to even) to 0, 0, 0, 1, 1
     logits = torch.tensor([[-1.0, 1.0, -0.1, 0.2, 3.0]])   # sigmoid rounds to 0, 1, 0, 1, 1

@@ -21,13 +21,6 @@ from .layers import activation, keras_init_
 from .rnn import RecurrentDecoder, RecurrentEncoder, keras_lstm_init_
 
 
-@torch.no_grad()
-def rounded_accuracy(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """The book's ``rounded_accuracy``: the share of pixels equal once both images are rounded to 0 or 1
-    (round half to even, as tf.round; sigmoid(logit) rounds to 1 exactly when the logit is above 0)."""
-    return (torch.round(x) == (logits > 0)).float().mean()
-
-
 class Autoencoder(Model):
     """encode(x) -> z, decode(z) -> logits, forward(x) -> Output; x is (B, C, H, W) in [0, 1].
 
@@ -134,7 +127,7 @@ class Autoencoder(Model):
         recon = losses.reconstruction(logits, x, cfg.loss, cfg.output)
         terms["recon"] = recon
         if cfg.loss == "bce":
-            terms["rounded_acc"] = rounded_accuracy(x, logits)
+            terms["rounded_acc"] = losses.rounded_accuracy(x, logits)
         loss = recon
         if cfg.variational:
             kl = losses.kl_to_standard_normal(mean, logvar).mean()
@@ -150,6 +143,12 @@ class Autoencoder(Model):
             terms["sparsity"] = losses.kl_sparsity(z, cfg.sparsity_target)
             loss = loss + cfg.sparsity_weight * terms["sparsity"]
         return Output(loss, terms, logits, z)
+
+    def greedy_phases(self) -> list[Model]:
+        """The phases of greedy layer-wise training, outer first (see :mod:`aelab.models.greedy`)."""
+        from .greedy import Phase
+
+        return [Phase(self, i) for i in range(len(self.cfg.hidden) + 1)]
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:

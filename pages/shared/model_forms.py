@@ -12,6 +12,7 @@ FORM_BOUNDS = {
     "d_steps": (1, 10), "label_smoothing": (0.0, 0.45), "d_lr": (0.0, 10.0), "dropout": (0.0, 0.9),
     "lr": (1e-6, 10.0), "momentum": (0.0, 0.99), "rho": (0.01, 0.999), "batch_size": (1, 4096), "epochs": (1, 500),
     "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1), "code_noise": (0.0, 100.0),
+    "inner_lr": (0.0, 10.0), "finetune_epochs": (0, 500), "finetune_lr": (0.0, 10.0),
 }
 
 

@@ -48,7 +48,10 @@ def hashing_section(run: Run, ds) -> None:
 
 def book_demo_section() -> None:
     """The book's linear autoencoder on its 3-D point cloud, beside PCA (a small task: about a second)."""
-    with st.expander("The book's demo: PCA with a linear autoencoder on a 3-D point cloud", expanded=False):
+    if not st.toggle("The book's demo: PCA with a linear autoencoder on a 3-D point cloud", key="book3d",
+                     help="Trains the book's 3 → 2 → 3 linear autoencoder in the background (about a second)."):
+        return
+    with st.container(border=True):
         demo = widgets.task_result(widgets.task("book_3d", 42), 5, "Training the 3 → 2 → 3 linear autoencoder")
         if demo is None:
             return
@@ -98,8 +101,11 @@ def comparison_form(data_name: str) -> None:
 def comparison_live() -> None:
     job = registry().get(st.session_state.get("cmp_job_id"))
     if job is None or job.finished:
-        if job is not None and (snap := job.snapshot()).status != "finished":
+        snap = job.snapshot() if job is not None else None
+        if snap is not None and snap.status != "finished":
             st.warning(f"The last comparison ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
+        elif snap is not None and st.session_state.get("cmp_shown") != job.id:   # show the new one, once
+            st.session_state["cmp_pick"], st.session_state["cmp_shown"] = state.run_key("run", snap.run_name), job.id
         return
 
     @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
@@ -112,8 +118,6 @@ def comparison_live() -> None:
         st.progress(snap.fits_done / max(snap.fits_total, 1),
                     text=f"{snap.fits_done} of {snap.fits_total} autoencoders trained")
         if snap.done:
-            if snap.run_name:
-                st.session_state["cmp_pick"] = state.run_key("run", snap.run_name)
             st.rerun()
     live()
 

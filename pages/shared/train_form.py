@@ -90,6 +90,9 @@ def form_config() -> RunConfig:
     ss = st.session_state
     family = ss[key("family")]
     values = {f"{s}.{n}": ss[key(n)] for s, n, fams in SETTINGS if s != "model" or family in fams}
+    if not (family == "autoencoder" and ss[key("arch")] == "dense" and ss[key("greedy")]):   # its inputs are hidden
+        values.update({"train.greedy": False, "train.inner_lr": 0.0, "train.finetune_epochs": 0,
+                       "train.finetune_lr": 0.0})
     cfg = with_overrides(RunConfig(aelab.DataConfig(name=state.current_dataset_name())), {"family": family, **values})
     if family == "autoencoder":
         cfg.model = cfg.model.with_objective(ss[key("objective")])
@@ -116,6 +119,21 @@ def training_inputs() -> None:
                       help="Last fraction of the training set, unshuffled (as Keras).")
     number(b[1], "Seed", "seed", help="Same seed, same numbers.")
     st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=key("device"), help="auto: cuda, then mps, then cpu.")
+    ss = st.session_state
+    if ss[key("family")] == "autoencoder" and ss[key("arch")] == "dense":
+        greedy_inputs()
+
+
+def greedy_inputs() -> None:
+    """Greedy layer-wise training (the book's "training one autoencoder at a time")."""
+    if not st.checkbox("Greedy layer-wise", key=key("greedy"),
+                       help="Train one shallow autoencoder at a time, outer first, each for the epochs above; the "
+                            "inner ones learn to reconstruct the codes of the outer ones (MSE)."):
+        return
+    b = st.columns(3)
+    number(b[0], "Inner learning rate", "inner_lr", format="%.4g", help="0: the learning rate above.")
+    number(b[1], "Fine-tune epochs", "finetune_epochs", help="Then train the stacked autoencoder as a whole.")
+    number(b[2], "Fine-tune rate", "finetune_lr", format="%.4g", help="0: the learning rate above.")
 
 
 def draw_form() -> None:

@@ -52,7 +52,8 @@ def draw_live(job, snap) -> None:
         left.plotly_chart(figures.gan_figure(h, snap.traces, cfg.train.epochs), key=f"gan-{job.id}")
     else:
         reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
-        left.plotly_chart(figures.loss_figure(h, snap.trace, reference, "book, epoch 10", cfg.train.epochs),
+        left.plotly_chart(figures.loss_figure(h, snap.trace, reference, "book, epoch 10", cfg.total_epochs,
+                                              cfg.phase_labels()),
                           key=f"loss-{job.id}")
         terms = figures.terms_figure(h)
         if terms is not None:
