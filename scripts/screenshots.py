@@ -2,8 +2,8 @@
 
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
-`python scripts/screenshots.py [page ...]` with pages among generate, home, latent, pretrain, upload (default:
-all).
+`python scripts/screenshots.py [page ...]` with pages among generate, home, latent, pretrain, upload, hashing,
+reduction (default: all). hashing and reduction are the Latent space page's chapter-17 sections, cropped.
 """
 import os
 import socket
@@ -21,7 +21,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 # page -> (path, text that says it is ready); a fresh session's active run is the newest example
 PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("/", "Recent runs"),
          "latent": ("/latent", "How the codes moved during training"),
-         "pretrain": ("/pretrain", "fine-tuning beat training from scratch"), "upload": ("/", "Recent runs")}
+         "pretrain": ("/pretrain", "fine-tuning beat training from scratch"), "upload": ("/", "Recent runs"),
+         "hashing": ("/latent", "Semantic hashing: codes as bits"),   # the newest example: hashing-fashion
+         "reduction": ("/latent", "Reconstruction error against code size")}
+CROPS = {"hashing": ("Semantic hashing: codes as bits", "PCA against autoencoders"),   # from this heading to that
+         "reduction": ("PCA against autoencoders", None)}
 
 
 def example_zip() -> bytes:
@@ -42,6 +46,15 @@ def example_zip() -> bytes:
             Image.fromarray(ds.x_test[i, 0].numpy()).save(png, format="PNG")
             z.writestr(f"my-clothes/{ds.class_names[ds.y_test[i]].replace('/', '-')}/{i}.png", png.getvalue())
     return buf.getvalue()
+
+
+def crop(page, top: str, bottom: str | None) -> dict:
+    """The page's region from heading ``top`` down to heading ``bottom`` (or the end of the main column)."""
+    first = page.get_by_role("heading", name=top).first.bounding_box()
+    main_box = page.locator("[data-testid='stMain']").bounding_box()
+    end = page.get_by_role("heading", name=bottom).first.bounding_box()["y"] if bottom else \
+        main_box["y"] + main_box["height"]
+    return {"x": main_box["x"], "y": first["y"] - 10, "width": main_box["width"], "height": end - first["y"]}
 
 
 def main(pages: list[str]) -> None:
@@ -67,7 +80,8 @@ def main(pages: list[str]) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             for name in pages or PAGES:
                 path, ready = PAGES[name]
-                page.set_viewport_size({"width": 1400, "height": 2600 if name in ("latent", "pretrain") else 1300})
+                tall = name in ("latent", "pretrain", "hashing", "reduction")
+                page.set_viewport_size({"width": 1400, "height": 2600 if tall else 1300})
                 page.goto(url + path)
                 page.get_by_text(ready).first.wait_for(timeout=180_000)
                 if name == "upload":   # the sidebar's upload panel, after adding a zip of images
@@ -76,6 +90,9 @@ def main(pages: list[str]) -> None:
                         {"name": "my-clothes.zip", "mimeType": "application/zip", "buffer": example_zip()})
                     page.get_by_role("button", name="Add data set").click()
                     page.get_by_text("Added").first.wait_for(timeout=60_000)
+                if name == "reduction":   # the book's demo too
+                    page.get_by_text("The book's demo: PCA with a linear autoencoder").click()
+                    page.get_by_text("Its plane is PCA's to within").wait_for(timeout=60_000)
                 page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                        timeout=180_000)
                 if name == "pretrain":   # its chart and table draw after the script ends
@@ -83,7 +100,8 @@ def main(pages: list[str]) -> None:
                     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
                 time.sleep(2)
                 DOCS.mkdir(exist_ok=True)
-                page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+                page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True, clip=crop(page, *CROPS[name])
+                                if name in CROPS else None)
                 print(f"docs/{name}.png")
             browser.close()
     finally:

@@ -185,6 +185,33 @@ def check_decode_and_timelapse(page):
     shot(page, "timelapse")
 
 
+def reduction_in_the_browser(page, server):
+    """The Latent space page's PCA section: the book's 3-D demo, then a comparison at k = 2, 5, 10 (one epoch
+    each) started from the form, run as a job, and its chart. Returns the seconds from Compare to the chart."""
+    page.get_by_text("The book's demo: PCA with a linear autoencoder").click()
+    page.get_by_text("Its plane is PCA's to within").wait_for(timeout=60_000)
+    assert page.get_by_text("Projected to 2-D: linear autoencoder (left) and PCA (right)").count() == 1
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("1")
+    epochs.press("Tab")
+    ks = page.locator("[data-testid='stForm']").get_by_role("combobox").first
+    ks.click()
+    for _ in range(2):   # removes the last code sizes chosen: 64, then 30
+        page.keyboard.press("Backspace")
+    page.keyboard.press("Escape")
+    started = time.perf_counter()
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_text("Reconstruction error against code size").wait_for(timeout=180_000)
+    seconds = time.perf_counter() - started
+    wait_idle(page)
+    assert_no_exception(page)
+    (found,) = [p for p in server["runs"].iterdir() if (p / "comparison.json").exists()]
+    rows = json.loads((found / "comparison.json").read_text())["rows"]
+    assert sorted({r["k"] for r in rows}) == [2, 5, 10] and {r["model"] for r in rows} == {"pca", "linear", "nonlinear"}
+    shot(page, "pca-vs-autoencoders")
+    return seconds
+
+
 def pretrain_in_the_browser(page, server):
     """The Pretraining page: one seed, the default budgets up to 100 (digits has 1,500 training images, and
     the suite's time is short), Start, then the saved study's chart and verdict. Returns the seconds from
@@ -264,6 +291,7 @@ def test_train_then_inspect_in_the_browser(server, page):
     timings["latent space (PCA)"] = time.perf_counter() - started
     shot(page, "latent")
     check_decode_and_timelapse(page)
+    timings["PCA vs autoencoders, k = 2, 5, 10 (digits)"] = reduction_in_the_browser(page, server)
     timings["pretraining study (stacked, digits)"] = pretrain_in_the_browser(page, server)
 
     train_from_page(page, server, "preset=vae&data=digits&epochs=5&batch_size=32&latent=2&lr=0.003")

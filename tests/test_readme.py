@@ -25,6 +25,16 @@ def test_pretraining_example_runs(tmp_path, monkeypatch, capsys):
     assert len(lines) == 8 and {line.split()[1] for line in lines} == {"scratch", "frozen", "finetuned", "pixels"}
 
 
+def test_dimensionality_reduction_example_runs(tmp_path, monkeypatch, capsys):
+    block = README.split("<!-- README-DIMRED")[1]
+    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("3-D demo: AE MSE") and [line.split()[0] for line in lines[1:]] == ["2", "8"]
+    assert len(list((tmp_path / "runs").iterdir())) == 5   # four autoencoders and the comparison
+
+
 def test_two_commands_at_the_top_and_ci_uses_the_test_command():
     first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
