@@ -240,6 +240,13 @@ def cmd_eval(args, parser) -> int:
         for k, v in metrics.get("test", {}).items():
             print(f"  {k:6s} {v:.4f}")
         _print_quality(metrics)
+        c = metrics.get("codes")
+        if c:
+            print(f"  codes of {c['images']:,} test images: mean activation {c['mean_activation']:.4f}"
+                  + (f", {c['active_units']} of {c['latent']} latent dimensions active (KL > 0.01 nats)"
+                     if "active_units" in c else "")
+                  + (f", {c['binary_share']:.1%} of activations within 0.1 of a bit, {c['distinct_hashes']:,} "
+                     "distinct hashes" if "binary_share" in c else ""))
         if "probes" in metrics:
             p = metrics["probes"]
             for probe in ("knn", "logreg"):

@@ -101,3 +101,17 @@ def hash_lookup(table: np.ndarray, query: int) -> HashLookup:
     near = np.flatnonzero(one_bit)
     return HashLookup(query, h, same[same != query], near, np.log2(diff[near]).astype(int),
                       len(np.unique(table)))
+
+
+def summary(model, x_uint8: torch.Tensor) -> dict[str, float]:
+    """A run's code diagnostics in numbers (metrics.json, ``python -m aelab eval``): the images encoded, the
+    mean activation; a VAE's active units and latent size; for sigmoid codes the share of activations near 0
+    or 1 and how many distinct hashes the images get."""
+    d = code_diagnostics(model, x_uint8)
+    out: dict[str, float] = {"images": len(d.codes), "mean_activation": float(d.codes.mean())}
+    if d.kl_per_dim is not None:
+        out.update(active_units=d.active_units, latent=len(d.kl_per_dim))
+    if hashable(model.cfg) and d.codes.shape[1] <= 62:
+        out.update(binary_share=binary_share(d.codes), distinct_hashes=len(np.unique(hashes(d.codes))))
+    return out
+

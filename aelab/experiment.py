@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from . import quality
+from . import diagnostics, quality
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import ConfigError, TrainingDiverged
@@ -20,6 +20,7 @@ from .runs import Run, RunStore, find_classifier, stored_runs
 from .train import Callback, FitResult, PreviewRecorder, Trainer
 
 DOWNLOAD = True  # allow torchvision downloads when a data set is not found locally
+CODE_IMAGES = 2000   # test images of a run's code diagnostics (as the Latent space page's)
 
 
 @dataclass
@@ -30,12 +31,15 @@ class Experiment:
 
 
 def evaluate_run(model, dataset: Dataset, probes: bool = True, classifier: Run | None = None) -> dict:
-    """Test-set metrics for metrics.json: reconstruction metrics and probe accuracies where the model
-    reconstructs and encodes, the quality measure of generative models when a domain ``classifier`` run
-    is given, and a classifier's test accuracy."""
+    """Test-set metrics for metrics.json: reconstruction metrics, code diagnostics
+    (:func:`aelab.diagnostics.summary`) and probe accuracies where the model reconstructs and encodes, the
+    quality measure of generative models when a domain ``classifier`` run is given, and a classifier's test
+    accuracy."""
     metrics: dict = {}
     if model.can_reconstruct:
         metrics.update(reconstruction_report(model, dataset.x_test, dataset.y_test, dataset.class_names).to_json())
+    if model.can_encode and model.can_reconstruct:
+        metrics["codes"] = diagnostics.summary(model, dataset.x_test[:CODE_IMAGES])
     if probes and model.can_encode and model.can_reconstruct and len(dataset.class_names) > 1:
         metrics["probes"] = probe_report(model, dataset)
     if model.cfg.family == "classifier":

@@ -97,6 +97,18 @@ def test_hashes_and_the_hash_look_up_on_hand_made_codes():
         diagnostics.hash_lookup(table, 5)
 
 
+def test_code_diagnostics_are_saved_with_a_run_and_shown_by_eval(tmp_path, capsys):
+    cfg = aelab.with_overrides(aelab.preset("hashing", "digits"), {"epochs": 1, "hidden": "16", "latent": 6})
+    run = aelab.train(cfg, runs_dir=tmp_path, name="h", classifier=None).run
+    codes = run.metrics["codes"]
+    x = load_dataset(cfg.data).x_test
+    expected = diagnostics.hashes(latent.encode_images(run.load_model(), x))
+    assert codes["images"] == len(x) and codes["distinct_hashes"] == len(np.unique(expected)) <= 2 ** 6
+    assert 0 <= codes["binary_share"] <= 1 and "active_units" not in codes
+    assert main(["eval", "h", "--runs-dir", str(tmp_path), "--no-probes"]) == 0
+    assert f"{codes['distinct_hashes']:,} distinct hashes" in capsys.readouterr().out
+
+
 def test_noise_before_the_code_layer_makes_the_codes_binary():
     """Points spread evenly over a square: a 2-unit sigmoid code follows them smoothly, unless sigma-15 noise
     before the code layer leaves bits as the only thing the code can carry."""
