@@ -276,7 +276,9 @@ def reduction_figure(rows: list[dict], title: str = "") -> go.Figure:
         points = [(r["k"], r[model]) for r in rows if model in r]
         if points:
             ks, mse = zip(*points)
-            fig.add_scatter(x=ks, y=mse, name=REDUCTION_LABELS[model], mode="lines+markers", line=dict(color=color),
+            line = dict(color=color, width=5) if model == "pca" else \
+                dict(color=color, dash="dash") if model == "linear" else dict(color=color)   # linear AE ≈ PCA
+            fig.add_scatter(x=ks, y=mse, name=REDUCTION_LABELS[model], mode="lines+markers", line=line,
                             hovertemplate="k = %{x}: MSE %{y:.5f}<extra>" + REDUCTION_LABELS[model] + "</extra>")
     fig.update_xaxes(type="log", tickvals=sorted({r["k"] for r in rows}))
     return _layout(fig, title or "Reconstruction error against code size", "test MSE per pixel", "code size k (log)")

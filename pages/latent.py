@@ -137,6 +137,7 @@ if run and ds and widgets.explain_missing(run, "encode"):
         timelapse_section(run, ds)
         probe_section(run, ds)
         units_section(run)
-        hashing_section(run, ds)
-    with widgets.guard("Comparing PCA and autoencoders"):
+        with st.container(key="hashing"):   # a key: the screenshots script finds the section by it
+            hashing_section(run, ds)
+    with widgets.guard("Comparing PCA and autoencoders"), st.container(key="reduction"):
         comparison_section(run.config.data.name)

@@ -24,8 +24,8 @@ PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("
          "pretrain": ("/pretrain", "fine-tuning beat training from scratch"), "upload": ("/", "Recent runs"),
          "hashing": ("/latent", "Semantic hashing: codes as bits"),   # the newest example: hashing-fashion
          "reduction": ("/latent", "Reconstruction error against code size")}
-CROPS = {"hashing": ("Semantic hashing: codes as bits", "PCA against autoencoders"),   # from this heading to that
-         "reduction": ("PCA against autoencoders", None)}
+SECTIONS = {"hashing": ".st-key-hashing", "reduction": ".st-key-reduction"}   # shot alone: the Latent page's keyed
+                                                                              # containers
 
 
 def example_zip() -> bytes:
@@ -46,15 +46,6 @@ def example_zip() -> bytes:
             Image.fromarray(ds.x_test[i, 0].numpy()).save(png, format="PNG")
             z.writestr(f"my-clothes/{ds.class_names[ds.y_test[i]].replace('/', '-')}/{i}.png", png.getvalue())
     return buf.getvalue()
-
-
-def crop(page, top: str, bottom: str | None) -> dict:
-    """The page's region from heading ``top`` down to heading ``bottom`` (or the end of the main column)."""
-    first = page.get_by_role("heading", name=top).first.bounding_box()
-    main_box = page.locator("[data-testid='stMain']").bounding_box()
-    end = page.get_by_role("heading", name=bottom).first.bounding_box()["y"] if bottom else \
-        main_box["y"] + main_box["height"]
-    return {"x": main_box["x"], "y": first["y"] - 10, "width": main_box["width"], "height": end - first["y"]}
 
 
 def main(pages: list[str]) -> None:
@@ -80,7 +71,7 @@ def main(pages: list[str]) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             for name in pages or PAGES:
                 path, ready = PAGES[name]
-                tall = name in ("latent", "pretrain", "hashing", "reduction")
+                tall = name in ("latent", "pretrain", *SECTIONS)
                 page.set_viewport_size({"width": 1400, "height": 2600 if tall else 1300})
                 page.goto(url + path)
                 page.get_by_text(ready).first.wait_for(timeout=180_000)
@@ -100,8 +91,13 @@ def main(pages: list[str]) -> None:
                     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
                 time.sleep(2)
                 DOCS.mkdir(exist_ok=True)
-                page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True, clip=crop(page, *CROPS[name])
-                                if name in CROPS else None)
+                if name in SECTIONS:
+                    section = page.locator(SECTIONS[name])
+                    section.scroll_into_view_if_needed()
+                    time.sleep(2)   # the table is drawn on a canvas once it is in view
+                    section.screenshot(path=str(DOCS / f"{name}.png"))
+                else:
+                    page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
                 print(f"docs/{name}.png")
             browser.close()
     finally:

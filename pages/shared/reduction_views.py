@@ -125,12 +125,13 @@ def comparison_live() -> None:
 def show_comparison(comparison: Comparison) -> None:
     rows = dimred.table(comparison)
     st.plotly_chart(figures.reduction_figure(rows), key="cmp_chart")
-    frame = pd.DataFrame(rows).rename(columns={"pca": "PCA", "linear": "linear AE", "nonlinear": "nonlinear AE",
-                                               "max_angle_deg": "linear AE vs PCA, largest angle (°)"})
-    st.dataframe(frame.set_index("k").style.format("{:.5f}").format("{:.1f}", subset=frame.columns[-1:]),
-                 key="cmp_table")
+    names = {"pca": "PCA", "linear": "linear AE", "nonlinear": "nonlinear AE",
+             "max_angle_deg": "linear AE vs PCA, largest angle (°)"}
+    frame = pd.DataFrame(rows, columns=["k", *names]).rename(columns=names).set_index("k")
+    st.dataframe(frame.style.format("{:.5f}").format("{:.1f}", subset=[names["max_angle_deg"]]), key="cmp_table")
     epochs = comparison.meta.get("epochs") or 10
     st.caption(f"Test-set MSE per pixel on {comparison.meta.get('n_test', 0):,} images, outputs not clipped. PCA "
-               f"is fitted on the training images; each autoencoder trained {epochs} epochs and is saved as a run "
-               f"({comparison.name}-linear-k…, -nonlinear-k…). An angle below 5° means the linear AE found PCA's "
+               f"is fitted on the training images; each autoencoder trained {epochs} epochs and was saved as a run "
+               f"({comparison.name}-linear-k…, -nonlinear-k…) where the comparison ran (the shipped example keeps "
+               "only its table). An angle below 5° means the linear AE found PCA's "
                "subspace; a larger one, that it has not converged along its weakest directions yet.")
