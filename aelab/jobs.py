@@ -569,6 +569,7 @@ class Registry:
         ks = check_ks(tuple(ks), MAX_COMPARE_K)
         if epochs is not None and not 1 <= epochs <= 100:
             raise ConfigError(f"epochs must be between 1 and 100, got {epochs}")
+        limits.check("epochs", epochs or 10, SettingLimitError)   # each model's, as for a training job
         return self._register(lambda: ComparisonJob(data, ks, epochs, runs_dir, owner, name, self._ended), owner)
 
     def _register(self, make, owner: str):

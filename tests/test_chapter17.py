@@ -149,7 +149,7 @@ def test_compare_saves_runs_and_a_table_that_scans_apart_from_runs(tmp_path, cap
         dimred.compare("digits", (0,), runs_dir=tmp_path)
 
 
-def test_the_comparison_runs_as_a_job_with_progress(tmp_path):
+def test_the_comparison_runs_as_a_job_with_progress(tmp_path, monkeypatch):
     reg = Registry(max_jobs=1)
     try:
         job = reg.start_comparison("digits", (3,), 1, tmp_path, owner="me", name="viajob")
@@ -160,6 +160,9 @@ def test_the_comparison_runs_as_a_job_with_progress(tmp_path):
         assert RunStore(tmp_path).open_comparison("viajob").meta["ks"] == [3]
         with pytest.raises(ConfigError, match="epochs"):
             reg.start_comparison("digits", (3,), 0, tmp_path)
+        monkeypatch.setenv("AELAB_MAX_EPOCHS", "5")
+        with pytest.raises(aelab.errors.SettingLimitError, match="the limit is 5 epochs"):
+            reg.start_comparison("digits", (3,), 6, tmp_path)
     finally:
         reg.close()
 
