@@ -100,11 +100,13 @@ def class_share_figure(shares: dict[str, list[float]], class_names) -> go.Figure
 
 
 def compare_figure(histories: dict[str, dict], key: str = "val_loss") -> go.Figure:
-    """Overlay one curve per run."""
+    """Overlay one curve per run. A greedy run's ``val_loss`` changes meaning between phases (images, then
+    codes), so its images' reconstruction loss (``val_recon``) stands in for it."""
     fig = go.Figure()
     for name, h in histories.items():
-        if h.get(key):
-            fig.add_scatter(x=h["epoch"], y=h[key], name=name, mode="lines+markers")
+        k = "val_recon" if key == "val_loss" and "phase" in h and h.get("val_recon") else key
+        if h.get(k):
+            fig.add_scatter(x=h["epoch"], y=h[k], name=name + (" (images)" if k != key else ""), mode="lines+markers")
     return _layout(fig, key.replace("_", " "), key)
 
 

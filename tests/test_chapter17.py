@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import aelab
-from aelab import diagnostics, dimred, latent
+from aelab import diagnostics, dimred, figures, latent
 from aelab.cli import main
 from aelab.config import AutoencoderConfig, ConfigError, TrainConfig
 from aelab.data import Split, load_dataset
@@ -206,6 +206,8 @@ def test_greedy_training_trains_one_autoencoder_at_a_time_then_the_stack(tmp_pat
     assert h["val_loss"][:2] == h["val_recon"][:2] and h["val_loss"][2] != h["val_recon"][2]
     assert h["val_recon"][-1] < h["val_recon"][-2], h["val_recon"]   # fine-tuning improves the stack
     assert len(exp.previews.frames) == 8 and exp.run.load_model().encode(torch.zeros(1, 1, 8, 8)).shape == (1, 8)
+    (curve,) = figures.compare_figure({"greedy": h}).data   # the Runs page: the images' loss, every phase
+    assert list(curve.y) == h["val_recon"] and curve.name == "greedy (images)"
 
 
 @pytest.mark.parametrize("changes, message", [
