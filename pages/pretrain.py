@@ -1,5 +1,4 @@
 """Pretraining: does an encoder trained without labels help a classifier that has only a few?"""
-import os
 
 import pandas as pd
 import streamlit as st
@@ -50,29 +49,12 @@ def study_form(encoders: dict[str, Run]) -> None:
 
 
 def live_panel() -> None:
-    job = registry().get(st.session_state.get("study_job_id"))
-    if job is None or job.finished:
-        if job is not None and (snap := job.snapshot()).status != "finished":
-            st.warning(f"The last study ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
-        return
-
-    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
-    def live():
-        snap = job.snapshot()
-        if st.button("Cancel" if snap.status == "queued" else "Stop", key="pre_stop", icon=":material/stop:",
-                     help="Ends the study after the current classifier; nothing is saved."):
-            registry().cancel(job)
-        if snap.status == "queued":
-            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
-        total = max(snap.fits_total, 1)
-        st.progress(snap.fits_done / total, text=f"{snap.fits_done} of {snap.fits_total} classifiers trained")
+    def chart(snap) -> None:
         if snap.fits:
             st.plotly_chart(figures.study_figure(pretrain.summarize(snap.fits), "So far"), key="pre_live_chart")
-        if snap.done:
-            if snap.run_name:
-                st.session_state["pre_study"] = state.run_key("run", snap.run_name)   # show the new study
-            st.rerun()
-    live()
+
+    widgets.follow_job("study_job_id", "pre_study", "study", "classifiers trained",
+                       "Ends the study after the current classifier; nothing is saved.", chart)
 
 
 def show_study(study: Study) -> None:

@@ -2,8 +2,6 @@
 demo, and a comparison on images run as a job)."""
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -77,7 +75,8 @@ def comparison_section(data_name: str) -> None:
         st.warning(f"Skipped a damaged comparison: {err}", icon=":material/warning:")
     mine = {k: c for k, c in comparisons.items() if c.meta["data"] == data_name}
     comparison_form(data_name)
-    comparison_live()
+    widgets.follow_job("cmp_job_id", "cmp_pick", "comparison", "autoencoders trained",
+                       "Ends the comparison during the current autoencoder; the runs trained so far are kept.")
     if mine:
         key = st.selectbox("Comparison", list(mine), key="cmp_pick", format_func=lambda k: mine[k].name)
         show_comparison(mine[key])
@@ -96,30 +95,6 @@ def comparison_form(data_name: str) -> None:
             job = registry().start_comparison(data_name, tuple(ks), int(epochs), state.user_runs_dir(),
                                               owner=state.session_id())
             st.session_state["cmp_job_id"] = job.id
-
-
-def comparison_live() -> None:
-    job = registry().get(st.session_state.get("cmp_job_id"))
-    if job is None or job.finished:
-        snap = job.snapshot() if job is not None else None
-        if snap is not None and snap.status != "finished":
-            st.warning(f"The last comparison ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
-        elif snap is not None and st.session_state.get("cmp_shown") != job.id:   # show the new one, once
-            st.session_state["cmp_pick"], st.session_state["cmp_shown"] = state.run_key("run", snap.run_name), job.id
-        return
-
-    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
-    def live():
-        snap = job.snapshot()
-        if st.button("Cancel" if snap.status == "queued" else "Stop", key="cmp_stop", icon=":material/stop:"):
-            registry().cancel(job)
-        if snap.status == "queued":
-            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
-        st.progress(snap.fits_done / max(snap.fits_total, 1),
-                    text=f"{snap.fits_done} of {snap.fits_total} autoencoders trained")
-        if snap.done:
-            st.rerun()
-    live()
 
 
 def show_comparison(comparison: Comparison) -> None:

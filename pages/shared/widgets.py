@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,39 @@ def task_result(task, estimate_s: float, what: str, note: str = ""):
         st.error(f"{what} failed: {task.error or 'cancelled'}", icon=":material/error:")
         return None
     return task.result
+
+
+def follow_job(job_key: str, pick_key: str, what: str, unit: str, stop_help: str, draw=None) -> None:
+    """The progress of this visitor's study or comparison (its id in ``job_key``), redrawn every 2 s: Stop (or
+    Cancel while queued), its place in the queue, a bar of ``unit`` done and ``draw(snapshot)``. Once it has
+    ended: why, if it did not finish; if it did, its result is picked in the selectbox ``pick_key``, once."""
+    from aelab.jobs import registry
+
+    job = registry().get(st.session_state.get(job_key))
+    if job is None:
+        return
+    if job.finished:
+        snap, shown = job.snapshot(), f"{job_key}_shown"
+        if snap.status != "finished":
+            st.warning(f"The last {what} ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
+        elif st.session_state.get(shown) != job.id:
+            st.session_state[pick_key], st.session_state[shown] = state.run_key("run", snap.run_name), job.id
+        return
+
+    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
+    def live():
+        snap = job.snapshot()
+        if st.button("Cancel" if snap.status == "queued" else "Stop", key=f"{job_key}_stop", icon=":material/stop:",
+                     help=stop_help):
+            registry().cancel(job)
+        if snap.status == "queued":
+            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
+        st.progress(snap.fits_done / max(snap.fits_total, 1), text=f"{snap.fits_done} of {snap.fits_total} {unit}")
+        if draw is not None:
+            draw(snap)
+        if snap.done:
+            st.rerun()
+    live()
 
 
 def images(arrays: np.ndarray, ncols: int = 10, container=st, **kwargs) -> None:
