@@ -305,8 +305,6 @@ def cmd_compare(args, parser) -> int:
         ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
     except ValueError:
         parser.error(f"--ks: comma-separated integers, got {args.ks!r}")
-    if args.epochs is not None and not 1 <= args.epochs <= 500:
-        parser.error(f"--epochs must be between 1 and 500, got {args.epochs}")
 
     def progress(p) -> None:
         r = p.row

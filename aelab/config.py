@@ -136,11 +136,10 @@ class AutoencoderConfig(ModelConfig):
             raise ConfigError("model.output 'linear' needs loss 'mse': binary cross-entropy needs outputs in (0, 1)")
         if self.arch in ("dense", "rnn") and self.latent <= 0:
             raise ConfigError(f"model.latent must be a positive code size, got {self.latent}")
-        if self.arch == "conv":
-            if self.latent < 0:
-                raise ConfigError(f"model.latent must be >= 0 (0 = feature-map code), got {self.latent}")
-            if self.tied:
-                raise ConfigError("model.tied is only available for the dense architecture")
+        if self.arch == "conv" and self.latent < 0:
+            raise ConfigError(f"model.latent must be >= 0 (0 = feature-map code), got {self.latent}")
+        if self.tied and self.arch != "dense":
+            raise ConfigError("model.tied is only available for the dense architecture")
         if self.arch == "rnn":
             self._validate_rnn()
         if self.code_noise < 0:
@@ -175,8 +174,6 @@ class AutoencoderConfig(ModelConfig):
         """What the recurrent architecture refuses, and why."""
         if not self.hidden:
             raise ConfigError("model.hidden: a recurrent autoencoder needs at least one LSTM size (the book: 100)")
-        if self.tied:
-            raise ConfigError("model.tied is only available for the dense architecture")
         if self.variational:
             raise ConfigError("model.variational is not available for the rnn architecture: its code is an LSTM's "
                               "final state, bounded by tanh, where a Gaussian posterior needs free mean and "
@@ -368,6 +365,7 @@ class RunConfig:
 
 COMPARE_KS = (2, 5, 10, 30, 64)   # code sizes of a PCA-vs-autoencoders comparison (aelab.dimred)
 MAX_COMPARE_K = 256
+MAX_COMPARE_EPOCHS = 500   # of each of a comparison's autoencoders
 HEADS = ("linear", "mlp")
 STUDY_BUDGETS = (10, 50, 100, 500, 1000, 5000)
 MAX_STUDY_LABELS = 60_000   # labelled images in one budget (a whole Fashion-MNIST training set)

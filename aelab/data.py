@@ -118,6 +118,12 @@ def pixels(x_uint8: torch.Tensor) -> np.ndarray:
     return to_float(x_uint8[:, 0].cpu()).numpy()
 
 
+def class_counts(y: torch.Tensor, idx, class_names) -> dict[str, int]:
+    """{class name: how many of the images ``idx`` (labels ``y``) it has}, most first; absent classes left out."""
+    counts = np.bincount(y[torch.as_tensor(idx, dtype=torch.long)].numpy(), minlength=len(class_names))
+    return {class_names[c]: int(counts[c]) for c in np.argsort(-counts, kind="stable") if counts[c]}
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("AELAB_DATA_DIR") or Path.home() / ".cache" / "aelab")
 

@@ -23,7 +23,7 @@ import scipy.linalg
 import torch
 from sklearn.decomposition import PCA
 
-from .config import COMPARE_KS, MAX_COMPARE_K, AutoencoderConfig, DataConfig, RunConfig, TrainConfig
+from .config import COMPARE_KS, MAX_COMPARE_EPOCHS, MAX_COMPARE_K, AutoencoderConfig, DataConfig, RunConfig, TrainConfig
 from .data import Dataset, Split, load_dataset, to_float
 from .errors import ConfigError
 from .experiment import train_validated
@@ -138,14 +138,21 @@ def check_ks(ks: tuple[int, ...], n_pixels: int) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
+def check_epochs(epochs: int | None) -> int | None:
+    """Each autoencoder's epochs: None (its preset's) or 1 to MAX_COMPARE_EPOCHS."""
+    if epochs is not None and not 1 <= epochs <= MAX_COMPARE_EPOCHS:
+        raise ConfigError(f"epochs must be between 1 and {MAX_COMPARE_EPOCHS}, got {epochs}")
+    return epochs
+
+
 @torch.no_grad()
 def test_mse(model, x_uint8: torch.Tensor) -> float:
     """Mean squared error per pixel of ``model``'s reconstructions of ``x_uint8``, its output not clipped
     (as PCA's is not)."""
     model.eval()
-    total = 0.0
+    device, total = next(model.parameters()).device, 0.0
     for i in range(0, len(x_uint8), EVAL_BATCH):
-        x = to_float(x_uint8[i:i + EVAL_BATCH])
+        x = to_float(x_uint8[i:i + EVAL_BATCH].to(device))
         total += torch.sum((model.output(model.decode(model.encode(x))) - x) ** 2).item()
     return total / x_uint8[0].numel() / len(x_uint8)
 
@@ -160,7 +167,7 @@ def compare(data: str = "fashion-mnist", ks: tuple[int, ...] = COMPARE_KS, epoch
     ``<name>-linear-k<k>`` / ``<name>-nonlinear-k<k>``; the table is saved as the comparison ``name``.
     A stop request ends it after the current model, and nothing of the table is saved."""
     dataset = dataset or load_dataset(DataConfig(name=data))
-    ks = check_ks(tuple(ks), dataset.x_train[0].numel())
+    ks, epochs = check_ks(tuple(ks), dataset.x_train[0].numel()), check_epochs(epochs)
     store = RunStore(runs_dir)
     name = name or store.unique_comparison_name(dataset.name)
     started = time.perf_counter()
@@ -182,7 +189,7 @@ def compare(data: str = "fashion-mnist", ks: tuple[int, ...] = COMPARE_KS, epoch
             if exp.fit.status != "finished":
                 raise ComparisonStopped(f"{exp.fit.status} while training {exp.run.name} (saved as it is); "
                                         "the table is not saved")
-            model = exp.run.load_model()
+            model = exp.model
             row = {"k": k, "model": kind, "run": exp.run.name, "test_mse": test_mse(model, dataset.x_test),
                    "epochs": exp.fit.history["epoch"][-1] if exp.fit.history["epoch"] else 0,
                    "seconds": round(time.perf_counter() - t, 2)}

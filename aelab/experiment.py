@@ -15,7 +15,7 @@ from .data import Dataset, load_dataset
 from .errors import ConfigError, TrainingDiverged
 from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
-from .models import build_model, check_size
+from .models import Model, build_model, check_size
 from .runs import Run, RunStore, find_classifier, stored_runs
 from .train import Callback, FitResult, PreviewRecorder, Trainer
 
@@ -28,6 +28,7 @@ class Experiment:
     run: Run
     fit: FitResult
     previews: PreviewRecorder   # the live preview before training and after every epoch
+    model: Model                # the trained model, in eval mode, on the device it trained on
 
 
 def evaluate_run(model, dataset: Dataset, probes: bool = True, classifier: Run | None = None) -> dict:
@@ -109,4 +110,4 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     if diverged:
         raise TrainingDiverged(f"{diverged} The epochs before were saved as run {run.name} (status diverged, "
                                "with the weights of the last finite epoch).", fit, run.name)
-    return Experiment(run, fit, previews)
+    return Experiment(run, fit, previews, model)

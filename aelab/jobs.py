@@ -34,8 +34,8 @@ import numpy as np
 
 from . import limits
 from .config import MAX_COMPARE_K, RunConfig, StudyConfig
-from .dimred import check_ks
-from .errors import ConfigError, SettingLimitError
+from .dimred import check_epochs, check_ks
+from .errors import SettingLimitError
 from .pretrain import check_encoders, fits_total
 from .runs import Run
 from .tasks import TASKS
@@ -566,9 +566,7 @@ class Registry:
                          name: str | None = None) -> ComparisonJob:
         """Compare PCA with linear and nonlinear autoencoders on ``data`` at the code sizes ``ks`` (checked
         here) as a job: same queue, slots and per-visitor cap as training."""
-        ks = check_ks(tuple(ks), MAX_COMPARE_K)
-        if epochs is not None and not 1 <= epochs <= 100:
-            raise ConfigError(f"epochs must be between 1 and 100, got {epochs}")
+        ks, epochs = check_ks(tuple(ks), MAX_COMPARE_K), check_epochs(epochs)
         limits.check("epochs", epochs or 10, SettingLimitError)   # each model's, as for a training job
         return self._register(lambda: ComparisonJob(data, ks, epochs, runs_dir, owner, name, self._ended), owner)
 

@@ -178,8 +178,6 @@ class Comparison:
     path: Path
     meta: dict[str, Any]
     rows: list[dict[str, Any]]
-    read_only: bool = False
-    family = "comparison"
 
 
 class RunStore:
@@ -334,7 +332,7 @@ class RunStore:
             _check_comparison(doc)
         except (TypeError, ValueError) as e:
             raise RunError(f"comparison {name!r}: {e}") from None
-        return Comparison(name, path, doc["meta"], doc["rows"], read_only=self.read_only)
+        return Comparison(name, path, doc["meta"], doc["rows"])
 
     def scan(self) -> tuple[list[Run], dict[str, str]]:
         """All readable runs (newest first) and, separately, {name: error} for damaged ones. A writable

@@ -2,6 +2,7 @@
 and the PCA-vs-autoencoders comparison (saved, reopened, run as a job, on the CLI)."""
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -107,6 +108,11 @@ def test_code_diagnostics_are_saved_with_a_run_and_shown_by_eval(tmp_path, capsy
     assert 0 <= codes["binary_share"] <= 1 and "active_units" not in codes
     assert main(["eval", "h", "--runs-dir", str(tmp_path), "--no-probes"]) == 0
     assert f"{codes['distinct_hashes']:,} distinct hashes" in capsys.readouterr().out
+    vae = build_model(aelab.preset("vae").model, (1, 8, 8), seed=0)   # a VAE counts its active units instead
+    summary = diagnostics.summary(vae, x[:50])
+    assert summary["latent"] == 10 and 0 <= summary["active_units"] <= 10 and "binary_share" not in summary
+    y = torch.tensor([2, 0, 2, 1, 2, 0])
+    assert aelab.data.class_counts(y, [0, 1, 2, 4, 5], ["a", "b", "c"]) == {"c": 3, "a": 2}
 
 
 def test_noise_before_the_code_layer_makes_the_codes_binary():
@@ -208,6 +214,19 @@ def test_greedy_training_trains_one_autoencoder_at_a_time_then_the_stack(tmp_pat
     assert len(exp.previews.frames) == 8 and exp.run.load_model().encode(torch.zeros(1, 1, 8, 8)).shape == (1, 8)
     (curve,) = figures.compare_figure({"greedy": h}).data   # the Runs page: the images' loss, every phase
     assert list(curve.y) == h["val_recon"] and curve.name == "greedy (images)"
+    live = figures.loss_figure(h, phase_labels=cfg.phase_labels())   # the Train page: a band per phase
+    bands = [(s.x0, s.x1) for s in live.layout.shapes]
+    assert bands == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert [a.text for a in live.layout.annotations] == list(cfg.phase_labels().values())
+
+
+def test_the_cli_names_each_epochs_phase(tmp_path, capsys):
+    assert main(["train", "--preset", "stacked-greedy", "--data", "digits", "--hidden", "16", "--latent", "4",
+                 "--epochs", "1", "--finetune-epochs", "1", "--runs-dir", str(tmp_path), "--no-eval"]) == 0
+    lines = [line for line in re.split(r"[\r\n]", capsys.readouterr().err) if "val_loss" in line]   # not the bars
+    assert [line.split()[1:4] for line in lines] == [["1/3", "phase", "1"], ["2/3", "phase", "2"],
+                                                     ["3/3", "phase", "3"]]
+    assert all("val_recon" in line for line in lines)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -6,31 +6,27 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_python_example_runs(tmp_path, monkeypatch, capsys):
-    block = README.split("<!-- README-EXAMPLE")[1]
-    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
+def run_block(marker: str, tmp_path, monkeypatch, capsys) -> str:
+    """Run the README's Python block after ``<!-- marker`` in ``tmp_path``; what it printed."""
+    code = re.search(r"```python\n(.*?)```", README.split(f"<!-- {marker}")[1], re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_python_example_runs(tmp_path, monkeypatch, capsys):
+    out = run_block("README-EXAMPLE", tmp_path, monkeypatch, capsys)
     assert "val BCE" in out and "torch.Size([8, 30])" in out
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
 def test_pretraining_example_runs(tmp_path, monkeypatch, capsys):
-    block = README.split("<!-- README-PRETRAIN")[1]
-    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = run_block("README-PRETRAIN", tmp_path, monkeypatch, capsys).strip().splitlines()
     assert len(lines) == 8 and {line.split()[1] for line in lines} == {"scratch", "frozen", "finetuned", "pixels"}
 
 
 def test_dimensionality_reduction_example_runs(tmp_path, monkeypatch, capsys):
-    block = README.split("<!-- README-DIMRED")[1]
-    code = re.search(r"```python\n(.*?)```", block, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = run_block("README-DIMRED", tmp_path, monkeypatch, capsys).strip().splitlines()
     assert lines[0].startswith("3-D demo: AE MSE") and [line.split()[0] for line in lines[1:]] == ["2", "8"]
     assert len(list((tmp_path / "runs").iterdir())) == 5   # four autoencoders and the comparison
 

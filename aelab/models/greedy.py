@@ -43,13 +43,9 @@ class Phase(Model):
         self.below, self.above = encoder[:index], decoder[:index]   # frozen: what feeds it, what decodes it
         self.enc, self.dec = encoder[index], decoder[index]          # trained
 
-    @property
-    def is_variational(self) -> bool:
-        return False
-
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """What this phase's encoder reads: the (corrupted, in training) images for the outer phase, else the
-        frozen codes of the layer below."""
+        """What this phase's encoder reads from the images ``x``: the flattened images for the outer phase, else
+        the frozen codes of the layer below."""
         h = x.flatten(1)
         with torch.no_grad():
             for layer in self.below:

@@ -38,7 +38,7 @@ def hashing_section(run: Run, ds) -> None:
     for title, idx in (("Same hash", found.same), ("Hamming distance 1", found.near)):
         if len(idx):
             shown = idx[:20]
-            classes = pd.Series([names[int(c)] for c in ds.y_test[idx]]).value_counts()
+            classes = data.class_counts(ds.y_test, idx, names)
             st.markdown(f"**{title}** (first {len(shown)} of {len(idx)}): "
                         + ", ".join(f"{n} {c}" for c, n in classes.items()))
             widgets.images(data.pixels(ds.x_test[shown]), ncols=20)
