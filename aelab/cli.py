@@ -14,6 +14,7 @@ import sys
 import threading
 
 from . import data as data_mod
+from . import runtime
 from .config import ALIASES, COMPARE_KS, RunConfig, StudyConfig, format_value, setting_names, with_overrides
 from .errors import ConfigError, DataError, RunError, TrainingDiverged
 from .presets import PRESETS, preset
@@ -362,4 +363,5 @@ def cmd_data(args, parser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    runtime.configure()
     return args.func(args, args.subparser)

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from .data import to_float
+from .runtime import INFERENCE_BATCH
 
 ACTIVE_KL_NATS = 0.01   # a latent dimension whose mean KL to the prior is below this carries no information
-BATCH = 1000
+BATCH = INFERENCE_BATCH
 
 
 @dataclass

@@ -30,9 +30,10 @@ from .experiment import train_validated
 from .models import build_model
 from .presets import preset
 from .runs import Comparison, RunStore
+from .runtime import INFERENCE_BATCH
 from .train import Trainer
 
-EVAL_BATCH = 1000
+EVAL_BATCH = INFERENCE_BATCH
 
 
 # ------------------------------------------------------------------------------------------ geometry

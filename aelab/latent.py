@@ -7,11 +7,12 @@ import numpy as np
 import torch
 
 from .data import to_float
+from .runtime import INFERENCE_BATCH
 from .train import Callback, TrainState
 
 
 @torch.no_grad()
-def encode_images(model, x_uint8: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+def encode_images(model, x_uint8: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
     """Codes (N, latent) as float32 numpy; the posterior mean for a VAE."""
     model.eval()
     device = next(model.parameters()).device

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from .data import pixels, to_float
 from .latent import encode_images
 from .noise import corrupt
+from .runtime import INFERENCE_BATCH
 
 
 @torch.no_grad()
-def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = 1000, corruption: tuple[str, float] | None = None,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruct(model, x_uint8: torch.Tensor, batch_size: int = INFERENCE_BATCH,
+                corruption: tuple[str, float] | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, reconstructions), floats (N, C, H, W) on the CPU, in eval mode.
 
     ``corruption=(kind, level)`` feeds corrupted inputs (to see a denoiser at work); the

@@ -34,13 +34,14 @@ from .latent import encode_images
 from .models import build_model
 from .models.layers import keras_init_
 from .runs import STUDY_VARIANTS, Run, RunStore, Study
+from .runtime import INFERENCE_BATCH
 
 VARIANTS = STUDY_VARIANTS   # scratch, frozen, finetuned, pixels: what results.json may hold
 NETWORK_VARIANTS = VARIANTS[:3]
 LABELS = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
           "pixels": "pixels (logistic regression)"}
 LOSS_POINTS = 20   # points of each fit's training-loss curve
-EVAL_BATCH = 1000
+EVAL_BATCH = INFERENCE_BATCH
 
 
 # ------------------------------------------------------------------------------------------ pieces

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from .data import Dataset, to_float
+from .runtime import INFERENCE_BATCH
 
 DEFAULT_SAMPLES = 5000
 
 
 @torch.no_grad()
-def features(classifier, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def features(classifier, images: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, F) float64, class probabilities (N, K)) of float images (N, C, H, W) in [0, 1]
     (uint8 images are converted)."""
     classifier.eval()
@@ -77,6 +78,14 @@ def quality_report(model, classifier, dataset: Dataset, n: int = DEFAULT_SAMPLES
         raise TypeError("the quality measure needs a generative model (a VAE or a GAN)")
     device = next(model.parameters()).device
     samples = model.sample(n, generator=torch.Generator(device).manual_seed(seed)).cpu()
+    return score_images(samples, classifier, dataset, seed, classifier_name, classifier_accuracy)
+
+
+def score_images(samples: torch.Tensor, classifier, dataset: Dataset, seed: int = 0, classifier_name: str = "",
+                 classifier_accuracy: float | None = None) -> QualityReport:
+    """Score generated images (N, C, H, W) in [0, 1], from any generator (the benchmark's Keras twins too),
+    against ``dataset``'s test set: the same report as :func:`quality_report`."""
+    n = len(samples)
     f_gen, p_gen = features(classifier, samples)
     f_test, p_test, reference_fid = _reference(classifier, dataset, n, seed)
     k = p_test.shape[1]

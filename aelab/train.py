@@ -19,6 +19,7 @@ import torch
 from .config import TrainConfig
 from .data import Split, to_float
 from .errors import TrainingDiverged
+from .runtime import INFERENCE_BATCH
 
 __all__ = ["Callback", "FitResult", "PreviewRecorder", "Trainer", "TrainingDiverged", "TrainState",
            "resolve_device"]
@@ -113,7 +114,7 @@ class Trainer:
     cfg: TrainConfig
     callbacks: list[Callback] = field(default_factory=list)
     stop_event: threading.Event | None = None
-    eval_batch_size: int = 1000
+    eval_batch_size: int = INFERENCE_BATCH
     deadline: float | None = None
 
     def fit(self, model: torch.nn.Module, split: Split) -> FitResult:

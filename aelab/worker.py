@@ -80,9 +80,8 @@ def run(conn: Connection) -> None:
     import sklearn.linear_model  # noqa: F401
     import sklearn.manifold  # noqa: F401
     import sklearn.neighbors  # noqa: F401
-    import torch
-    from threadpoolctl import threadpool_limits
 
+    from . import runtime
     from .experiment import train_validated
     from .tasks import TASKS
     from .train import PreviewRecorder
@@ -101,8 +100,7 @@ def run(conn: Connection) -> None:
             os.nice(job["nice"])
         cap = baseline + int(job["memory_mb"] * 1e6) if job["memory_mb"] is not None else resource.RLIM_INFINITY
         resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.RLIM_INFINITY))
-        torch.set_num_threads(job["threads"])
-        threadpool_limits(job["threads"])   # the OpenMP and BLAS pools of numpy, scipy and scikit-learn too
+        runtime.configure(job["threads"])
         if kind != "task":
             break
         _run_task(conn, job, TASKS[job["name"]])
