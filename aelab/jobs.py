@@ -99,14 +99,24 @@ class StudySnapshot:
         return self.status in ("finished", "stopped", "timeout", "cancelled", "failed")
 
 
-def job_threads() -> int:
-    """Torch threads per job or task: $AELAB_JOB_THREADS, else all cores but one."""
+def job_threads(kind: str = "train", busy: int = 0) -> int:
+    """Threads for a worker's work. A job (training, a study) gets $AELAB_JOB_THREADS, else all cores but one,
+    as it runs for minutes beside the pages. A task (a projection, a score), which a visitor waits for, gets
+    the cores that the running jobs (``busy`` threads) leave free, at least one: the workers' nice value keeps
+    the server first. More threads than free cores is what hurts: beside one busy process, two torch threads
+    on 2 cores ran a `stacked` step 6.6x and a `conv` step 3.7x slower than alone, one thread 1.05x and 0.9x
+    (`python -m bench.steady`); a t-SNE of 10,000 codes took 100 s at one thread, 65 s at two."""
+    if kind == "task":
+        return max(1, (os.cpu_count() or 1) - busy)
     return int(os.environ.get("AELAB_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))
 
 
 # ------------------------------------------------------------------------------------------- workers
 class Worker:
     """A worker process (``python -m aelab.worker``) and our end of its connection."""
+
+    _job_threads: dict[int, int] = {}   # pid -> threads of each worker running a job, while it runs
+    _job_threads_lock = threading.Lock()
 
     def __init__(self):
         ours, theirs = socket.socketpair()
@@ -132,7 +142,11 @@ class Worker:
         """Hand the worker its one job or task, with this server's limits and ``AELAB_*`` settings as they
         are now (a warm worker was started earlier, perhaps under other settings)."""
         minutes, memory = limits.limit("job_minutes"), limits.limit("worker_memory")
-        self.conn.send((kind, {**work, "threads": job_threads(), "nice": NICE,
+        with Worker._job_threads_lock:
+            threads = job_threads(kind, busy=sum(Worker._job_threads.values()))
+            if kind != "task":
+                Worker._job_threads[self.process.pid] = threads
+        self.conn.send((kind, {**work, "threads": threads, "nice": NICE,
                                "minutes": minutes if math.isfinite(minutes) else None,
                                "memory_mb": memory if math.isfinite(memory) else None,
                                "env": {k: v for k, v in os.environ.items() if k.startswith("AELAB_")}}))
@@ -142,6 +156,8 @@ class Worker:
             self.process.kill()
         self.process.wait()
         self.conn.close()
+        with Worker._job_threads_lock:
+            Worker._job_threads.pop(self.process.pid, None)
 
 
 def death_message(what: str, code: int | None, where: str = "") -> str:
