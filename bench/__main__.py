@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import aelab
+from aelab import runtime
 from aelab.data import to_float
 from aelab.optim import make_optimizer
 
@@ -62,7 +63,8 @@ def keras_run(presets: list[str], epochs: int | None = None) -> dict[str, dict]:
 # ------------------------------------------------------------------------------------------- torch
 # Recipes run for fewer epochs than the book's here, so that `make bench` stays within its half hour: the two
 # recurrent autoencoders take 75-150 s an epoch on 2 cores. bench/RESULTS.md has their full-length runs.
-BENCH_EPOCHS = {"recurrent": 2, "stacked-greedy": 3}   # stacked-greedy: per phase, and as many to fine-tune
+# `conv` runs one epoch more than the book's 5, so that its speed is the median of 5 repetitions after the first.
+BENCH_EPOCHS = {"recurrent": 2, "stacked-greedy": 3, "conv": 6}   # stacked-greedy: per phase, and as many to fine-tune
 
 
 def aelab_run(preset: str, epochs: int | None = None) -> dict:
@@ -106,6 +108,41 @@ def median(xs) -> float:
     return statistics.median(xs)
 
 
+def spread(xs, digits: int = 2) -> str:
+    """'median (min-max)' of repeated measurements."""
+    return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
+
+
+def host_speed() -> dict:
+    """How fast this machine is right now, from two fixed workloads that AE Lab's code cannot change: a pure
+    Python loop (one core, no torch) and a 1024x1024 float32 matmul on one torch thread. A row whose host speed
+    differs from another's was measured on a slower or faster machine, not with slower code."""
+    def rate(work, seconds=0.5) -> float:
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            work()
+            n += 1
+        return n / (time.perf_counter() - started)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a = torch.randn(1024, 1024)
+    gflops = rate(lambda: a @ a) * 2 * 1024 ** 3 / 1e9
+    torch.set_num_threads(threads)
+    return {"python_mops": rate(lambda: sum(range(10_000))) * 10_000 / 1e6, "matmul_gflops_1t": gflops}
+
+
+def cpu_model() -> str:
+    """'AMD EPYC (family 25 model 1, AVX2)': the hosts of this VM differ in kind from day to day."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{fields.get('model name', platform.processor())} (family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}, {isa})")
+
+
 # ---------------------------------------------------------------------------------------- sections
 def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
     runs = {"keras": [], "aelab": [], "plain": []}
@@ -115,13 +152,14 @@ def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
         runs["aelab"].append(aelab_run("stacked", epochs))
         runs["plain"].append(plain_run(epochs))
     # Keras's first epoch includes tracing the graph; compare steady-state epochs for everyone
-    per = {k: median([s for r in v for s in r["seconds"][1:]]) for k, v in runs.items()}
+    epochs_s = {k: [s for r in v for s in r["seconds"][1:]] for k, v in runs.items()}
+    per = {k: median(v) for k, v in epochs_s.items()}
     val = {k: v[0]["val_loss"][-1] for k, v in runs.items()}
     lines = [f"`stacked` (batch 32, SGD 1.5, BCE, split 0.1), {epochs} epochs x {cycles} interleaved cycles; "
-             "median seconds per epoch over epochs 2..N.", "",
+             "seconds per epoch over epochs 2..N of every cycle: median (min-max).", "",
              "| | s / epoch | aelab speed-up | val BCE after the last epoch |", "|---|---|---|---|"]
     for k, label in (("aelab", "AE Lab"), ("keras", "Keras (TensorFlow CPU)"), ("plain", "plain PyTorch loop")):
-        lines.append(f"| {label} | {per[k]:.3f} | {per[k] / per['aelab']:.2f}x | {val[k]:.4f} |")
+        lines.append(f"| {label} | {spread(epochs_s[k], 3)} | {per[k] / per['aelab']:.2f}x | {val[k]:.4f} |")
     return lines, {"s_per_epoch": per, "val_loss": val}
 
 
@@ -141,22 +179,27 @@ def book3d_section() -> tuple[list[str], dict]:
     return lines, {"aelab": {"mse": ours.ae_mse, "angle": ours.max_angle_deg, "loss": ours.loss}, "keras": k}
 
 
-def presets_section() -> tuple[list[str], dict]:
-    lines = ["Every preset at the book's epoch count (`recurrent` 2 epochs and `stacked-greedy` 3 per phase here: "
-             "see BENCH_EPOCHS), Keras then AE Lab for each preset (this machine's speed "
-             "drifts by 2x over minutes, so each pair runs back to back). s / epoch: median over epochs 2..N.", "",
-             "| preset | epochs | AE Lab val loss | Keras val loss | AE Lab s / epoch | Keras s / epoch | speed-up |",
-             "|---|---|---|---|---|---|---|"]
+def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
+    lines = ["Every preset at the book's epoch count (`recurrent` 2 epochs, `stacked-greedy` 3 per phase and `conv` "
+             "6 here: see BENCH_EPOCHS), Keras then AE Lab for each preset (this machine's speed "
+             "drifts by 2x over minutes, so each pair runs back to back). s / epoch: median (min-max) over "
+             "epochs 2..N, each epoch a repetition. Host speed: a pure Python loop just before the pair "
+             "(millions of additions per second; see \"Steady numbers\").", "",
+             "| preset | epochs | AE Lab val loss | Keras val loss | AE Lab s / epoch | Keras s / epoch | speed-up "
+             "| host speed |",
+             "|---|---|---|---|---|---|---|---|"]
     data = {}
-    autoencoders = [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"]
+    autoencoders = [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"
+                    and (only is None or name in only)]
     for name in autoencoders:   # the GANs and the classifier have no Keras twin in keras_ref.py
         log(f"preset {name}")
+        host = host_speed()
         k = keras_run([name], BENCH_EPOCHS.get(name))[name]
         ours = aelab_run(name, BENCH_EPOCHS.get(name))
-        ts, tk = median(ours["seconds"][1:] or ours["seconds"]), median(k["seconds"][1:] or k["seconds"])
-        data[name] = {"aelab": ours, "keras": k}
+        ts, tk = ours["seconds"][1:] or ours["seconds"], k["seconds"][1:] or k["seconds"]
+        data[name] = {"aelab": ours, "keras": k, "host": host}
         lines.append(f"| `{name}` | {k['epochs']} | {ours['val_loss'][-1]:.4f} | {k['val_loss'][-1]:.4f} | "
-                     f"{ts:.2f} | {tk:.2f} | {tk / ts:.2f}x |")
+                     f"{spread(ts)} | {spread(tk)} | {median(tk) / median(ts):.2f}x | {host['python_mops']:.0f} |")
     return lines, data
 
 
@@ -247,6 +290,10 @@ def app_section() -> tuple[list[str], dict]:
              f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MiB |",
              f"| ... of which anonymous memory (RssAnon: heap, stacks; not mapped library files) | "
              f"{m['rss_anon_train_mb']:.0f} MiB |",
+             "| peak anonymous memory of the server and its workers together while training `stacked` | "
+             f"{m['rss_anon_train_total_mb']:.0f} MiB |",
+             "| ... each worker's peak, anonymous / all RSS (the training job's worker and the warm spare) | "
+             + ", ".join(f"{a:.0f} / {r:.0f} MiB" for a, r in m["rss_train_workers_mb"]) + " |",
              f"| peak server RSS while projecting 10,000 codes with t-SNE | {m['rss_tsne_mb']:.0f} MiB |",
              f"| ... of which anonymous memory | {m['rss_anon_tsne_mb']:.0f} MiB |",
              f"| t-SNE of 10,000 codes in the app: the projection task | {m['tsne_10k_task_s']:.1f} s |",
@@ -273,10 +320,11 @@ def gpu_section() -> tuple[list[str], dict]:
 
 
 def environment() -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
+    host = host_speed()
     return [f"- date: {dt.datetime.now().isoformat(timespec='minutes')}",
-            f"- machine: {cpu}, {os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
+            f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, {platform.system()}; "
+            f"host speed at the start: Python {host['python_mops']:.0f} M additions/s, matmul "
+            f"{host['matmul_gflops_1t']:.0f} GFLOP/s on one thread",
             f"- python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"Keras reference: {KERAS_REQUIREMENT} in its own venv",
             "- timings on shared machines are noisy: compare the ratios measured in this one run"]
@@ -295,8 +343,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--quick", action="store_true", help="fewer epochs and cycles (a smoke run)")
+    parser.add_argument("--presets", help="the presets section for these presets only, comma-separated")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
+    runtime.configure()   # the settings the CLI and the app's workers use
     titles = {"seed": "Seed recipe speed", "presets": "All presets", "batches": "Larger batches",
               "latent": "Latent projection", "app": "The app", "gpu": "GPU",
               "book3d": "The book's 3-D demo: PCA with a linear autoencoder"}
@@ -308,6 +358,8 @@ def main(argv=None) -> None:
         log(f"== {name}")
         if name == "seed":
             lines, data = seed_section(cycles=1 if args.quick else 2, epochs=3 if args.quick else 10)
+        elif name == "presets":
+            lines, data = presets_section(args.presets.split(",") if args.presets else None)
         else:
             lines, data = globals()[f"{name}_section"]()
         results[name] = data

@@ -26,8 +26,17 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the server's workers)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 class RssSampler(threading.Thread):
-    """Samples a process's RSS every 0.1 s; ``peak(since)`` is the largest sample after ``since``."""
+    """Samples the RSS of a process and of its children (the server and its workers) every 0.1 s;
+    ``peak(since)`` is the largest sample of the server after ``since``, ``peak_total`` of all together."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -35,14 +44,31 @@ class RssSampler(threading.Thread):
 
     def run(self):
         while self.running:
-            try:
-                self.samples.append((time.perf_counter(), rss_mb(self.pid), rss_mb(self.pid, "RssAnon")))
-            except OSError:
-                return
+            row = {}
+            for pid in [self.pid, *children(self.pid)]:
+                try:
+                    row[pid] = (rss_mb(pid), rss_mb(pid, "RssAnon"))
+                except OSError:
+                    if pid == self.pid:
+                        return
+            self.samples.append((time.perf_counter(), row))
             time.sleep(0.1)
 
     def peak(self, since: float, anon: bool = False) -> float:
-        return max((anon_mb if anon else mb for t, mb, anon_mb in self.samples if t >= since), default=0.0)
+        return max((row[self.pid][anon] for t, row in self.samples if t >= since and self.pid in row), default=0.0)
+
+    def peak_total(self, since: float, anon: bool = False) -> float:
+        return max((sum(v[anon] for v in row.values()) for t, row in self.samples if t >= since), default=0.0)
+
+    def peak_workers(self, since: float) -> list[tuple[float, float]]:
+        """(peak anonymous RSS, peak RSS) in MiB of each worker seen after ``since``, the largest first."""
+        out: dict[int, tuple[float, float]] = {}
+        for t, row in self.samples:
+            for pid, (rss, anon) in row.items():
+                if t >= since and pid != self.pid:
+                    old = out.get(pid, (0.0, 0.0))
+                    out[pid] = (max(old[0], anon), max(old[1], rss))
+        return sorted(out.values(), reverse=True)
 
 
 class Server:
@@ -81,7 +107,8 @@ class Server:
 
 def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
     """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, then (``tsne``)
-    project 10,000 codes with t-SNE; timings in seconds and the server's RSS in MB."""
+    project 10,000 codes with t-SNE; timings in seconds, the server's RSS in MiB, and while training, the
+    anonymous RSS of the server and its workers together and of each worker."""
     from playwright.sync_api import sync_playwright
 
     out = {}
@@ -108,6 +135,8 @@ def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
             page.get_by_text("saved (finished)").wait_for(timeout=300_000)
             out["rss_train_mb"] = sampler.peak(t0)
             out["rss_anon_train_mb"] = sampler.peak(t0, anon=True)
+            out["rss_anon_train_total_mb"] = sampler.peak_total(t0, anon=True)
+            out["rss_train_workers_mb"] = sampler.peak_workers(t0)
             if not tsne:
                 return out
 

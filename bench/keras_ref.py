@@ -170,6 +170,65 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
             "tensorflow": tf.__version__}
 
 
+def gan_models(preset):
+    """The book's GAN (30-D codings, dense SELU) or DCGAN (100-D codings, batch norm, tanh output):
+    (generator, discriminator, gan, codings size), compiled as the book does, with
+    ``discriminator.trainable = False`` before the combined model is compiled."""
+    if preset == "gan":
+        codings = 30
+        generator = keras.Sequential([keras.Input((codings,)), layers.Dense(100, "selu"), layers.Dense(150, "selu"),
+                                      layers.Dense(28 * 28, "sigmoid"), layers.Reshape((28, 28))])
+        discriminator = keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(150, "selu"),
+                                          layers.Dense(100, "selu"), layers.Dense(1, "sigmoid")])
+    else:
+        codings = 100
+        generator = keras.Sequential([
+            keras.Input((codings,)), layers.Dense(7 * 7 * 128), layers.Reshape((7, 7, 128)),
+            layers.BatchNormalization(),
+            layers.Conv2DTranspose(64, 5, strides=2, padding="same", activation="selu"),
+            layers.BatchNormalization(),
+            layers.Conv2DTranspose(1, 5, strides=2, padding="same", activation="tanh")])
+        discriminator = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(64, 5, strides=2, padding="same", activation=layers.LeakyReLU(0.2)), layers.Dropout(0.4),
+            layers.Conv2D(128, 5, strides=2, padding="same", activation=layers.LeakyReLU(0.2)), layers.Dropout(0.4),
+            layers.Flatten(), layers.Dense(1, "sigmoid")])
+    gan = keras.Sequential([generator, discriminator])
+    discriminator.compile(loss="binary_crossentropy", optimizer="rmsprop")
+    discriminator.trainable = False
+    gan.compile(loss="binary_crossentropy", optimizer="rmsprop")
+    return generator, discriminator, gan, codings
+
+
+def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_size=32):
+    """The book's ``train_gan`` loop: per batch, the discriminator on fakes then reals (one batch of 64, labels
+    0 and 1), then the generator through the frozen discriminator (labels 1). Reshuffled every epoch, last
+    partial batch dropped (the book's ``drop_remainder=True``). Saves ``n_samples`` images in [0, 1] as .npy."""
+    keras.utils.set_random_seed(seed)
+    generator, discriminator, gan, codings = gan_models(preset)
+    x = x_train if preset == "gan" else x_train.reshape(-1, 28, 28, 1) * 2.0 - 1.0
+    y1 = tf.constant([[0.0]] * batch_size + [[1.0]] * batch_size)
+    y2 = tf.constant([[1.0]] * batch_size)
+    rng, seconds, step_seconds = np.random.default_rng(seed), [], []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        order = rng.permutation(len(x))
+        for i in range(len(x) // batch_size):
+            x_batch = x[order[i * batch_size:(i + 1) * batch_size]]
+            generated = generator(tf.random.normal((batch_size, codings)))
+            discriminator.trainable = True
+            discriminator.train_on_batch(tf.concat([generated, x_batch], axis=0), y1)
+            discriminator.trainable = False
+            gan.train_on_batch(tf.random.normal((batch_size, codings)), y2)
+        seconds.append(time.perf_counter() - started)
+        step_seconds.append(seconds[-1] / (len(x) // batch_size))
+    images = generator.predict(tf.random.normal((n_samples, codings), seed=seed), verbose=0, batch_size=500)
+    images = np.asarray(images).reshape(n_samples, 28, 28)
+    np.save(samples_out, images if preset == "gan" else (images + 1.0) / 2.0)
+    return {"preset": preset, "seed": seed, "epochs": epochs, "batch_size": batch_size, "seconds": seconds,
+            "step_seconds": step_seconds, "samples": samples_out, "tensorflow": tf.__version__}
+
+
 def build(preset):
     """(model, optimizer, loss) of an image preset, as the book writes it."""
     model, opt = _build(preset)
@@ -246,9 +305,13 @@ def main():
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--samples-out", help="gan, dcgan: where to save the generated images (.npy)")
     args = parser.parse_args()
     x_train, x_valid = load(args.data_dir)
     for preset in args.presets.split(","):
+        if preset in ("gan", "dcgan"):
+            print(json.dumps(train_gan(preset, x_train, args.seed, args.epochs or 10, args.samples_out)), flush=True)
+            continue
         if preset in ("linear-3d", "stacked-greedy"):
             out = linear_3d(args.seed) if preset == "linear-3d" else \
                 stacked_greedy(x_train, x_valid, args.seed, args.epochs or 10)

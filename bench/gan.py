@@ -1,0 +1,115 @@
+"""The GANs against the book's Keras code: `python -m bench.gan [--presets gan,dcgan] [--seeds 0,1,2] [--json]`.
+
+For each preset and seed, Keras then AE Lab back to back (this machine's speed drifts): the book's training loop
+(`bench/keras_ref.py`: the discriminator on 32 fakes + 32 reals, then the generator through the frozen
+discriminator) and `aelab.Trainer` on the preset, both for the preset's epoch count (`--epochs` to change it) on
+the same 54,000 Fashion-MNIST training images. Seconds per training step (one discriminator and one generator
+update) are the median over the epochs; quality is scored on 5,000 samples of each with the same domain FID and
+classes-covered measure as AE Lab's runs (`aelab.quality.score_images`, the shipped `classifier-fashion`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import aelab
+from aelab import quality, runtime
+from aelab.runs import RunStore, examples_dir
+
+from .__main__ import host_speed, keras_python
+
+HERE = Path(__file__).resolve().parent
+N_SAMPLES = quality.DEFAULT_SAMPLES
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def keras_gan(preset: str, seed: int, epochs: int, folder: Path) -> dict:
+    import subprocess
+
+    out = folder / f"keras-{preset}-{seed}.npy"
+    cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", preset, "--seed", str(seed),
+           "--epochs", str(epochs), "--samples-out", str(out)]
+    row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    row["images"] = torch.from_numpy(np.load(out)).float().reshape(-1, 1, 28, 28).clamp(0, 1)
+    return row
+
+
+def aelab_gan(preset: str, seed: int, epochs: int) -> dict:
+    cfg = aelab.preset(preset, "fashion-mnist")
+    cfg.train.epochs, cfg.train.seed = epochs, seed
+    ds = aelab.load_dataset("fashion-mnist")
+    split = ds.split(0.1)
+    model = aelab.build_model(cfg.model, ds.image_shape, seed)
+    fit = aelab.Trainer(cfg.train).fit(model, split)
+    steps = -(-len(split.x_train) // cfg.train.batch_size)
+    images = model.sample(N_SAMPLES, generator=torch.Generator().manual_seed(seed))
+    return {"seconds": fit.history["train_seconds"], "step_seconds": [s / steps for s in fit.history["train_seconds"]],
+            "images": images}
+
+
+def mean_sd(xs) -> str:
+    return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="gan,dcgan")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, help="instead of each preset's own")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    runtime.configure()
+    dataset = aelab.load_dataset("fashion-mnist")
+    classifier_run = RunStore(examples_dir(), read_only=True).open("classifier-fashion")
+    classifier = classifier_run.load_model()
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="aelab-bench-gan-") as folder:
+        for preset in args.presets.split(","):
+            epochs = args.epochs or aelab.preset(preset).train.epochs
+            rows = []
+            for seed in map(int, args.seeds.split(",")):
+                host = host_speed()
+                log(f"{preset} seed {seed}: Keras, {epochs} epochs")
+                k = keras_gan(preset, seed, epochs, Path(folder))
+                log(f"{preset} seed {seed}: AE Lab")
+                ours = aelab_gan(preset, seed, epochs)
+                row = {"seed": seed, "host": host}
+                for name, r in (("keras", k), ("aelab", ours)):
+                    report = quality.score_images(r.pop("images"), classifier, dataset, seed=0)
+                    row[name] = {"ms_per_step": statistics.median(r["step_seconds"]) * 1e3,
+                                 "s_per_epoch": statistics.median(r["seconds"]), "fid": report.fid,
+                                 "classes_covered": report.classes_covered, "class_shares": report.class_shares,
+                                 "reference_fid": report.reference_fid}
+                log(f"  keras {row['keras']['ms_per_step']:.2f} ms/step FID {row['keras']['fid']:.1f} "
+                    f"classes {row['keras']['classes_covered']}; aelab {row['aelab']['ms_per_step']:.2f} ms/step "
+                    f"FID {row['aelab']['fid']:.1f} classes {row['aelab']['classes_covered']}")
+                rows.append(row)
+            result[preset] = {"epochs": epochs, "rows": rows}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print("| preset | epochs | seeds | AE Lab ms / step | Keras ms / step | speed-up | AE Lab FID | Keras FID "
+          "| AE Lab classes covered | Keras classes covered |\n|---|---|---|---|---|---|---|---|---|---|")
+    for preset, r in result.items():
+        get = {tool: {k: [row[tool][k] for row in r["rows"]] for k in ("ms_per_step", "fid", "classes_covered")}
+               for tool in ("aelab", "keras")}
+        a, k = get["aelab"], get["keras"]
+        speedup = statistics.mean(k["ms_per_step"]) / statistics.mean(a["ms_per_step"])
+        print(f"| `{preset}` | {r['epochs']} | {len(r['rows'])} | {mean_sd(a['ms_per_step'])} | "
+              f"{mean_sd(k['ms_per_step'])} | {speedup:.2f}x"
+              f" | {mean_sd(a['fid'])} | {mean_sd(k['fid'])} | {mean_sd(a['classes_covered'])} | "
+              f"{mean_sd(k['classes_covered'])} |")
+
+
+if __name__ == "__main__":
+    main()
