@@ -112,11 +112,18 @@ def job_threads(kind: str = "train", busy: int = 0) -> int:
 
 
 # ------------------------------------------------------------------------------------------- workers
+_running_job_threads: dict[int, int] = {}   # id(job) -> its worker's threads, while the job runs
+_running_job_threads_lock = threading.Lock()
+
+
+def busy_threads() -> int:
+    """Threads that the running jobs' workers use now."""
+    with _running_job_threads_lock:
+        return sum(_running_job_threads.values())
+
+
 class Worker:
     """A worker process (``python -m aelab.worker``) and our end of its connection."""
-
-    _job_threads: dict[int, int] = {}   # pid -> threads of each worker running a job, while it runs
-    _job_threads_lock = threading.Lock()
 
     def __init__(self):
         ours, theirs = socket.socketpair()
@@ -138,14 +145,10 @@ class Worker:
                 pass
         return self.ready.is_set()
 
-    def send_work(self, kind: str, work: dict) -> None:
+    def send_work(self, kind: str, work: dict, threads: int) -> None:
         """Hand the worker its one job or task, with this server's limits and ``AELAB_*`` settings as they
         are now (a warm worker was started earlier, perhaps under other settings)."""
         minutes, memory = limits.limit("job_minutes"), limits.limit("worker_memory")
-        with Worker._job_threads_lock:
-            threads = job_threads(kind, busy=sum(Worker._job_threads.values()))
-            if kind != "task":
-                Worker._job_threads[self.process.pid] = threads
         self.conn.send((kind, {**work, "threads": threads, "nice": NICE,
                                "minutes": minutes if math.isfinite(minutes) else None,
                                "memory_mb": memory if math.isfinite(memory) else None,
@@ -156,8 +159,6 @@ class Worker:
             self.process.kill()
         self.process.wait()
         self.conn.close()
-        with Worker._job_threads_lock:
-            Worker._job_threads.pop(self.process.pid, None)
 
 
 def death_message(what: str, code: int | None, where: str = "") -> str:
@@ -303,7 +304,10 @@ class _WorkerJob(_Work):
             if not worker.wait_ready():
                 self._end({"status": "failed", "error": "the job's worker process did not start; try again"})
                 return
-            worker.send_work(self.work_kind, self._payload())
+            threads = job_threads(self.work_kind)
+            with _running_job_threads_lock:
+                _running_job_threads[id(self)] = threads
+            worker.send_work(self.work_kind, self._payload(), threads)
             with self._lock:
                 self._worker = worker
                 stop_now = self._stop_asked
@@ -323,6 +327,8 @@ class _WorkerJob(_Work):
                        + self.nothing_saved})
         finally:
             worker.kill()
+            with _running_job_threads_lock:
+                _running_job_threads.pop(id(self), None)
 
     def _set_position(self, place: int | None) -> None:
         with self._lock:
@@ -476,7 +482,8 @@ class Task(_Work):
         try:
             if cancelled or not worker.wait_ready():
                 raise EOFError
-            worker.send_work("task", {"name": self.name, "args": self.args, "kwargs": self.kwargs})
+            worker.send_work("task", {"name": self.name, "args": self.args, "kwargs": self.kwargs},
+                             job_threads("task", busy=busy_threads()))
             minutes = limits.limit("job_minutes")
             if not worker.conn.poll(minutes * 60 if math.isfinite(minutes) else None):
                 self._timed_out = True

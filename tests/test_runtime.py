@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -54,3 +55,32 @@ def test_tasks_get_the_cores_jobs_leave_free_and_jobs_leave_one_to_the_server(mo
     assert jobs.job_threads("train") == max(1, cores - 1)
     monkeypatch.setenv("AELAB_JOB_THREADS", "3")
     assert jobs.job_threads("study") == 3 and jobs.job_threads("task") == cores
+
+
+def test_a_running_job_holds_its_threads_until_it_ends(tmp_path, monkeypatch):
+    import aelab
+
+    monkeypatch.delenv("AELAB_JOB_THREADS", raising=False)
+    sent = []
+    send = jobs.Worker.send_work
+    monkeypatch.setattr(jobs.Worker, "send_work", lambda self, kind, work, threads: (
+        sent.append((kind, threads)), send(self, kind, work, threads)))
+    registry = jobs.Registry(max_jobs=1, warm=0)
+    try:
+        cfg = aelab.preset("stacked", "digits")
+        cfg.train.epochs = 200
+        job = registry.start(cfg, tmp_path)
+        deadline = time.time() + 120
+        while job.snapshot().status != "running" and time.time() < deadline:
+            time.sleep(0.1)
+        assert jobs.busy_threads() == jobs.job_threads("train")
+        assert jobs.job_threads("task", busy=jobs.busy_threads()) == max(1, os.cpu_count() - jobs.job_threads("train"))
+        job.stop()
+        assert job.join(120)
+        deadline = time.time() + 30   # released once the worker process is gone, just after the outcome
+        while jobs.busy_threads() and time.time() < deadline:
+            time.sleep(0.1)
+        assert jobs.busy_threads() == 0
+    finally:
+        registry.close()
+    assert sent == [("train", jobs.job_threads("train"))]
