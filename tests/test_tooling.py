@@ -30,3 +30,20 @@ def test_load_benchmark_command_line_is_bounded_and_names_pages():
     for bad in (["--pages", "Home,Nowhere"], ["--pages", ","], ["--visitors", "21"], ["--seconds", "0"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+def test_steady_benchmark_times_a_real_trainer_run_in_a_fresh_process():
+    from bench.steady import measure
+
+    m = measure("stacked", 4, threads=1, eval_batch=256)
+    assert len(m["ms"]) == 5 and all(ms > 0 for ms in m["ms"])   # epochs 2..6, each 4 real steps
+    assert m["faults_per_step"] >= 0
+
+
+def test_bench_reports_spreads_the_host_and_its_kind():
+    from bench.__main__ import cpu_model, host_speed, spread
+
+    assert spread([3.0, 1.0, 2.0]) == "2.00 (1.00-3.00)"
+    host = host_speed()
+    assert host["python_mops"] > 1 and host["matmul_gflops_1t"] > 1
+    assert "family" in cpu_model() or not Path("/proc/cpuinfo").exists()
