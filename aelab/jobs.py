@@ -104,8 +104,8 @@ def job_threads(kind: str = "train", busy: int = 0) -> int:
     as it runs for minutes beside the pages. A task (a projection, a score), which a visitor waits for, gets
     the cores that the running jobs (``busy`` threads) leave free, at least one: the workers' nice value keeps
     the server first. More threads than free cores is what hurts: beside one busy process, two torch threads
-    on 2 cores ran a `stacked` step 6.6x and a `conv` step 3.7x slower than alone, one thread 1.05x and 0.9x
-    (`python -m bench.steady`); a t-SNE of 10,000 codes took 100 s at one thread, 65 s at two."""
+    on 2 cores ran a `stacked` step 6.6x and a `conv` step 3.7x slower than alone, while one thread ran as fast
+    as one thread alone (`python -m bench.steady`); a t-SNE of 10,000 codes took 100 s at one thread, 65 s at two."""
     if kind == "task":
         return max(1, (os.cpu_count() or 1) - busy)
     return int(os.environ.get("AELAB_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))

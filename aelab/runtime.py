@@ -4,12 +4,12 @@ and the benchmarks call :func:`configure` before they work.
 What it sets, and the measurement behind each (bench/RESULTS.md, "Steady numbers"):
 
 - **glibc malloc** keeps freed blocks of up to 32 MB in the heap instead of returning them to the kernel.
-  By default glibc serves blocks over a moving threshold with ``mmap`` and may trim the heap's top after
-  every free, so a training step's activations (1.6 MB per conv layer at batch 32) came back as fresh pages
-  at every step: 450-1,300 page faults per ``conv`` step, at about 4 µs each in this VM, depending on how
-  the heap happened to grow (the same script ran 1.0 or 1.2x slower from one start to the next). With the
-  fixed thresholds: 0 faults per step outside validation.
-- **inference batches** of :data:`INFERENCE_BATCH` images, for the same reason.
+  By default glibc serves blocks over a moving threshold with ``mmap`` and may trim the heap's top after a
+  free, so activations can come back as fresh pages (about 4 µs a page fault in this VM). A script training
+  `conv` without a data set loaded first faulted about 1,300 pages a step in 3 of 5 starts (21 against
+  17 ms a step); with the fixed thresholds, in none.
+- **inference batches** of :data:`INFERENCE_BATCH` images: validation in batches of 1,000 faulted 932-1,940
+  pages per training step's share, 0-5 at 256.
 - **threads**: torch's intra-op pool and the OpenMP / BLAS pools of numpy, scipy and scikit-learn
   (``threadpoolctl``) get the same count, so no idle pool spins beside the busy one.
 """
