@@ -11,7 +11,6 @@ from .data import to_float
 from .runtime import INFERENCE_BATCH
 
 ACTIVE_KL_NATS = 0.01   # a latent dimension whose mean KL to the prior is below this carries no information
-BATCH = INFERENCE_BATCH
 
 
 @dataclass
@@ -41,8 +40,8 @@ def code_diagnostics(model, x_uint8: torch.Tensor) -> CodeDiagnostics:
     """The codes of ``x_uint8`` (N, C, H, W) under an autoencoder ``model``, and a VAE's per-dimension KL."""
     model.eval()
     codes, kls = [], []
-    for i in range(0, len(x_uint8), BATCH):
-        x = to_float(x_uint8[i:i + BATCH])
+    for i in range(0, len(x_uint8), INFERENCE_BATCH):
+        x = to_float(x_uint8[i:i + INFERENCE_BATCH])
         if model.is_variational:
             mean, logvar = model.posterior(x)
             codes.append(mean)

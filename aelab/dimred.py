@@ -33,8 +33,6 @@ from .runs import Comparison, RunStore
 from .runtime import INFERENCE_BATCH
 from .train import Trainer
 
-EVAL_BATCH = INFERENCE_BATCH
-
 
 # ------------------------------------------------------------------------------------------ geometry
 def max_principal_angle(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,8 +150,8 @@ def test_mse(model, x_uint8: torch.Tensor) -> float:
     (as PCA's is not)."""
     model.eval()
     device, total = next(model.parameters()).device, 0.0
-    for i in range(0, len(x_uint8), EVAL_BATCH):
-        x = to_float(x_uint8[i:i + EVAL_BATCH].to(device))
+    for i in range(0, len(x_uint8), INFERENCE_BATCH):
+        x = to_float(x_uint8[i:i + INFERENCE_BATCH].to(device))
         total += torch.sum((model.output(model.decode(model.encode(x))) - x) ** 2).item()
     return total / x_uint8[0].numel() / len(x_uint8)
 

@@ -41,7 +41,6 @@ NETWORK_VARIANTS = VARIANTS[:3]
 LABELS = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
           "pixels": "pixels (logistic regression)"}
 LOSS_POINTS = 20   # points of each fit's training-loss curve
-EVAL_BATCH = INFERENCE_BATCH
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -148,8 +147,8 @@ def accuracy(model: nn.Module, inputs: torch.Tensor, y: torch.Tensor) -> float:
     encoder's codes (N, latent) for its head."""
     model.eval()
     prepare = to_float if inputs.dtype == torch.uint8 else (lambda t: t)
-    hits = sum(int((model(prepare(inputs[i:i + EVAL_BATCH])).argmax(1) == y[i:i + EVAL_BATCH]).sum())
-               for i in range(0, len(inputs), EVAL_BATCH))
+    hits = sum(int((model(prepare(inputs[i:i + INFERENCE_BATCH])).argmax(1) == y[i:i + INFERENCE_BATCH]).sum())
+               for i in range(0, len(inputs), INFERENCE_BATCH))
     return hits / len(inputs)
 
 

@@ -27,11 +27,15 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the server's workers)."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """The processes whose parent is ``pid`` (the server's workers), whichever of its threads started them:
+    /proc lists a child under the thread that forked it."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:   # the thread ended meanwhile
+            pass
+    return found
 
 
 class RssSampler(threading.Thread):
@@ -55,10 +59,12 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
     def peak(self, since: float, anon: bool = False) -> float:
-        return max((row[self.pid][anon] for t, row in self.samples if t >= since and self.pid in row), default=0.0)
+        i = 1 if anon else 0   # each sample is (RSS, RssAnon)
+        return max((row[self.pid][i] for t, row in self.samples if t >= since and self.pid in row), default=0.0)
 
     def peak_total(self, since: float, anon: bool = False) -> float:
-        return max((sum(v[anon] for v in row.values()) for t, row in self.samples if t >= since), default=0.0)
+        i = 1 if anon else 0
+        return max((sum(v[i] for v in row.values()) for t, row in self.samples if t >= since), default=0.0)
 
     def peak_workers(self, since: float) -> list[tuple[float, float]]:
         """(peak anonymous RSS, peak RSS) in MiB of each worker seen after ``since``, the largest first."""

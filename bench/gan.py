@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,8 +35,6 @@ def log(*args) -> None:
 
 
 def keras_gan(preset: str, seed: int, epochs: int, folder: Path) -> dict:
-    import subprocess
-
     out = folder / f"keras-{preset}-{seed}.npy"
     cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", preset, "--seed", str(seed),
            "--epochs", str(epochs), "--samples-out", str(out)]

@@ -2,7 +2,7 @@
 
 Each measurement trains a preset with aelab's Trainer in a fresh process on the first N batches of
 Fashion-MNIST, validating after each epoch as a run does: 6 epochs, the first a warm-up, so ms per training step
-is min / median / max over 5 repetitions; page faults per step count the validation's too.
+is median (min-max) over 5 repetitions; page faults per step count the validation's too.
 The cases separate the suspects one at a time:
 
   host       a pure Python loop and a one-thread matmul, 10 times over a few seconds: the machine's own drift
@@ -23,6 +23,8 @@ import subprocess
 import sys
 
 from aelab.runtime import INFERENCE_BATCH
+
+from .__main__ import host_speed, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,14 +82,8 @@ def measure(preset: str, steps: int, *, tuned=True, threads=2, flush_denormal=Fa
 
 
 def host(rounds: int = 10) -> dict:
-    from bench.__main__ import host_speed
-
     rows = [host_speed() for _ in range(rounds)]
     return {k: [r[k] for r in rows] for k in rows[0]}
-
-
-def spread(xs) -> str:
-    return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
 
 
 def main(argv=None) -> None:
@@ -134,8 +130,8 @@ def main(argv=None) -> None:
         return
     h = result["host"]
     print(f"host: Python loop {spread(h['python_mops'])} M additions/s, "
-          f"one-thread matmul {spread(h['matmul_gflops_1t'])} GFLOP/s (min / median / max of 10)\n")
-    print("| preset | case | ms / step: min / median / max | page faults / step |\n|---|---|---|---|")
+          f"one-thread matmul {spread(h['matmul_gflops_1t'])} GFLOP/s (median (min-max) of 10)\n")
+    print("| preset | case | ms / step: median (min-max) | page faults / step |\n|---|---|---|---|")
     for c in result["cases"]:
         print(f"| `{c['preset']}` | {c['case']} | {spread(c['ms'])} | {c['faults_per_step']:.0f} |")
 

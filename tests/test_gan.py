@@ -167,3 +167,16 @@ def test_cli_trains_a_gan_and_scores_it_with_the_stored_classifier(classifier_ru
     ev = subprocess.run([sys.executable, "-m", "aelab", "eval", "dc", "--runs-dir", str(tmp_path)],
                         capture_output=True, text=True)
     assert ev.returncode == 0 and "FID(domain)" in ev.stdout, ev.stderr
+
+
+def test_real_images_from_outside_aelab_score_like_real_images(classifier_run, digits):
+    """score_images scores any images (the benchmark's Keras samples): real training images cover every class
+    and sit near the reference; their pixels shuffled cover fewer and sit far from it."""
+    clf = classifier_run.load_model()
+    real = aelab.data.to_float(digits.x_train[:500])
+    q = quality.score_images(real, clf, digits)
+    assert q.n_samples == 500 and q.classes_covered == 10
+    assert q.fid == pytest.approx(q.reference_fid, rel=0.5)
+    shuffled = real.reshape(500, -1)[:, torch.randperm(64, generator=torch.Generator().manual_seed(0))]
+    noise = quality.score_images(shuffled.reshape(-1, 1, 8, 8), clf, digits)
+    assert noise.fid > 5 * q.fid and noise.classes_covered < 10

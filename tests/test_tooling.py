@@ -47,3 +47,31 @@ def test_bench_reports_spreads_the_host_and_its_kind():
     host = host_speed()
     assert host["python_mops"] > 1 and host["matmul_gflops_1t"] > 1
     assert "family" in cpu_model() or not Path("/proc/cpuinfo").exists()
+
+
+def test_the_app_bench_finds_workers_started_from_any_thread():
+    # A job's thread starts its worker and lives as long as the job: /proc lists the worker under that thread,
+    # not under the server's main thread.
+    import os
+    import sys
+    import threading
+
+    from bench.app import children
+
+    started, job_done = [], threading.Event()
+
+    def job_thread():
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]))
+        job_done.wait(30)
+
+    thread = threading.Thread(target=job_thread)
+    thread.start()
+    try:
+        while not started:
+            thread.join(0.05)
+        assert started[0].pid in children(os.getpid())
+    finally:
+        job_done.set()
+        thread.join()
+        started[0].kill()
+        started[0].wait()
