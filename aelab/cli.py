@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ import threading
 from . import data as data_mod
 from . import runtime
 from .config import ALIASES, COMPARE_KS, RunConfig, StudyConfig, format_value, setting_names, with_overrides
+from .distributed import launched_by_torchrun, setup, teardown
 from .errors import ConfigError, DataError, RunError, TrainingDiverged
 from .presets import PRESETS, preset
 from .runs import RunStore, find_classifier, find_run, stored_runs
@@ -178,27 +180,40 @@ def cmd_train(args, parser) -> int:
     except ConfigError as e:
         parser.error(str(e))
     stop = threading.Event()
+    distributed = launched_by_torchrun()
 
-    def on_sigint(signum, frame):  # first Ctrl-C: finish the batch and save; second: abort
-        print("\nstopping after this batch (Ctrl-C again to abort)...", file=sys.stderr)
+    def on_sigint(signum, frame):
+        # first Ctrl-C: finish the batch and save; second: abort. Under torchrun the launcher passes Ctrl-C on
+        # once and kills what has not ended 30 s later, so every signal only asks to stop.
+        if not stop.is_set():
+            print("\nstopping after this batch" + ("" if distributed else " (Ctrl-C again to abort)") + "...",
+                  file=sys.stderr)
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not distributed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    dist = None
     try:
-        exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name, callbacks=[_Progress()], stop_event=stop,
-                    evaluate=not args.no_eval)
+        dist = setup(cfg.train.device) if distributed else None
+        exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name,
+                              callbacks=[_Progress()], stop_event=stop, evaluate=not args.no_eval, dist=dist)
     except ConfigError as e:
         parser.error(str(e))
     except (DataError, RunError, TrainingDiverged, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        rank = f"rank {dist.rank}: " if dist else f"rank {os.environ['RANK']}: " if distributed else ""
+        print(f"error: {rank}{e}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGINT, previous)
+        teardown()
+    if exp is None:   # a rank other than 0 of a torchrun launch: rank 0 reports and writes the run
+        return 0
     run = exp.run
     summary = {"run": run.name, "path": str(run.path), "status": exp.fit.status, "epochs": run.epochs_done,
                "val_loss": _finite(run.final_val_loss), "seconds_per_epoch": _finite(exp.fit.seconds_per_epoch),
-               "device": exp.fit.device, "metrics": run.metrics.get("test", {})}
+               "device": exp.fit.device, "metrics": run.metrics.get("test", {}),
+               **({"distributed": exp.fit.distributed} if exp.fit.distributed else {})}
     if "quality" in run.metrics:
         summary["quality"] = run.metrics["quality"]
     if args.json:

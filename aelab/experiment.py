@@ -12,6 +12,7 @@ from typing import Literal
 from . import diagnostics, quality
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .distributed import Context
 from .errors import ConfigError, TrainingDiverged
 from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
@@ -82,10 +83,13 @@ def train(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: 
 def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, callbacks: list[Callback] | None = None,
                     stop_event: threading.Event | None = None, evaluate: bool = True, dataset: Dataset | None = None,
                     classifier: Run | None | Literal["auto"] = "auto",
-                    previews: PreviewRecorder | None = None, deadline: float | None = None) -> Experiment:
+                    previews: PreviewRecorder | None = None, deadline: float | None = None,
+                    dist: Context | None = None) -> Experiment | None:
     """:func:`train` for a config its caller has validated (nothing further in validates it again).
     ``previews``: the recorder of the live preview, when the caller reads it while training (the app);
-    ``deadline``: a ``time.monotonic()`` past which training stops and the run is saved as ``timeout``."""
+    ``deadline``: a ``time.monotonic()`` past which training stops and the run is saved as ``timeout``;
+    ``dist``: this process's place in a torchrun launch. Every rank trains; rank 0 alone evaluates and writes
+    the run, the other ranks return None once training ends."""
     dataset = dataset or load_dataset(cfg.data, DOWNLOAD)
     split = check_fits(cfg, dataset)
     model = build_model(cfg.model, dataset.image_shape, cfg.train.seed, n_classes=len(dataset.class_names))
@@ -93,17 +97,21 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     codes = CodeRecorder()
     diverged = None
     try:
-        fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event, deadline=deadline).fit(model, split)
+        fit = Trainer(cfg.train, [previews, codes, *(callbacks or [])], stop_event, deadline=deadline,
+                      dist=dist).fit(model, split)
     except TrainingDiverged as e:   # keep the epochs before, with the weights of the last finite one
         if e.result is None:
             raise
         diverged, fit = e, e.result
+    if dist and not dist.is_main:
+        return None
     if classifier == "auto":
         classifier = find_classifier(dataset.name, stored_runs(runs_dir)) if evaluate and model.can_sample else None
     metrics = evaluate_run(model, dataset, classifier=classifier) if evaluate and not diverged else {}
     meta = {"status": fit.status, "image_shape": list(dataset.image_shape), "class_names": list(dataset.class_names),
             "data_source": dataset.source, "device": fit.device, "seconds_per_epoch": fit.seconds_per_epoch,
             "stopped_at": fit.stopped_at, "n_params": sum(p.numel() for p in model.parameters()),
+            **({"distributed": fit.distributed} if fit.distributed else {}),
             **({"error": str(diverged)} if diverged else {})}
     run = RunStore(runs_dir).save(model, cfg, fit.history, meta, metrics, name,
                                   {**previews.timeline(), **codes.timeline()})

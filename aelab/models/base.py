@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -10,6 +10,11 @@ from torch import nn
 from ..config import ModelConfig, TrainConfig
 from ..optim import make_optimizer
 from .layers import keras_init_
+
+
+def backward(loss: torch.Tensor, scale: float = 1.0) -> None:
+    """``loss.backward()``, the loss multiplied by ``scale`` first unless it is 1 (the single-process case)."""
+    (loss if scale == 1.0 else loss * scale).backward()
 
 
 @dataclass
@@ -46,13 +51,32 @@ class Model(nn.Module):
         return make_optimizer(self.parameters(), cfg)
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers: Any,
-                      rng: torch.Generator | None = None) -> Output:
-        """One update on the batch ``x`` (labels ``y``, if the data set has them); returns the Output."""
-        out = self(x, y, rng)
+                      rng: torch.Generator | None = None, loss_scale: float = 1.0) -> Output:
+        """One update on the batch ``x`` (labels ``y``, if the data set has them); returns the Output.
+        ``loss_scale`` multiplies the loss before ``backward`` (a rank's share of a distributed batch)."""
+        out = self.stepped("model")(x, y, rng)
         optimizers.zero_grad(set_to_none=True)
-        out.loss.backward()
+        backward(out.loss, loss_scale)
         optimizers.step()
         return out
+
+    # ------------------------------------------------------------------------ distributed training
+    def step_networks(self) -> dict[str, nn.Module]:
+        """The networks a training step updates, each called through :meth:`stepped`: the whole model (a GAN
+        steps its generator and discriminator in turn)."""
+        return {"model": self}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Make the training step's passes through ``wrap(network)`` (DistributedDataParallel, so that their
+        gradients are all-reduced) for each of :meth:`step_networks`; ``None`` goes back to plain calls."""
+        # a plain dict, not submodules: the wrappers hold this model, and must not be saved with it
+        self.__dict__["_stepped"] = {name: wrap(net) for name, net in self.step_networks().items()} if wrap else {}
+
+    def stepped(self, name: str) -> nn.Module:
+        """The network ``name`` of :meth:`step_networks` as a training step calls it: its wrapper when
+        distributed, else the network itself."""
+        wrapped = self.__dict__.get("_stepped", {}).get(name)
+        return wrapped if wrapped is not None else self.step_networks()[name]
 
     def to_image(self, logits: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from image logits (``decode``'s output): their sigmoid, unless the model says otherwise."""

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import ConfigError, GANConfig, TrainConfig
 from ..optim import make_optimizer
-from .base import Model, Output
+from .base import Model, Output, backward
 from .conv import transpose_padding
 from .layers import activation
 
@@ -150,9 +150,7 @@ class GAN(Model):
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """images in the model's scale (B, C, H, W) -> logits (B,) of "real"."""
-        if self.cfg.arch == "conv":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.discriminator(x)[:, 0]
+        return self._discriminate_with(self.discriminator, x)
 
     def noise(self, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes (n, codings) drawn from N(0, I)."""
@@ -188,24 +186,40 @@ class GAN(Model):
                         make_optimizer(self.discriminator.parameters(), cfg.discriminator()),
                         cfg.d_steps, cfg.label_smoothing)
 
+    def step_networks(self) -> dict[str, nn.Module]:
+        """The generator and the discriminator step in turn, each through its own wrapper when distributed."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def _discriminate_with(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`discriminate` through ``net`` (the discriminator or its distributed wrapper)."""
+        if self.cfg.arch == "conv":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return net(x)[:, 0]
+
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers: "GANSteps",
-                      rng: torch.Generator | None = None) -> Output:
-        """``d_steps`` discriminator updates on (real batch, fresh fakes), then one generator update."""
+                      rng: torch.Generator | None = None, loss_scale: float = 1.0) -> Output:
+        """``d_steps`` discriminator updates on (fresh fakes, real batch) in one pass of twice the batch, as the
+        book's ``train_on_batch`` on their concatenation, then one generator update through the frozen
+        discriminator. ``loss_scale`` multiplies each loss before ``backward`` (distributed training)."""
         opt_g, opt_d = optimizers.generator, optimizers.discriminator
-        real = self._to_model_scale(x)
+        real, n = self._to_model_scale(x), len(x)
         for _ in range(optimizers.d_steps):
             with torch.no_grad():
-                fake = self.generate(self.noise(len(x), x.device, rng))
-            terms = self._d_terms(self.discriminate(real), self.discriminate(fake), optimizers.label_smoothing)
+                fake = self.generate(self.noise(n, x.device, rng))
+            logits = self._discriminate_with(self.stepped("discriminator"), torch.cat([fake, real]))
+            terms = self._d_terms(logits[n:], logits[:n], optimizers.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
-            terms["d_loss"].backward()
+            backward(terms["d_loss"], loss_scale)
             opt_d.step()
-        self.discriminator.requires_grad_(False)   # the generator step only needs gradients w.r.t. the images
+        # the generator step needs gradients w.r.t. the images only; the discriminator is called directly, as
+        # only the generator's gradients are all-reduced in this step
+        self.discriminator.requires_grad_(False)
         try:
-            z = self.noise(len(x), x.device, rng)
-            g_loss = self._g_loss(self.discriminate(self.generate(z)))
+            z = self.noise(n, x.device, rng)
+            fake = self._squash(self.stepped("generator")(z))
+            g_loss = self._g_loss(self._discriminate_with(self.discriminator, fake))
             opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            backward(g_loss, loss_scale)
             opt_g.step()
         finally:
             self.discriminator.requires_grad_(True)
