@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -31,6 +32,7 @@ LOSSES = ("bce", "mse")
 OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")
 D_OPTIMIZERS = ("same", *OPTIMIZERS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "AutoencoderConfig", "GANConfig", "ClassifierConfig",
            "TrainConfig", "RunConfig", "StudyConfig", "from_dict", "with_overrides", "format_value", "setting_names",
@@ -254,6 +256,17 @@ def model_field(family: str, name: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ training
+def pinned_device() -> str | None:
+    """The device every job of this server trains on (``AELAB_DEVICE``: a hosted demo on a GPU, say), or None
+    when each run's own setting counts."""
+    pinned = os.environ.get("AELAB_DEVICE", "").strip()
+    if not pinned:
+        return None
+    if pinned not in DEVICES:
+        raise ConfigError(f"AELAB_DEVICE must be one of {', '.join(DEVICES)}, got {pinned!r}")
+    return pinned
+
+
 @dataclass
 class TrainConfig:
     optimizer: str = "sgd"          # sgd | adam | nadam | rmsprop (Keras default epsilons)
@@ -265,6 +278,7 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 42
     device: str = "auto"            # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    precision: str = "fp32"         # fp32 | bf16 | fp16: the training step's forward passes under autocast
     # GAN: optimizer/lr/momentum/rho above are the generator's; the discriminator's may differ
     d_optimizer: str = "same"       # gan: discriminator optimizer, 'same' as the generator's
     d_lr: float = 0.0               # gan: discriminator learning rate, 0 = same as lr
@@ -287,6 +301,7 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         _choice("train.device", self.device, DEVICES)
+        _choice("train.precision", self.precision, PRECISIONS)
         if not self.lr > 0:
             raise ConfigError(f"train.lr: the learning rate must be > 0, got {self.lr}")
         if self.momentum < 0 or self.momentum >= 1:

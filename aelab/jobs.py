@@ -27,13 +27,13 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 
 import numpy as np
 
 from . import limits
-from .config import MAX_COMPARE_K, RunConfig, StudyConfig
+from .config import MAX_COMPARE_K, RunConfig, StudyConfig, pinned_device
 from .dimred import check_epochs, check_ks
 from .errors import SettingLimitError
 from .pretrain import check_encoders, fits_total
@@ -571,9 +571,12 @@ class Registry:
     # ------------------------------------------------------------------------ jobs
     def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
               classifier: Run | None = None) -> Job:
-        """Run the validated ``cfg`` now if a slot is free, else queue it. Raises :class:`JobRefused` (the
-        visitor's cap) or :class:`aelab.errors.SettingLimitError` (more epochs than ``AELAB_MAX_EPOCHS``)."""
+        """Run the validated ``cfg`` now if a slot is free, else queue it, on ``AELAB_DEVICE`` when the server
+        pins one. Raises :class:`JobRefused` (the visitor's cap) or :class:`aelab.errors.SettingLimitError` (more
+        epochs than ``AELAB_MAX_EPOCHS``)."""
         limits.check("epochs", cfg.total_epochs, SettingLimitError)
+        if (device := pinned_device()) is not None:   # the server's device, whatever a link asked for
+            cfg = replace(cfg, train=replace(cfg.train, device=device))
         return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended), owner)
 
     def start_study(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "",

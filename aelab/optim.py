@@ -18,5 +18,47 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     if cfg.optimizer == "nadam":
         return torch.optim.NAdam(params, lr=cfg.lr, eps=1e-7)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rho, eps=1e-7, momentum=cfg.momentum)
+        return KerasRMSprop(params, lr=cfg.lr, rho=cfg.rho, eps=1e-7, momentum=cfg.momentum)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """RMSprop as Keras and TensorFlow compute it, which differs from ``torch.optim.RMSprop`` in where epsilon
+    goes: ``v = rho v + (1 - rho) g²; m = momentum m + lr g / sqrt(v + eps); p -= m``, where PyTorch divides
+    by ``sqrt(v) + eps``. With Keras's eps of 1e-7 the denominator never falls below sqrt(1e-7) = 3.2e-4,
+    so a weight whose gradients are tiny moves little, where PyTorch's can take a full step of ``lr`` on noise.
+    The book's GANs train with it: over 6 seeds the `gan` preset scored a domain FID of 105.7 ± 6.1 with
+    PyTorch's form against 98.3 ± 3.7 for the book's Keras code (bench/RESULTS.md)."""
+
+    def __init__(self, params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7, momentum: float = 0.0):
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "momentum": momentum})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["square_avg"] = torch.zeros_like(p)
+                    if group["momentum"]:
+                        self.state[p]["momentum"] = torch.zeros_like(p)
+            square_avgs = [self.state[p]["square_avg"] for p in params]
+            torch._foreach_mul_(square_avgs, group["rho"])
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - group["rho"])
+            denominators = torch._foreach_add(square_avgs, group["eps"])
+            torch._foreach_sqrt_(denominators)
+            if group["momentum"]:
+                buffers = [self.state[p]["momentum"] for p in params]
+                torch._foreach_mul_(buffers, group["momentum"])
+                torch._foreach_addcdiv_(buffers, grads, denominators, value=group["lr"])
+                torch._foreach_sub_(params, buffers)
+            else:
+                torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
+        return loss

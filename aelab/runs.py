@@ -87,6 +87,13 @@ class Run:
         return v[-1] if v else None
 
     @property
+    def trained_on(self) -> str:
+        """Where the run trained: "cpu", "cuda", or "2 x cpu (gloo)" for a torchrun launch."""
+        dist = self.meta.get("distributed")
+        device = self.meta.get("device") or "?"
+        return f"{dist['world_size']} x {device} ({dist['backend']})" if dist else device
+
+    @property
     def epochs_done(self) -> float:
         e = self.history.get("epoch") or []
         return e[-1] if e else 0.0
@@ -451,6 +458,11 @@ def _check_meta(meta: Any) -> None:
     for key in ("seconds_per_epoch", "n_params"):
         if meta.get(key) is not None and not _number(meta[key]):
             raise TypeError(f"meta.{key} must be a number")
+    dist = meta.get("distributed")
+    if dist is not None and not (isinstance(dist, dict) and isinstance(dist.get("world_size"), int)
+                                 and isinstance(dist.get("backend"), str) and isinstance(dist.get("devices"), list)
+                                 and all(isinstance(d, str) for d in dist["devices"])):
+        raise TypeError("meta.distributed must hold world_size (int), backend (str) and devices (strings)")
 
 
 def _check_history(history: Any) -> None:

@@ -20,6 +20,7 @@ from .config import TrainConfig
 from .data import Split, to_float
 from .distributed import Context, sync_batch_norm
 from .errors import TrainingDiverged
+from .models.base import PLAIN, Update
 from .runtime import INFERENCE_BATCH
 
 __all__ = ["Callback", "FitResult", "PreviewRecorder", "Trainer", "TrainingDiverged", "TrainState",
@@ -48,8 +49,9 @@ class TrainState:
     batch: int                      # batches done in the current epoch
     batches: int                    # batches per epoch
     history: dict[str, list[float]]
-    loss: float = float("nan")      # running mean training loss of the current epoch
-    batch_loss: float = float("nan")   # loss of the last batch
+    loss: float = float("nan")      # running mean training loss of the current epoch, as of the last read
+    batch_loss: torch.Tensor | None = None   # loss of the last batch, a 0-d tensor on the device (float() reads
+                                             # it: a host synchronisation on a GPU)
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
     status: str = "running"         # running | finished | stopped | timeout | diverged
     rank: int = 0                   # this process's rank when distributed (callbacks run on rank 0 only)
@@ -124,6 +126,9 @@ class Trainer:
     eval_batch_size: int = INFERENCE_BATCH
     deadline: float | None = None
     dist: Context | None = None
+    # batches between two reads of the training losses; None: every batch on a CPU (where a read costs nothing),
+    # every 50 on a GPU (a read waits for the GPU to finish its queue)
+    loss_read_every: int | None = None
 
     def fit(self, model: torch.nn.Module, split: Split) -> FitResult:
         """Train ``model`` on ``split``; with ``cfg.greedy``, phase by phase (see :meth:`stages`), the history's
@@ -136,6 +141,7 @@ class Trainer:
         # corruption noise, VAE sampling, GAN codes: a stream per rank; the shuffle is the same on every rank
         rng = torch.Generator(device).manual_seed(cfg.seed + (dist.rank if dist else 0))
         shuffle_rng = torch.Generator().manual_seed(cfg.seed)
+        update = precision_update(cfg.precision, device)
         split = split.to(device)   # uint8, converted per batch
         n, bs = len(split.x_train), cfg.batch_size
         if bs > n:
@@ -155,7 +161,7 @@ class Trainer:
                 epoch += 1
                 state.epoch, started = epoch, time.perf_counter()
                 try:
-                    sums = self._train_epoch(stage, split, optimizers, rng, shuffle_rng, state)
+                    sums = self._train_epoch(stage, split, optimizers, rng, shuffle_rng, state, update)
                 except TrainingDiverged as e:
                     stage.distribute(None)
                     model.load_state_dict(last_finite)
@@ -205,12 +211,18 @@ class Trainer:
                         len(phases) + 1))
         return out
 
-    def _train_epoch(self, model, split: Split, optimizers, rng, shuffle_rng, state: TrainState) -> dict[str, float]:
-        """One pass over the shuffled training set (until a stop request); the mean loss and terms."""
+    def _train_epoch(self, model, split: Split, optimizers, rng, shuffle_rng, state: TrainState,
+                     update: Update = PLAIN) -> dict[str, float]:
+        """One pass over the shuffled training set (until a stop request); the mean loss and terms.
+
+        Losses stay on the device and are read (a host synchronisation on a GPU) every ``loss_read_every``
+        batches and at the epoch's end, where the NaN guard checks each of them."""
         model.train()
         state.batch, bs, dist = 0, self.cfg.batch_size, self.dist
+        read_every = 1 if dist else self.loss_read_every or (1 if split.x_train.device.type == "cpu" else 50)
         order = torch.randperm(len(split.x_train), generator=shuffle_rng).to(split.x_train.device)
         sums: dict[str, torch.Tensor] = {}
+        unread: list[torch.Tensor] = []   # the losses of the batches since the last read, on the device
         loss_sum = 0.0
         self._stop_reason = None
         for b in range(state.batches):
@@ -222,31 +234,45 @@ class Trainer:
             idx, scale = order[b * bs:(b + 1) * bs], 1.0
             if dist:
                 idx, scale = dist.shard(idx)
-            out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng,
-                                      loss_scale=scale)
+            step = replace(update, loss_scale=scale) if dist else update
+            out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
+            update.end()
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
-                global_loss, self._stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
-                loss_value = global_loss.item()
+                batch_loss, self._stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
             else:
-                loss_value = out.loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(
-                    f"the training loss became {loss_value} at epoch {state.epoch}, batch {b + 1}/{state.batches} "
-                    f"(learning rate {self.cfg.lr}, optimizer {self.cfg.optimizer}). Try a smaller learning rate, "
-                    f"another optimizer (adam), or a smaller loss weight.")
-            loss_sum += loss_value
-            terms = {k: v.detach() for k, v in out.terms.items()}
+                batch_loss = out.loss.detach().float()
+            unread.append(batch_loss)
+            if len(unread) >= read_every or b + 1 == state.batches or self._stop_reason:
+                loss_sum += self._read_losses(unread, b + 1, state)
+                state.loss = loss_sum / (b + 1)
+                unread = []
+            terms = {k: v.detach().float() for k, v in out.terms.items()}
             share = scale / dist.world_size if dist else 1.0   # this rank's share of the batch's images
             for k, v in terms.items():
                 sums[k] = sums[k] + v * share if k in sums else v * share
-            state.batch, state.loss, state.batch_loss, state.batch_terms = b + 1, loss_sum / (b + 1), loss_value, terms
+            state.batch, state.batch_loss, state.batch_terms = b + 1, batch_loss, terms
             self._emit("on_batch_end", state)
             if self._stop_reason:
                 break
+        if unread:   # a stop request between two reads
+            loss_sum += self._read_losses(unread, state.batch, state)
         done = max(state.batch, 1)
+        state.loss = loss_sum / done
         if dist and sums:
             sums = dict(zip(sums, dist.sum(torch.stack(list(sums.values())))))
         return {"loss": loss_sum / done, **{k: (v / done).item() for k, v in sums.items()}}
+
+    def _read_losses(self, losses: list[torch.Tensor], last_batch: int, state: TrainState) -> float:
+        """The sum of the batches' ``losses`` (one host read), after checking that each is finite."""
+        values = torch.stack(losses).tolist()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                batch = last_batch - len(values) + 1 + i
+                raise TrainingDiverged(
+                    f"the training loss became {value} at epoch {state.epoch}, batch {batch}/{state.batches} "
+                    f"(learning rate {self.cfg.lr}, optimizer {self.cfg.optimizer}). Try a smaller learning rate, "
+                    f"another optimizer (adam), or a smaller loss weight.")
+        return math.fsum(values)
 
     def _why_stopped(self) -> str | None:
         """'stopped' after a stop request, 'timeout' past the deadline, else None."""
@@ -283,6 +309,24 @@ class Trainer:
             return
         for cb in self.callbacks:
             getattr(cb, hook)(state)
+
+
+def batch_means(values: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """The mean of each list of 0-d tensors (batches' losses and terms), read from the device at once."""
+    means = torch.stack([torch.stack(v).double().mean() for v in values.values()]).tolist()
+    return dict(zip(values, means))
+
+
+def precision_update(precision: str, device: torch.device) -> Update:
+    """The training step's :class:`~aelab.models.base.Update` for ``precision``: fp32 as is; bf16 forward passes
+    under autocast; fp16 the same with a GradScaler (it skips steps whose gradients overflow)."""
+    if precision == "fp32":
+        return PLAIN
+    if device.type == "mps" and precision == "bf16":
+        raise RuntimeError("precision bf16 is not available on mps: use fp16 or fp32")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return Update(device_type=device.type, autocast=dtype, scaler=scaler)
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -18,8 +18,6 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-import numpy as np
-
 PROGRESS_EVERY_S = 0.25   # at most four progress messages a second: the page redraws every 2 s
 TRACE_EVERY = 20          # batches between two points of the live training-loss trace
 
@@ -34,7 +32,9 @@ class _Reporter:
 
     def __init__(self, conn: Connection, previews):
         self.conn, self.previews = conn, previews
-        self.chunks: dict[str, list[float]] = {}   # "loss" and each term -> values since the last trace point
+        # "loss" and each term -> the batches' values since the last trace point, 0-d tensors on the device (read
+        # once a point: a host synchronisation on a GPU)
+        self.chunks: dict[str, list] = {}
         self.points: dict[str, list[tuple[float, float]]] = {}
         self.last_sent = 0.0
 
@@ -44,11 +44,13 @@ class _Reporter:
 
     def on_batch_end(self, state) -> None:
         for k, v in {"loss": state.batch_loss, **state.batch_terms}.items():
-            self.chunks.setdefault(k, []).append(float(v))
+            self.chunks.setdefault(k, []).append(v)
         if len(self.chunks["loss"]) >= TRACE_EVERY or state.batch == state.batches:
             x = state.epoch - 1 + state.batch / state.batches
-            for k, values in self.chunks.items():
-                self.points.setdefault(k, []).append((x, float(np.mean(values))))
+            from .train import batch_means  # torch is imported by now (see run)
+
+            for k, mean in batch_means(self.chunks).items():
+                self.points.setdefault(k, []).append((x, mean))
             self.chunks.clear()
         now = time.monotonic()
         if self.points and (now - self.last_sent >= PROGRESS_EVERY_S or state.batch == state.batches):

@@ -19,7 +19,7 @@ def runs_table(runs: dict[str, Run]) -> None:
         "rounded acc": (r.history.get("val_rounded_acc") or [None])[-1],
         "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
         "FID (domain)": (r.metrics.get("quality") or {}).get("fid"),
-        "status": r.meta.get("status"), "created": r.meta.get("created"),
+        "status": r.meta.get("status"), "trained on": r.trained_on, "created": r.meta.get("created"),
     } for r in runs.values()])
     st.dataframe(table, key="runs_table", hide_index=True,
                  column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),

@@ -113,6 +113,17 @@ def test_train_form_follows_the_recipe_and_the_url(env):
     assert shared.number_input(key="f_latent").value == 2 and shared.radio(key="f_objective").value == "variational"
 
 
+def test_precision_is_a_setting_and_a_pinned_device_is_fixed(env, monkeypatch):
+    at = app("pages/train.py")
+    assert at.selectbox(key="f_precision").options == ["fp32", "bf16", "fp16"]
+    assert not at.selectbox(key="f_device").disabled
+    at.selectbox(key="f_precision").set_value("bf16").run()
+    assert at.query_params["precision"] == "bf16"   # in the share link like any setting
+    monkeypatch.setenv("AELAB_DEVICE", "cpu")        # a hosted server pins its device
+    pinned = app("pages/train.py")
+    assert pinned.selectbox(key="f_device").disabled and pinned.selectbox(key="f_device").value == "cpu"
+
+
 def test_invalid_settings_show_an_error_and_disable_start(env):
     at = app("pages/train.py")
     at.radio(key="f_objective").set_value("sparse").run()

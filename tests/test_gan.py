@@ -13,6 +13,7 @@ from aelab import quality
 from aelab.config import ConfigError, GANConfig, TrainConfig, with_overrides
 from aelab.data import to_float
 from aelab.models import build_model
+from aelab.optim import KerasRMSprop
 
 DENSE = GANConfig(arch="dense", hidden=(32, 16), codings=4, d_activation="selu")
 CONV = GANConfig(arch="conv", channels=(8, 16), kernel_size=5, codings=8, d_dropout=0.4, batch_norm=True,
@@ -46,7 +47,7 @@ def test_per_network_settings_are_used(digits):
                                                    d_steps=3, label_smoothing=0.2))
     g_opt, d_opt = steps.generator, steps.discriminator
     assert (steps.d_steps, steps.label_smoothing) == (3, 0.2)   # the step's options travel with the optimisers
-    assert isinstance(g_opt, torch.optim.RMSprop) and g_opt.param_groups[0]["lr"] == 1e-3
+    assert isinstance(g_opt, KerasRMSprop) and g_opt.param_groups[0]["lr"] == 1e-3
     assert isinstance(d_opt, torch.optim.SGD) and d_opt.param_groups[0]["lr"] == 0.05
     assert {id(p) for p in d_opt.param_groups[0]["params"]} == {id(p) for p in model.discriminator.parameters()}
 

@@ -27,6 +27,21 @@ def test_job_trains_in_the_background_and_saves_a_run(tmp_path):
     assert snap.preview.shape == snap.preview_input.shape == (8, 8, 8)
 
 
+def test_a_pinned_device_overrides_the_one_asked_for(tmp_path, monkeypatch):
+    cfg = small(epochs=1)
+    cfg.train.device = "cuda"   # this machine has none: without the pin the job fails
+    monkeypatch.setenv("AELAB_DEVICE", "cpu")
+    job = Registry(max_jobs=1, warm=0).start(cfg, tmp_path)
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "finished", snap.error
+    run = aelab.RunStore(tmp_path).open(snap.run_name)
+    assert run.config.train.device == "cpu" and run.meta["device"] == "cpu"
+    monkeypatch.setenv("AELAB_DEVICE", "tpu")
+    with pytest.raises(aelab.ConfigError, match="AELAB_DEVICE"):
+        Registry(max_jobs=1, warm=0).start(small(epochs=1), tmp_path)
+
+
 def test_past_the_limit_jobs_queue_in_order_and_can_be_cancelled(tmp_path, monkeypatch):
     monkeypatch.setenv("AELAB_MAX_EPOCHS", "5")
     with pytest.raises(aelab.errors.SettingLimitError, match="is 6 epochs; the limit is 5 epochs") as refused:

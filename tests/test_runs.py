@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -58,9 +59,15 @@ def test_damaged_runs_do_not_break_the_listing(run_cfg, tmp_path):
     for f in ("config.json", "history.json", "metrics.json", "model.safetensors"):
         (bad_json / f).write_text("{")
     (tmp_path / ".tmp-half-written-xyz").mkdir()   # an interrupted save: hidden, ignored
+    bad_dist = tmp_path / "bad-dist"   # a valid run whose meta says it trained on {"world_size": "many"}
+    shutil.copytree(tmp_path / "good", bad_dist)
+    config = json.loads((bad_dist / "config.json").read_text())
+    config["meta"]["distributed"] = {"world_size": "many", "backend": "gloo", "devices": []}
+    (bad_dist / "config.json").write_text(json.dumps(config))
     runs, problems = store.scan()
-    assert [r.name for r in runs] == ["good"]
+    assert [r.name for r in runs] == ["good"] and runs[0].trained_on == "cpu"
     assert "incomplete" in problems["foreign"] and "damaged" in problems["bad-json"]
+    assert "meta.distributed" in problems["bad-dist"]
     assert ".tmp-half-written-xyz" not in problems
 
 

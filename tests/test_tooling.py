@@ -1,8 +1,10 @@
 """The setup helper and the benchmark entry points run on real inputs."""
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,3 +77,15 @@ def test_the_app_bench_finds_workers_started_from_any_thread():
         thread.join()
         started[0].kill()
         started[0].wait()
+
+
+def test_gpu_benchmark_runs_its_cases_on_any_device(capsys):
+    from bench.gpu import main
+
+    main(["--device", "cpu", "--data", "digits", "--cases", "stacked-32", "--precisions", "fp32,bf16", "--no-ddp",
+          "--json"])
+    result = json.loads(capsys.readouterr().out)
+    fp32, bf16 = result["rows"]
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16") and fp32["batch_size"] == 32
+    assert 0 < bf16["val_loss"] < 1 and 0 < fp32["val_loss"] < 1 and fp32["val_loss"] != bf16["val_loss"]
+    assert result["environment"]["torch"] == torch.__version__ and result["ddp"] is None

@@ -13,10 +13,10 @@ from aelab.train import Callback, PreviewRecorder, Trainer, TrainingDiverged, re
 SMALL = AutoencoderConfig(hidden=(32,), latent=8)
 
 
-def fit(digits, model_cfg=SMALL, callbacks=(), stop=None, **train):
+def fit(digits, model_cfg=SMALL, callbacks=(), stop=None, read_every=None, **train):
     cfg = TrainConfig(**{"lr": 0.5, "epochs": 2, "batch_size": 64, **train})
     model = build_model(model_cfg, digits.image_shape, cfg.seed)
-    return model, Trainer(cfg, list(callbacks), stop).fit(model, digits.split(0.1))
+    return model, Trainer(cfg, list(callbacks), stop, loss_read_every=read_every).fit(model, digits.split(0.1))
 
 
 def test_history_and_learning(digits):
@@ -77,6 +77,30 @@ def test_non_finite_loss_stops_with_a_clear_message(digits):
         fit(digits, AutoencoderConfig(hidden=(32,), latent=8, activation="linear"), lr=1e30)
 
 
+def test_losses_read_in_groups_give_the_same_numbers_and_name_the_batch_that_diverged(digits):
+    # off the CPU the trainer reads the losses every 50 batches (no host synchronisation per batch); forced here
+    _, every = fit(digits)
+    _, grouped = fit(digits, read_every=7)   # 22 batches an epoch: reads after 7, 14, 21 and 22
+    assert grouped.history["loss"] == pytest.approx(every.history["loss"], rel=1e-12)
+    assert grouped.history["val_loss"] == every.history["val_loss"]
+    messages = []
+    for read_every in (None, 7):
+        with pytest.raises(TrainingDiverged) as e:
+            fit(digits, AutoencoderConfig(hidden=(32,), latent=8, activation="linear"), lr=1e30, read_every=read_every)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_close_to_fp32(digits, precision):
+    _, fp32 = fit(digits, epochs=3)
+    model, mixed = fit(digits, epochs=3, precision=precision)
+    assert all(p.dtype == torch.float32 for p in model.parameters())   # autocast: fp32 weights, low-precision passes
+    assert mixed.history["val_loss"] != fp32.history["val_loss"]        # it did run in lower precision
+    assert mixed.history["val_loss"][-1] == pytest.approx(fp32.history["val_loss"][-1], abs=5e-3)
+    assert mixed.history["val_loss"][-1] < mixed.history["val_loss"][0]
+
+
 def test_callbacks_see_every_batch_and_epoch(digits):
     events = []
 
@@ -100,6 +124,27 @@ def test_optimizers(name):
     p[0].sum().backward()
     opt.step()
     assert (p[0] < 1).all()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_rmsprop_follows_keras_with_epsilon_inside_the_root(momentum):
+    gen = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(50, generator=gen))
+    expected, v, m = p.detach().clone(), torch.zeros(50), torch.zeros(50)
+    opt = make_optimizer([p], TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, momentum=momentum))
+    for i in range(20):   # gradients from 1 down to 1e-5: where the two forms of RMSprop part
+        g = torch.randn(50, generator=gen) * 10.0 ** -(i % 6)
+        p.grad = g.clone()
+        opt.step()
+        v = 0.9 * v + 0.1 * g * g                        # Keras / TensorFlow
+        m = momentum * m + 1e-3 * g / torch.sqrt(v + 1e-7)
+        expected -= m
+    assert torch.allclose(p.detach(), expected, atol=1e-7)
+    torch_form = torch.nn.Parameter(torch.zeros(1))
+    other = torch.optim.RMSprop([torch_form], lr=1e-3, alpha=0.9, eps=1e-7)
+    torch_form.grad = torch.full((1,), 1e-6)
+    other.step()
+    assert torch_form.item() < -2e-3   # PyTorch's form takes a step of ~lr / sqrt(0.1) on a 1e-6 gradient
 
 
 def test_device_resolution():

@@ -1,6 +1,7 @@
 """The one model contract that the trainer, the run store and the analysis rely on, for every family."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -12,9 +13,46 @@ from ..optim import make_optimizer
 from .layers import keras_init_
 
 
-def backward(loss: torch.Tensor, scale: float = 1.0) -> None:
-    """``loss.backward()``, the loss multiplied by ``scale`` first unless it is 1 (the single-process case)."""
-    (loss if scale == 1.0 else loss * scale).backward()
+@dataclass
+class Update:
+    """How a training step turns its losses into updates, beyond ``loss.backward(); optimizer.step()``:
+
+    - ``loss_scale`` multiplies each loss before ``backward`` (a rank's share of a distributed batch);
+    - ``autocast``: the forward passes run under ``torch.autocast`` in bf16 or fp16 (``forward()``), the
+      backward passes outside it, as PyTorch advises;
+    - ``scaler``: fp16's GradScaler scales the losses and skips a step whose gradients overflowed.
+    The default is the plain fp32 step of a single process."""
+    loss_scale: float = 1.0
+    device_type: str = "cpu"
+    autocast: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def forward(self) -> contextlib.AbstractContextManager:
+        """The context of a training step's forward passes (and its losses)."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.autocast)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` (times ``loss_scale`` unless it is 1, scaled for fp16)."""
+        if self.loss_scale != 1.0:
+            loss = loss * self.loss_scale
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``; with fp16, unless the gradients overflowed."""
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+    def end(self) -> None:
+        """After each training step: fp16's scale adapts."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+
+PLAIN = Update()
 
 
 @dataclass
@@ -51,13 +89,14 @@ class Model(nn.Module):
         return make_optimizer(self.parameters(), cfg)
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers: Any,
-                      rng: torch.Generator | None = None, loss_scale: float = 1.0) -> Output:
+                      rng: torch.Generator | None = None, update: Update = PLAIN) -> Output:
         """One update on the batch ``x`` (labels ``y``, if the data set has them); returns the Output.
-        ``loss_scale`` multiplies the loss before ``backward`` (a rank's share of a distributed batch)."""
-        out = self.stepped("model")(x, y, rng)
+        ``update`` says how gradients are made and applied (distributed share, mixed precision)."""
+        with update.forward():
+            out = self.stepped("model")(x, y, rng)
         optimizers.zero_grad(set_to_none=True)
-        backward(out.loss, loss_scale)
-        optimizers.step()
+        update.backward(out.loss)
+        update.step(optimizers)
         return out
 
     # ------------------------------------------------------------------------ distributed training

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import ConfigError, GANConfig, TrainConfig
 from ..optim import make_optimizer
-from .base import Model, Output, backward
+from .base import PLAIN, Model, Output, Update
 from .conv import transpose_padding
 from .layers import activation
 
@@ -197,30 +197,32 @@ class GAN(Model):
         return net(x)[:, 0]
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers: "GANSteps",
-                      rng: torch.Generator | None = None, loss_scale: float = 1.0) -> Output:
+                      rng: torch.Generator | None = None, update: Update = PLAIN) -> Output:
         """``d_steps`` discriminator updates on (fresh fakes, real batch) in one pass of twice the batch, as the
         book's ``train_on_batch`` on their concatenation, then one generator update through the frozen
-        discriminator. ``loss_scale`` multiplies each loss before ``backward`` (distributed training)."""
+        discriminator. ``update`` says how gradients are made and applied (distributed share, mixed precision)."""
         opt_g, opt_d = optimizers.generator, optimizers.discriminator
         real, n = self._to_model_scale(x), len(x)
         for _ in range(optimizers.d_steps):
-            with torch.no_grad():
-                fake = self.generate(self.noise(n, x.device, rng))
-            logits = self._discriminate_with(self.stepped("discriminator"), torch.cat([fake, real]))
-            terms = self._d_terms(logits[n:], logits[:n], optimizers.label_smoothing)
+            with update.forward():
+                with torch.no_grad():
+                    fake = self.generate(self.noise(n, x.device, rng))
+                logits = self._discriminate_with(self.stepped("discriminator"), torch.cat([fake.to(real.dtype), real]))
+                terms = self._d_terms(logits[n:], logits[:n], optimizers.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
-            backward(terms["d_loss"], loss_scale)
-            opt_d.step()
+            update.backward(terms["d_loss"])
+            update.step(opt_d)
         # the generator step needs gradients w.r.t. the images only; the discriminator is called directly, as
         # only the generator's gradients are all-reduced in this step
         self.discriminator.requires_grad_(False)
         try:
             z = self.noise(n, x.device, rng)
-            fake = self._squash(self.stepped("generator")(z))
-            g_loss = self._g_loss(self._discriminate_with(self.discriminator, fake))
+            with update.forward():
+                fake = self._squash(self.stepped("generator")(z))
+                g_loss = self._g_loss(self._discriminate_with(self.discriminator, fake))
             opt_g.zero_grad(set_to_none=True)
-            backward(g_loss, loss_scale)
-            opt_g.step()
+            update.backward(g_loss)
+            update.step(opt_g)
         finally:
             self.discriminator.requires_grad_(True)
         terms = {k: v.detach() for k, v in terms.items()}

@@ -5,11 +5,14 @@ import streamlit as st
 
 import aelab
 from aelab.config import (
+    DEVICES,
     FAMILIES,
     OPTIMIZERS,
+    PRECISIONS,
     ConfigError,
     RunConfig,
     format_value,
+    pinned_device,
     setting_names,
     switch_family,
     with_overrides,
@@ -118,7 +121,15 @@ def training_inputs() -> None:
     number(b[0], "Validation split", "validation_split", step=0.05,
                       help="Last fraction of the training set, unshuffled (as Keras).")
     number(b[1], "Seed", "seed", help="Same seed, same numbers.")
-    st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=key("device"), help="auto: cuda, then mps, then cpu.")
+    pinned = pinned_device()
+    if pinned:
+        st.session_state[key("device")] = pinned
+    b = st.columns(2)
+    b[0].selectbox("Device", DEVICES, key=key("device"), disabled=pinned is not None,
+                   help=f"This server trains on {pinned}." if pinned else "auto: cuda, then mps, then cpu.")
+    b[1].selectbox("Precision", PRECISIONS, key=key("precision"),
+                   help="fp32 keeps the book's numbers. bf16 / fp16 run the training passes in 16 bits (faster "
+                        "on GPUs); validation stays in fp32.")
     ss = st.session_state
     if ss[key("family")] == "autoencoder" and ss[key("arch")] == "dense":
         greedy_inputs()
