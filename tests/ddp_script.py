@@ -61,10 +61,10 @@ def batchnorm(out_path: str) -> None:
 def fail(rank: int, argv: list[str]) -> int:
     train_epoch = Trainer._train_epoch
 
-    def failing(self, model, split, optimizers, rng, shuffle_rng, state):
+    def failing(self, model, split, optimizers, rng, shuffle_rng, state, *rest):
         if self.dist.rank == rank and state.epoch == 2:
             raise RuntimeError("injected failure")
-        return train_epoch(self, model, split, optimizers, rng, shuffle_rng, state)
+        return train_epoch(self, model, split, optimizers, rng, shuffle_rng, state, *rest)
 
     Trainer._train_epoch = failing
     return cli.main(argv)
