@@ -279,6 +279,7 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"            # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     precision: str = "fp32"         # fp32 | bf16 | fp16: the training step's forward passes under autocast
+    compile: bool = False           # torch.compile the networks of the training step (slow first steps)
     # GAN: optimizer/lr/momentum/rho above are the generator's; the discriminator's may differ
     d_optimizer: str = "same"       # gan: discriminator optimizer, 'same' as the generator's
     d_lr: float = 0.0               # gan: discriminator learning rate, 0 = same as lr

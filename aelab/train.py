@@ -54,7 +54,6 @@ class TrainState:
                                              # it: a host synchronisation on a GPU)
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
     status: str = "running"         # running | finished | stopped | timeout | diverged
-    rank: int = 0                   # this process's rank when distributed (callbacks run on rank 0 only)
 
 
 class Callback:
@@ -147,16 +146,16 @@ class Trainer:
         if bs > n:
             raise ValueError(f"batch_size {bs} is larger than the training set ({n} images)")
         stages = self.stages(model)
-        state = TrainState(model, split, 0, sum(c.epochs for _, c, _ in stages), 0, math.ceil(n / bs), {"epoch": []},
-                           rank=dist.rank if dist else 0)
+        state = TrainState(model, split, 0, sum(c.epochs for _, c, _ in stages), 0, math.ceil(n / bs), {"epoch": []})
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
         last_finite = _weights(model)   # what a diverged run keeps: the weights after the last finite epoch
         epoch = 0
         for stage, stage_cfg, phase in stages:
             state.model, optimizers = stage, stage.configure_optimizers(stage_cfg)
-            if dist:
-                stage.distribute(dist.wrap)
+            wrap = _step_wrapper(dist, cfg.compile)
+            if wrap:
+                stage.distribute(wrap)
             for _ in range(stage_cfg.epochs):
                 epoch += 1
                 state.epoch, started = epoch, time.perf_counter()
@@ -327,6 +326,18 @@ def precision_update(precision: str, device: torch.device) -> Update:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     return Update(device_type=device.type, autocast=dtype, scaler=scaler)
+
+
+def _step_wrapper(dist: Context | None, compile: bool):
+    """What a model's step networks go through (:meth:`~aelab.models.Model.distribute`): DistributedDataParallel
+    under torchrun, then ``torch.compile`` when asked (of the DDP wrapper, as PyTorch advises), or None."""
+    if not dist and not compile:
+        return None
+
+    def wrap(net: torch.nn.Module) -> torch.nn.Module:
+        net = dist.wrap(net) if dist else net
+        return torch.compile(net) if compile else net
+    return wrap
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -101,6 +101,14 @@ def test_mixed_precision_trains_close_to_fp32(digits, precision):
     assert mixed.history["val_loss"][-1] < mixed.history["val_loss"][0]
 
 
+def test_compiled_steps_give_the_same_numbers(digits):
+    # batch 45: 1,350 training images in 30 full batches, so one compilation serves every step
+    model, compiled = fit(digits, batch_size=45, epochs=1, compile=True)
+    _, eager = fit(digits, batch_size=45, epochs=1)
+    assert compiled.history["val_loss"][0] == pytest.approx(eager.history["val_loss"][0], abs=1e-5)
+    assert "_orig_mod" not in "".join(model.state_dict())   # the saved weights are the plain model's
+
+
 def test_callbacks_see_every_batch_and_epoch(digits):
     events = []
 

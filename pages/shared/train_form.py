@@ -130,6 +130,9 @@ def training_inputs() -> None:
     b[1].selectbox("Precision", PRECISIONS, key=key("precision"),
                    help="fp32 keeps the book's numbers. bf16 / fp16 run the training passes in 16 bits (faster "
                         "on GPUs); validation stays in fp32.")
+    st.checkbox("Compile (torch.compile)", key=key("compile"),
+                help="Compiles the networks before the first step (seconds to a minute): faster steps on GPUs, "
+                     "none measured on this CPU.")
     ss = st.session_state
     if ss[key("family")] == "autoencoder" and ss[key("arch")] == "dense":
         greedy_inputs()
