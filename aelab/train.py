@@ -235,7 +235,6 @@ class Trainer:
                 idx, scale = dist.shard(idx)
             step = replace(update, loss_scale=scale) if dist else update
             out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
-            update.end()
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
                 batch_loss, self._stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
             else:

@@ -14,6 +14,7 @@ from aelab.config import ConfigError, GANConfig, TrainConfig, with_overrides
 from aelab.data import to_float
 from aelab.models import build_model
 from aelab.optim import KerasRMSprop
+from aelab.train import precision_update
 
 DENSE = GANConfig(arch="dense", hidden=(32, 16), codings=4, d_activation="selu")
 CONV = GANConfig(arch="conv", channels=(8, 16), kernel_size=5, codings=8, d_dropout=0.4, batch_norm=True,
@@ -39,6 +40,19 @@ def test_one_step_updates_both_networks(cfg, digits):
     assert all(torch.isfinite(v) for v in out.terms.values())
     assert 0 <= out.terms["acc_real"] <= 1 and torch.isclose(out.loss, out.terms["d_loss"] + out.terms["g_loss"])
     assert all(p.requires_grad for p in model.discriminator.parameters())   # unfrozen after the generator step
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps_with_several_discriminator_updates(digits, precision):
+    model = build_model(CONV, digits.image_shape, seed=0).train()
+    opts = model.configure_optimizers(TrainConfig(optimizer="rmsprop", lr=1e-3, d_steps=2))
+    update = precision_update(precision, torch.device("cpu"))
+    g_before, d_before = snapshot(model.generator), snapshot(model.discriminator)
+    for _ in range(3):   # fp16: one gradient scaler for both optimisers, the discriminator's stepping twice
+        out = model.training_step(to_float(digits.x_train[:32]), None, opts, torch.Generator().manual_seed(0), update)
+    assert changed(g_before, model.generator) and changed(d_before, model.discriminator)
+    assert all(torch.isfinite(v) for v in out.terms.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_per_network_settings_are_used(digits):

@@ -40,16 +40,13 @@ class Update:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """``optimizer.step()``; with fp16, unless the gradients overflowed."""
+        """``optimizer.step()``; with fp16, unless the gradients overflowed, and the scale adapts after each
+        step (a GAN steps two optimisers, the discriminator's maybe several times, per batch)."""
         if self.scaler is not None:
             self.scaler.step(optimizer)
+            self.scaler.update()
         else:
             optimizer.step()
-
-    def end(self) -> None:
-        """After each training step: fp16's scale adapts."""
-        if self.scaler is not None:
-            self.scaler.update()
 
 
 PLAIN = Update()
@@ -107,13 +104,14 @@ class Model(nn.Module):
 
     def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
         """Make the training step's passes through ``wrap(network)`` (DistributedDataParallel, so that their
-        gradients are all-reduced) for each of :meth:`step_networks`; ``None`` goes back to plain calls."""
+        gradients are all-reduced, and/or ``torch.compile``) for each of :meth:`step_networks`; ``None`` goes back
+        to plain calls."""
         # a plain dict, not submodules: the wrappers hold this model, and must not be saved with it
         self.__dict__["_stepped"] = {name: wrap(net) for name, net in self.step_networks().items()} if wrap else {}
 
     def stepped(self, name: str) -> nn.Module:
         """The network ``name`` of :meth:`step_networks` as a training step calls it: its wrapper when
-        distributed, else the network itself."""
+        distributed or compiled, else the network itself."""
         wrapped = self.__dict__.get("_stepped", {}).get(name)
         return wrapped if wrapped is not None else self.step_networks()[name]
 
