@@ -193,7 +193,6 @@ def cmd_train(args, parser) -> int:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    dist = None
     try:
         dist = setup(cfg.train.device) if distributed else None
         exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name,
@@ -201,7 +200,7 @@ def cmd_train(args, parser) -> int:
     except ConfigError as e:
         parser.error(str(e))
     except (DataError, RunError, TrainingDiverged, RuntimeError) as e:
-        rank = f"rank {dist.rank}: " if dist else f"rank {os.environ['RANK']}: " if distributed else ""
+        rank = f"rank {os.environ['RANK']}: " if distributed else ""
         print(f"error: {rank}{e}", file=sys.stderr)
         return 1
     finally:

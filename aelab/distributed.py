@@ -39,9 +39,8 @@ class Context:
     """This process's place in a distributed run (``world_size`` processes, this one ``rank``)."""
     rank: int
     world_size: int
-    local_rank: int
     backend: str                    # nccl | gloo
-    device: torch.device            # this rank's device
+    device: torch.device            # this rank's device (cuda:LOCAL_RANK on GPUs)
     devices: list[str] = field(default_factory=list)   # every rank's "host:device", in rank order
 
     @property
@@ -59,16 +58,13 @@ class Context:
         gradients the mean over the whole batch: ``world_size * n_rank / n_batch``. A rank left without an
         image (a last batch smaller than the world) steps on one image with scale 0, so that every rank
         still takes part in the all-reduce."""
-        n = len(batch_idx)
-        base, extra = divmod(n, self.world_size)
-        start = self.rank * base + min(self.rank, extra)
-        size = base + (self.rank < extra)
-        if size == 0:
+        start, end = self.shard_range(len(batch_idx))
+        if start == end:
             return batch_idx[:1], 0.0
-        return batch_idx[start:start + size], self.world_size * size / n
+        return batch_idx[start:end], self.world_size * (end - start) / len(batch_idx)
 
     def shard_range(self, n: int) -> tuple[int, int]:
-        """[start, end) of this rank's contiguous part of ``n`` items (validation)."""
+        """[start, end) of this rank's contiguous part of ``n`` items, the parts as even as can be."""
         base, extra = divmod(n, self.world_size)
         start = self.rank * base + min(self.rank, extra)
         return start, start + base + (self.rank < extra)
@@ -120,7 +116,7 @@ def setup(device: str = "auto") -> Context:
         dist.init_process_group(backend, device_id=dev if use_cuda else None)
     names: list[str | None] = [None] * world
     dist.all_gather_object(names, f"{socket.gethostname()}:{dev}")
-    return Context(rank, world, local_rank, backend, dev, [str(n) for n in names])
+    return Context(rank, world, backend, dev, [str(n) for n in names])
 
 
 def teardown() -> None:

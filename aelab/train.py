@@ -160,7 +160,7 @@ class Trainer:
                 epoch += 1
                 state.epoch, started = epoch, time.perf_counter()
                 try:
-                    sums = self._train_epoch(stage, split, optimizers, rng, shuffle_rng, state, update)
+                    sums, stop_reason = self._train_epoch(stage, split, optimizers, rng, shuffle_rng, state, update)
                 except TrainingDiverged as e:
                     stage.distribute(None)
                     model.load_state_dict(last_finite)
@@ -171,7 +171,7 @@ class Trainer:
                                                              (epoch, state.batch), str(device),
                                                              dist.describe() if dist else None)) from None
                 if state.batch < state.batches:
-                    status, stopped_at = self._stop_reason, (epoch, state.batch)
+                    status, stopped_at = stop_reason, (epoch, state.batch)
                 if state.batch == 0:
                     break
                 train_seconds = time.perf_counter() - started
@@ -211,8 +211,9 @@ class Trainer:
         return out
 
     def _train_epoch(self, model, split: Split, optimizers, rng, shuffle_rng, state: TrainState,
-                     update: Update = PLAIN) -> dict[str, float]:
-        """One pass over the shuffled training set (until a stop request); the mean loss and terms.
+                     update: Update = PLAIN) -> tuple[dict[str, float], str | None]:
+        """One pass over the shuffled training set (until a stop request); the mean loss and terms, and why it
+        stopped early (None when it did not).
 
         Losses stay on the device and are read (a host synchronisation on a GPU) every ``loss_read_every``
         batches and at the epoch's end, where the NaN guard checks each of them."""
@@ -223,11 +224,11 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         unread: list[torch.Tensor] = []   # the losses of the batches since the last read, on the device
         loss_sum = 0.0
-        self._stop_reason = None
+        stop_reason = None
         for b in range(state.batches):
             if not dist:
-                self._stop_reason = self._why_stopped()
-                if self._stop_reason:
+                stop_reason = self._why_stopped()
+                if stop_reason:
                     break
             # a gather per batch, not one copy of the training set per epoch: 47 MB less on Fashion-MNIST
             idx, scale = order[b * bs:(b + 1) * bs], 1.0
@@ -236,11 +237,11 @@ class Trainer:
             step = replace(update, loss_scale=scale) if dist else update
             out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
-                batch_loss, self._stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
+                batch_loss, stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
             else:
                 batch_loss = out.loss.detach().float()
             unread.append(batch_loss)
-            if len(unread) >= read_every or b + 1 == state.batches or self._stop_reason:
+            if len(unread) >= read_every or b + 1 == state.batches or stop_reason:
                 loss_sum += self._read_losses(unread, b + 1, state)
                 state.loss = loss_sum / (b + 1)
                 unread = []
@@ -250,7 +251,7 @@ class Trainer:
                 sums[k] = sums[k] + v * share if k in sums else v * share
             state.batch, state.batch_loss, state.batch_terms = b + 1, batch_loss, terms
             self._emit("on_batch_end", state)
-            if self._stop_reason:
+            if stop_reason:
                 break
         if unread:   # a stop request between two reads
             loss_sum += self._read_losses(unread, state.batch, state)
@@ -258,7 +259,7 @@ class Trainer:
         state.loss = loss_sum / done
         if dist and sums:
             sums = dict(zip(sums, dist.sum(torch.stack(list(sums.values())))))
-        return {"loss": loss_sum / done, **{k: (v / done).item() for k, v in sums.items()}}
+        return {"loss": loss_sum / done, **{k: (v / done).item() for k, v in sums.items()}}, stop_reason
 
     def _read_losses(self, losses: list[torch.Tensor], last_batch: int, state: TrainState) -> float:
         """The sum of the batches' ``losses`` (one host read), after checking that each is finite."""

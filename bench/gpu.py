@@ -32,13 +32,12 @@ CASES = {"stacked-32": ("stacked", 32), "stacked-256": ("stacked", 256), "conv":
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def one_epoch(case: str, precision: str, device: str, data: str, compile: bool = False) -> dict:
+def one_epoch(case: str, precision: str, device: str, dataset: aelab.Dataset, compile: bool = False) -> dict:
     """Train ``case`` for one epoch in ``precision`` (compiled or not); seconds, validation loss, peak memory."""
     preset, batch = CASES[case]
-    cfg = aelab.preset(preset, data)
+    cfg = aelab.preset(preset, dataset.name)
     cfg.train = replace(cfg.train, epochs=1, device=device, precision=precision, compile=compile,
                         batch_size=batch or cfg.train.batch_size)
-    dataset = aelab.load_dataset(cfg.data)
     model = aelab.build_model(cfg.model, dataset.image_shape, cfg.train.seed)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -75,11 +74,10 @@ def main(argv=None) -> None:
     runtime.configure()
     env = {"torch": torch.__version__, "cuda": torch.version.cuda,
            "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"}
-    precisions = args.precisions.split(",")
-    rows = [one_epoch(case, precision, args.device, args.data)
-            for case in args.cases.split(",") for precision in precisions]
+    precisions, cases, dataset = args.precisions.split(","), args.cases.split(","), aelab.load_dataset(args.data)
+    rows = [one_epoch(case, precision, args.device, dataset) for case in cases for precision in precisions]
     if args.compile:
-        rows += [one_epoch(case, precisions[0], args.device, args.data, compile=True) for case in args.cases.split(",")]
+        rows += [one_epoch(case, precisions[0], args.device, dataset, compile=True) for case in cases]
     result = {"environment": env, "rows": rows, "ddp": None if args.no_ddp else ddp_smoke(args.device, args.data)}
     if args.json:
         print(json.dumps(result))

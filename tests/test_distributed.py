@@ -37,13 +37,13 @@ def test_shards_split_every_batch_once_and_weigh_it_exactly():
     for world in (1, 2, 3, 5):
         for n in (1, 2, 7, 31, 32):
             idx = torch.arange(100, 100 + n)
-            parts = [Context(r, world, r, "gloo", torch.device("cpu")).shard(idx) for r in range(world)]
+            parts = [Context(r, world, "gloo", torch.device("cpu")).shard(idx) for r in range(world)]
             real = [(i, s) for i, s in parts if s > 0]
             assert torch.equal(torch.cat([i for i, _ in real]), idx)            # every image once, in order
             assert sum(s for _, s in parts) / world == pytest.approx(1.0)       # the mean over the whole batch
             assert max(len(i) for i, _ in real) - min(len(i) for i, _ in real) <= 1
             assert all(len(i) == 1 for i, s in parts if s == 0)                 # an empty part steps at weight 0
-            ranges = [Context(r, world, r, "gloo", torch.device("cpu")).shard_range(n) for r in range(world)]
+            ranges = [Context(r, world, "gloo", torch.device("cpu")).shard_range(n) for r in range(world)]
             assert ranges[0][0] == 0 and ranges[-1][1] == n
             assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
@@ -61,7 +61,7 @@ def test_two_processes_train_the_same_run_as_one(tmp_path, capsys):
     assert summary["distributed"] == {"world_size": 2, "backend": "gloo",
                                       "devices": [f"{socket.gethostname()}:cpu"] * 2}
     run = only_run(tmp_path / "ddp")
-    assert run.meta["distributed"]["world_size"] == 2
+    assert run.meta["distributed"]["world_size"] == 2 and run.trained_on == "2 x cpu (gloo)"   # the Runs page's
     ddp_curve, one_curve = run.history["val_loss"], only_run(tmp_path / "one").history["val_loss"]
     assert len(ddp_curve) == 2 and max(abs(a - b) for a, b in zip(ddp_curve, one_curve)) < 1e-3
 

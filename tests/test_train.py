@@ -103,7 +103,14 @@ def test_mixed_precision_trains_close_to_fp32(digits, precision):
 
 def test_compiled_steps_give_the_same_numbers(digits):
     # batch 45: 1,350 training images in 30 full batches, so one compilation serves every step
-    model, compiled = fit(digits, batch_size=45, epochs=1, compile=True)
+    called = set()
+
+    class StepNetwork(Callback):
+        def on_batch_end(self, state):
+            called.add(type(state.model.stepped("model")).__name__)
+
+    model, compiled = fit(digits, callbacks=[StepNetwork()], batch_size=45, epochs=1, compile=True)
+    assert called == {"OptimizedModule"}   # every step went through torch.compile's module
     _, eager = fit(digits, batch_size=45, epochs=1)
     assert compiled.history["val_loss"][0] == pytest.approx(eager.history["val_loss"][0], abs=1e-5)
     assert "_orig_mod" not in "".join(model.state_dict())   # the saved weights are the plain model's

@@ -207,7 +207,7 @@ class GAN(Model):
             with update.forward():
                 with torch.no_grad():
                     fake = self.generate(self.noise(n, x.device, rng))
-                logits = self._discriminate_with(self.stepped("discriminator"), torch.cat([fake.to(real.dtype), real]))
+                logits = self._discriminate_with(self.stepped("discriminator"), torch.cat([fake, real]))
                 terms = self._d_terms(logits[n:], logits[:n], optimizers.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
             update.backward(terms["d_loss"])
