@@ -24,7 +24,8 @@ from .runs import RunStore, find_classifier, find_run, stored_runs
 
 FLAG_NAMES = {("data", "name"): "data"}   # every other flag is the field name with dashes
 # shown on each epoch's line
-TERMS_SHOWN = ("val_recon", "val_rounded_acc", "val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc")
+TERMS_SHOWN = ("val_recon", "val_rounded_acc", "val_kl", "val_d_loss", "val_g_loss", "acc_real", "acc_fake", "val_acc",
+               "beta", "active_units")
 
 
 def _flag(section: str, name: str) -> str:
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--runs-dir", help="where runs are stored (default $AELAB_RUNS_DIR or runs/)")
     t.add_argument("--json", action="store_true", help="print one JSON object at the end, nothing else on stdout")
     t.add_argument("--no-eval", action="store_true", help="skip test-set metrics and probes after training")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue a saved run (yours, or an example) for --epochs MORE epochs, as a new run that "
+                        "names it; its settings are kept, so no other setting flag is allowed")
+    t.add_argument("--fresh-optimizer", action="store_true",
+                   help="with --resume: continue a run saved without its optimiser state (an example, an older "
+                        "run) with a fresh optimiser")
     for section, name, hint, default, families in setting_names():
         owners = "/".join(families) if section == "model" and len(families) < 3 else section
         also = [f"a {fam}'s {to}" for fam, names in ALIASES.items() for alias, to in names.items() if alias == name]
@@ -157,7 +164,8 @@ class _Progress:
             self.bar.close()
             self.bar = None
         h = state.history
-        terms = "".join(f"  {k} {h[k][-1]:.4f}" for k in h if k in TERMS_SHOWN and (k != "val_recon" or "phase" in h))
+        terms = "".join(f"  {k} {h[k][-1]:{'g' if k == 'active_units' else '.4f'}}" for k in h
+                        if k in TERMS_SHOWN and (k != "val_recon" or "phase" in h))
         phase = f"  phase {h['phase'][-1]:g}" if "phase" in h else ""
         print(f"epoch {h['epoch'][-1]:g}/{state.epochs}{phase}  loss {h['loss'][-1]:.4f}  "
               f"val_loss {h['val_loss'][-1]:.4f}"
@@ -172,13 +180,46 @@ def _finite(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+def resume_from_args(args: argparse.Namespace, parser):
+    """(config, Resume) of ``--resume RUN --epochs N``; a usage error for flags that would change the run."""
+    from .experiment import plan_resume
+
+    overrides = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    others = (["--preset"] if args.preset else []) + sorted(_flag(*k.split(".")) for k in overrides
+                                                             if k != "train.epochs")
+    if others:
+        parser.error(f"--resume keeps the run's settings: drop {', '.join(others)}")
+    if "train.epochs" not in overrides:
+        parser.error("--resume needs --epochs N, the number of epochs to add")
+    try:
+        more = int(overrides["train.epochs"])
+    except ValueError:
+        parser.error(f"--epochs must be a whole number, got {overrides['train.epochs']!r}")
+    return plan_resume(find_run(args.resume, args.runs_dir), more, args.fresh_optimizer)
+
+
 def cmd_train(args, parser) -> int:
     from .experiment import train_validated
 
+    resume = None
     try:
-        cfg = config_from_args(args)
+        if args.resume:
+            cfg, resume = resume_from_args(args, parser)
+        else:
+            if args.fresh_optimizer:
+                parser.error("--fresh-optimizer goes with --resume")
+            cfg = config_from_args(args)
     except ConfigError as e:
         parser.error(str(e))
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if resume is not None:
+        r, c = resume.run, resume.checkpoint
+        print(f"continuing run {r.name} after {r.epochs_done:g} epochs"
+              + (" (stopped mid-epoch: training goes on with a new epoch)" if c and c.stopped_mid_epoch else "")
+              + (" with a fresh optimiser" if c is None else "") + f", up to {cfg.train.epochs} epochs",
+              file=sys.stderr)
     stop = threading.Event()
     distributed = launched_by_torchrun()
 
@@ -195,8 +236,8 @@ def cmd_train(args, parser) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         dist = setup(cfg.train.device) if distributed else None
-        exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name,
-                              callbacks=[_Progress()], stop_event=stop, evaluate=not args.no_eval, dist=dist)
+        exp = train_validated(cfg, runs_dir=args.runs_dir, name=args.name, callbacks=[_Progress()], stop_event=stop,
+                              evaluate=not args.no_eval, dist=dist, resume=resume)
     except ConfigError as e:
         parser.error(str(e))
     except (DataError, RunError, TrainingDiverged, RuntimeError) as e:
@@ -212,7 +253,8 @@ def cmd_train(args, parser) -> int:
     summary = {"run": run.name, "path": str(run.path), "status": exp.fit.status, "epochs": run.epochs_done,
                "val_loss": _finite(run.final_val_loss), "seconds_per_epoch": _finite(exp.fit.seconds_per_epoch),
                "device": exp.fit.device, "metrics": run.metrics.get("test", {}),
-               **({"distributed": exp.fit.distributed} if exp.fit.distributed else {})}
+               **({"distributed": exp.fit.distributed} if exp.fit.distributed else {}),
+               **({"resumed_from": run.resumed_from} if run.resumed_from else {})}
     if "quality" in run.metrics:
         summary["quality"] = run.metrics["quality"]
     if args.json:

@@ -33,6 +33,8 @@ OPTIMIZERS = ("sgd", "adam", "nadam", "rmsprop")
 D_OPTIMIZERS = ("same", *OPTIMIZERS)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
+BETA_SCHEDULES = ("constant", "warmup", "cyclical")
+MAX_BETA_EPOCHS = 1000
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "AutoencoderConfig", "GANConfig", "ClassifierConfig",
            "TrainConfig", "RunConfig", "StudyConfig", "from_dict", "with_overrides", "format_value", "setting_names",
@@ -291,6 +293,11 @@ class TrainConfig:
     inner_lr: float = 0.0           # greedy: learning rate of the inner autoencoders (MSE on codes), 0 = lr
     finetune_epochs: int = 0        # greedy: epochs of training the stacked autoencoder as a whole afterwards
     finetune_lr: float = 0.0        # greedy: their learning rate, 0 = lr
+    # A VAE's KL weight over training, updated every step (aelab.train.beta_scale): constant (model.beta
+    # throughout), warmup (from 0 up to model.beta over beta_epochs), cyclical (cycles of beta_epochs, each
+    # rising from 0 over its first half and holding model.beta over the second: Fu et al., 2019)
+    beta_schedule: str = "constant"
+    beta_epochs: float = 0.0        # warmup: epochs to reach model.beta; cyclical: epochs of one cycle
 
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
@@ -320,6 +327,13 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 0 (0 = same as lr), got {getattr(self, name)}")
         if self.finetune_epochs < 0:
             raise ConfigError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+        _choice("train.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+        if self.beta_schedule == "constant" and self.beta_epochs:
+            raise ConfigError("train.beta_epochs is a setting of a beta schedule: set beta_schedule to warmup or "
+                              "cyclical, or beta_epochs to 0")
+        if self.beta_schedule != "constant" and not 0 < self.beta_epochs <= MAX_BETA_EPOCHS:
+            raise ConfigError(f"train.beta_epochs must be in (0, {MAX_BETA_EPOCHS}] for a {self.beta_schedule} "
+                              f"schedule, got {self.beta_epochs}")
         if not self.greedy and (self.finetune_epochs or self.inner_lr or self.finetune_lr):
             raise ConfigError("train.inner_lr, finetune_epochs and finetune_lr are settings of greedy training: "
                               "set greedy too")
@@ -351,6 +365,9 @@ class RunConfig:
                     or m.code_noise:
                 raise ConfigError("train.greedy trains a dense stack one autoencoder at a time: it needs a dense, "
                                   "untied autoencoder without a variational, sparse or code-noise objective")
+        if self.train.beta_schedule != "constant" and not getattr(self.model, "variational", False):
+            raise ConfigError("train.beta_schedule weighs a variational autoencoder's KL term: it needs the "
+                              "variational objective")
         return self
 
     @property

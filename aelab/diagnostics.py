@@ -9,6 +9,7 @@ import torch
 
 from .data import to_float
 from .runtime import INFERENCE_BATCH
+from .train import Callback, TrainState
 
 ACTIVE_KL_NATS = 0.01   # a latent dimension whose mean KL to the prior is below this carries no information
 
@@ -53,6 +54,24 @@ def code_diagnostics(model, x_uint8: torch.Tensor) -> CodeDiagnostics:
         codes=torch.cat(codes).flatten(1).numpy(),
         kl_per_dim=(torch.stack(kls).sum(0) / len(x_uint8)).numpy() if kls else None,
         sparsity_target=cfg.sparsity_target if cfg.sparsity == "kl" else None)
+
+
+class ActiveUnitsRecorder(Callback):
+    """A trainer callback for variational autoencoders: after every epoch, the number of active units
+    (:attr:`CodeDiagnostics.active_units`) over ``n_images`` validation images, as the history's
+    ``active_units`` column, so that posterior collapse shows while it happens."""
+
+    def __init__(self, n_images: int = 1000):
+        self.n_images = n_images
+        self._x: torch.Tensor | None = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if getattr(state.model, "is_variational", False):
+            self._x = state.split.val_sample(self.n_images)[0]
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self._x is not None:
+            state.record("active_units", code_diagnostics(state.model, self._x).active_units)
 
 
 # ------------------------------------------------------------------------------------ semantic hashing

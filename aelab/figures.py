@@ -64,6 +64,35 @@ def terms_figure(history: dict) -> go.Figure | None:
     return _layout(fig, "Validation loss terms", "per pixel")
 
 
+def beta_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,
+                epochs: int | None = None) -> go.Figure:
+    """A VAE's KL weight β and KL term (live, per batch) with its active units (per epoch, right axis): the
+    β schedule at work, and posterior collapse (active units falling) as it happens."""
+    fig = go.Figure()
+    traces = traces or {}
+    if traces.get("beta"):
+        xs, ys = zip(*traces["beta"])
+        fig.add_scatter(x=xs, y=ys, name="β", mode="lines", line=dict(color="#4F46E5", shape="linear"))
+    elif history.get("beta"):
+        fig.add_scatter(x=history["epoch"], y=history["beta"], name="β", mode="lines+markers",
+                        line=dict(color="#4F46E5"))
+    if traces.get("kl"):
+        xs, ys = zip(*traces["kl"])
+        fig.add_scatter(x=xs, y=ys, name="KL (training, nats / image)", mode="lines", yaxis="y3",
+                        line=dict(color="#F97316", width=1))
+    if history.get("val_kl"):
+        fig.add_scatter(x=history["epoch"], y=history["val_kl"], name="KL (validation)", mode="markers", yaxis="y3",
+                        marker=dict(color="#F97316"))
+    if history.get("active_units"):
+        fig.add_scatter(x=history["epoch"][-len(history["active_units"]):], y=history["active_units"],
+                        name="active units", mode="lines+markers", yaxis="y2", line=dict(color="#059669", dash="dot"))
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="active units", rangemode="tozero"),
+                      yaxis3=dict(overlaying="y", side="right", anchor="free", autoshift=True, title="KL (nats)"))
+    if epochs:
+        fig.update_xaxes(range=[0, epochs + 0.1])
+    return _layout(fig, "β, KL and active units", "β")
+
+
 def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,
                epochs: int | None = None) -> go.Figure:
     """Both networks' losses (live trace and per epoch) and the discriminator's accuracy on real and fake."""

@@ -354,16 +354,17 @@ class Job(_WorkerJob):
     nothing_saved = "; no run was saved. Try a smaller model or batch, or try again."
 
     def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
-                 classifier: Run | None = None, on_end=None):
+                 classifier: Run | None = None, on_end=None, resume: tuple[Run, bool] | None = None):
         super().__init__(owner, on_end, Snapshot(epochs=cfg.total_epochs))
         self.cfg, self.runs_dir, self.name, self.classifier = cfg, runs_dir, name, classifier
+        self.resume = resume   # (the run continued, with a fresh optimiser?), with cfg from plan_resume
 
     def snapshot(self) -> Snapshot:
         return super().snapshot()
 
     def _payload(self) -> dict:
         return {"cfg": self.cfg, "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None,
-                "name": self.name, "classifier": self.classifier}
+                "name": self.name, "classifier": self.classifier, "resume": self.resume}
 
     def _where(self) -> str:
         s = self._snap
@@ -570,14 +571,16 @@ class Registry:
 
     # ------------------------------------------------------------------------ jobs
     def start(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
-              classifier: Run | None = None) -> Job:
+              classifier: Run | None = None, resume: tuple[Run, bool] | None = None) -> Job:
         """Run the validated ``cfg`` now if a slot is free, else queue it, on ``AELAB_DEVICE`` when the server
-        pins one. Raises :class:`JobRefused` (the visitor's cap) or :class:`aelab.errors.SettingLimitError` (more
-        epochs than ``AELAB_MAX_EPOCHS``)."""
+        pins one. ``resume``: (run, fresh_optimizer) to continue that run, ``cfg`` being what
+        :func:`aelab.experiment.plan_resume` gave. Raises :class:`JobRefused` (the visitor's cap) or
+        :class:`aelab.errors.SettingLimitError` (more epochs than ``AELAB_MAX_EPOCHS``, those of a continued
+        run included)."""
         limits.check("epochs", cfg.total_epochs, SettingLimitError)
         if (device := pinned_device()) is not None:   # the server's device, whatever a link asked for
             cfg = replace(cfg, train=replace(cfg.train, device=device))
-        return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, on_end=self._ended), owner)
+        return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, self._ended, resume), owner)
 
     def start_study(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "",
                     name: str | None = None) -> StudyJob:

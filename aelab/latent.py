@@ -34,9 +34,12 @@ class CodeRecorder(Callback):
     validation set) before training and after every epoch, for the latent time-lapse. Models without
     an encoder record nothing."""
 
-    def __init__(self, n_images: int = 1000, batch_size: int = 1000):
+    def __init__(self, n_images: int = 1000, batch_size: int = 1000, codes: np.ndarray | None = None):
+        """``codes``: those of the run that training continues (its timeline's): kept in front, and no codes
+        are recorded before training."""
         self.n_images, self.batch_size = n_images, batch_size
-        self.codes: list[np.ndarray] = []         # (n, latent) per epoch, 0 = untrained
+        # (n, latent) per epoch, 0 = untrained
+        self.codes: list[np.ndarray] = [c.astype(np.float32) for c in codes] if codes is not None else []
         self.labels: np.ndarray | None = None     # (n,)
         self._x: torch.Tensor | None = None
 
@@ -45,7 +48,8 @@ class CodeRecorder(Callback):
             return
         self._x, labels = state.split.val_sample(self.n_images)
         self.labels = labels.cpu().numpy()
-        self.on_epoch_end(state)
+        if not self.codes:
+            self.on_epoch_end(state)
 
     def on_epoch_end(self, state: TrainState) -> None:
         if self._x is not None:

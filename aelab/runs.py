@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import checkpoint as ckpt
+from .checkpoint import Checkpoint
 from .config import RunConfig, StudyConfig
 from .errors import ConfigError, RunError
 from .files import remove_idle
@@ -94,6 +96,22 @@ class Run:
         return f"{dist['world_size']} x {device} ({dist['backend']})" if dist else device
 
     @property
+    def resumed_from(self) -> dict | None:
+        """Where a continued run came from: {"run", "epochs" (done there), "fresh_optimizer",
+        "stopped_mid_epoch"}; None for a run trained in one go."""
+        return self.meta.get("resumed_from")
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether the run was saved with its training state (see :meth:`checkpoint`), without reading it."""
+        return all((self.path / f).is_file() for f in ckpt.FILES)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """What continues training where this run ended (optimisers, random streams, counters); None for a
+        run saved without it (before AE Lab kept it, the examples, greedy training, a diverged run)."""
+        return Checkpoint.load(self.path, self.name)
+
+    @property
     def epochs_done(self) -> float:
         e = self.history.get("epoch") or []
         return e[-1] if e else 0.0
@@ -144,7 +162,7 @@ class Run:
 
     def archive(self) -> bytes:
         """A zip of the run's files (config, history, metrics, weights) under a folder named after it."""
-        return _zip(self.path, self.name, FILES + (TIMELINE,))
+        return _zip(self.path, self.name, FILES + (TIMELINE, *ckpt.FILES))
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into metrics.json (atomic replace)."""
@@ -197,10 +215,11 @@ class RunStore:
     # ---------------------------------------------------------------------------- write
     def save(self, model: torch.nn.Module, config: RunConfig, history: dict, meta: dict,
              metrics: dict | None = None, name: str | None = None,
-             timeline: dict[str, np.ndarray] | None = None) -> Run:
+             timeline: dict[str, np.ndarray] | None = None, checkpoint: Checkpoint | None = None) -> Run:
         """Write a new run atomically and return it. ``name`` defaults to preset-data-timestamp.
 
         ``timeline``: see :meth:`Run.timeline`; images (float arrays in [0, 1]) are stored as uint8.
+        ``checkpoint``: what continues its training (:meth:`Run.checkpoint`).
         """
         meta = {"format": FORMAT, "created": dt.datetime.now().isoformat(timespec="seconds"), **meta}
 
@@ -211,6 +230,8 @@ class RunStore:
                 save_file({k: torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
                                                if k in TIMELINE_IMAGES else np.ascontiguousarray(v))
                            for k, v in timeline.items()}, str(tmp / TIMELINE))
+            if checkpoint is not None:
+                checkpoint.save(tmp)
             _write_json(tmp / "history.json", history)
             _write_json(tmp / "metrics.json", metrics or {})
             _write_json(tmp / "config.json", {"meta": meta, "config": config.to_dict()})  # last: marks complete
@@ -261,6 +282,10 @@ class RunStore:
 
     def unique_name(self, config: RunConfig) -> str:
         return self._unique(f"{config.preset or config.model.arch}-{_data_stem(config.data.name)}")
+
+    def unique_continuation(self, name: str) -> str:
+        """A free name for a run that continues run ``name``: ``name-more-timestamp``."""
+        return self._unique(f"{name[:50]}-more")
 
     def _unique(self, prefix: str) -> str:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -463,6 +488,13 @@ def _check_meta(meta: Any) -> None:
                                  and isinstance(dist.get("backend"), str) and isinstance(dist.get("devices"), list)
                                  and all(isinstance(d, str) for d in dist["devices"])):
         raise TypeError("meta.distributed must hold world_size (int), backend (str) and devices (strings)")
+    resumed = meta.get("resumed_from")
+    if resumed is not None and not (isinstance(resumed, dict) and isinstance(resumed.get("run"), str)
+                                    and _number(resumed.get("epochs"))
+                                    and isinstance(resumed.get("fresh_optimizer"), bool)
+                                    and isinstance(resumed.get("stopped_mid_epoch"), bool)):
+        raise TypeError("meta.resumed_from must hold run (str), epochs (number), fresh_optimizer and "
+                        "stopped_mid_epoch (booleans)")
 
 
 def _check_history(history: Any) -> None:

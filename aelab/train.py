@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .checkpoint import Checkpoint, optimizers_in
 from .config import TrainConfig
 from .data import Split, to_float
 from .distributed import Context, sync_batch_norm
@@ -23,8 +24,8 @@ from .errors import TrainingDiverged
 from .models.base import PLAIN, Update
 from .runtime import INFERENCE_BATCH
 
-__all__ = ["Callback", "FitResult", "PreviewRecorder", "Trainer", "TrainingDiverged", "TrainState",
-           "resolve_device"]
+__all__ = ["Callback", "Checkpoint", "FitResult", "PreviewRecorder", "Trainer", "TrainingDiverged", "TrainState",
+           "beta_scale", "resolve_device"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -44,8 +45,8 @@ class TrainState:
     """What callbacks see (read it, don't keep references into it)."""
     model: torch.nn.Module          # the model being trained, on its device
     split: Split                    # the data on the model's device (uint8 images)
-    epoch: int                      # current epoch, 1-based (0 before training)
-    epochs: int
+    epoch: int                      # current epoch, 1-based (0 before training), counted from the run's start
+    epochs: int                     # the run's epochs, those of the run resumed included
     batch: int                      # batches done in the current epoch
     batches: int                    # batches per epoch
     history: dict[str, list[float]]
@@ -54,6 +55,11 @@ class TrainState:
                                              # it: a host synchronisation on a GPU)
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
     status: str = "running"         # running | finished | stopped | timeout | diverged
+    beta: float | None = None       # a VAE's KL weight in the last batch (None: no β schedule)
+
+    def record(self, name: str, value: float) -> None:
+        """Add ``value`` as column ``name`` of the epoch's history row (from ``on_epoch_end``)."""
+        self.history.setdefault(name, []).append(float(value))
 
 
 class Callback:
@@ -69,16 +75,20 @@ class PreviewRecorder(Callback):
     """The model's live view before training and after every epoch: reconstructions of ``n_images``
     validation images spread evenly over the validation set, or a GAN's fixed-noise samples."""
 
-    def __init__(self, n_images: int = 8):
+    def __init__(self, n_images: int = 8, frames: np.ndarray | None = None):
+        """``frames``: the frames of the run that training continues (its timeline's): kept in front, and
+        no frame is recorded before training."""
         self.n_images = n_images
-        self.frames: list[np.ndarray] = []          # (n, H, W) floats in [0, 1], one per epoch (0 = untrained)
+        self.frames: list[np.ndarray] = list(frames) if frames is not None else []   # (n, H, W) floats in
+        # [0, 1], one per epoch (0 = untrained)
         self.inputs: np.ndarray | None = None       # (n, H, W): the images reconstructed, for reconstructing models
         self._x: torch.Tensor | None = None
 
     def on_train_begin(self, state: TrainState) -> None:
         self._x = to_float(state.split.val_sample(self.n_images)[0])
         self.inputs = self._x[:, 0].cpu().numpy() if state.model.can_reconstruct else None
-        self._record(state.model)
+        if not self.frames:
+            self._record(state.model)
 
     def on_epoch_end(self, state: TrainState) -> None:
         self._record(state.model)
@@ -107,6 +117,7 @@ class FitResult:
     stopped_at: tuple[int, int] | None = None   # (epoch, batch) when stopped early
     device: str = "cpu"
     distributed: dict | None = None   # world_size, backend and devices of a distributed run
+    checkpoint: Checkpoint | None = None   # what continues training (None after greedy training or divergence)
 
 
 @dataclass
@@ -128,11 +139,20 @@ class Trainer:
     # batches between two reads of the training losses; None: every batch on a CPU (where a read costs nothing),
     # every 50 on a GPU (a read waits for the GPU to finish its queue)
     loss_read_every: int | None = None
+    _step: int = field(default=0, init=False, repr=False)   # batches trained in the run (the β schedule's clock)
 
-    def fit(self, model: torch.nn.Module, split: Split) -> FitResult:
+    def fit(self, model: torch.nn.Module, split: Split, resume: Checkpoint | None = None,
+            history: dict[str, list[float]] | None = None) -> FitResult:
         """Train ``model`` on ``split``; with ``cfg.greedy``, phase by phase (see :meth:`stages`), the history's
-        ``phase`` column saying which, the epochs counted across the phases."""
+        ``phase`` column saying which, the epochs counted across the phases.
+
+        ``resume`` continues a saved run (its weights already in ``model``, its ``history`` given) up to
+        ``cfg.epochs`` in all: the optimisers, random streams and counters continue from the checkpoint, so
+        that 2 epochs and then 1 more give the numbers of 3 in one go. A checkpoint without optimiser states
+        starts fresh optimisers (and streams seeded from the seed and the epochs done)."""
         cfg, dist = self.cfg, self.dist
+        if resume is not None and (cfg.greedy or dist):
+            raise ValueError("a run continues in one process and without greedy phases")
         device = dist.device if dist else resolve_device(cfg.device)
         model.to(device)
         if dist:
@@ -141,22 +161,29 @@ class Trainer:
         rng = torch.Generator(device).manual_seed(cfg.seed + (dist.rank if dist else 0))
         shuffle_rng = torch.Generator().manual_seed(cfg.seed)
         update = precision_update(cfg.precision, device)
+        if resume is not None:
+            _restore_streams(resume, rng, shuffle_rng, update, cfg.seed)
         split = split.to(device)   # uint8, converted per batch
         n, bs = len(split.x_train), cfg.batch_size
         if bs > n:
             raise ValueError(f"batch_size {bs} is larger than the training set ({n} images)")
         stages = self.stages(model)
-        state = TrainState(model, split, 0, sum(c.epochs for _, c, _ in stages), 0, math.ceil(n / bs), {"epoch": []})
+        state = TrainState(model, split, 0, sum(c.epochs for _, c, _ in stages), 0, math.ceil(n / bs),
+                           {k: list(v) for k, v in (history or {"epoch": []}).items()})
         self._emit("on_train_begin", state)
         status, stopped_at, epoch_seconds = "finished", None, []
         last_finite = _weights(model)   # what a diverged run keeps: the weights after the last finite epoch
-        epoch = 0
+        epoch = resume.epochs if resume else 0
+        base = resume.epoch - resume.epochs if resume else 0.0   # a run stopped mid-epoch: its curve's offset
+        self._step = resume.step if resume else 0
         for stage, stage_cfg, phase in stages:
             state.model, optimizers = stage, stage.configure_optimizers(stage_cfg)
+            if resume is not None and resume.optimizers:
+                resume.restore_optimizers(optimizers_in(optimizers))
             wrap = _step_wrapper(dist, cfg.compile)
             if wrap:
                 stage.distribute(wrap)
-            for _ in range(stage_cfg.epochs):
+            for _ in range(stage_cfg.epochs - (resume.epochs if resume else 0)):
                 epoch += 1
                 state.epoch, started = epoch, time.perf_counter()
                 try:
@@ -173,11 +200,13 @@ class Trainer:
                 if state.batch < state.batches:
                     status, stopped_at = stop_reason, (epoch, state.batch)
                 if state.batch == 0:
+                    epoch -= 1   # nothing of it was trained
                     break
                 train_seconds = time.perf_counter() - started
                 val = self.evaluate(stage, split.x_val, split.y_val, rng)
-                row = {"epoch": epoch - 1 + state.batch / state.batches, **({"phase": phase} if phase else {}),
+                row = {"epoch": base + epoch - 1 + state.batch / state.batches, **({"phase": phase} if phase else {}),
                        **sums, **{f"val_{k}": v for k, v in val.items()},
+                       **({"beta": state.beta} if state.beta is not None else {}),
                        "train_seconds": train_seconds, "seconds": time.perf_counter() - started}
                 for k, v in row.items():
                     state.history.setdefault(k, []).append(float(v))
@@ -190,11 +219,19 @@ class Trainer:
             stage.distribute(None)
             if status != "finished":
                 break
+        # taken before on_train_end, whose callbacks may draw from the global stream: a run trained in one go
+        # goes from the last epoch's end straight into the next epoch
+        checkpoint = None if cfg.greedy else Checkpoint(
+            epochs=epoch, epoch=state.history["epoch"][-1] if state.history["epoch"] else 0.0, step=self._step,
+            stopped_mid_epoch=stopped_at is not None,
+            optimizers=[o.state_dict() for o in optimizers_in(optimizers)],
+            generators=_stream_states(rng, shuffle_rng, device), scaler=update.scaler.state_dict()
+            if update.scaler is not None else None)
         state.model, state.status = model, status
         self._emit("on_train_end", state)
         model.eval()
         return FitResult(state.history, status, statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
-                         stopped_at, str(device), dist.describe() if dist else None)
+                         stopped_at, str(device), dist.describe() if dist else None, checkpoint)
 
     def stages(self, model) -> list[tuple[torch.nn.Module, TrainConfig, int]]:
         """(what to train, its settings, its phase) in order: the model itself (phase 0: no phases), or with
@@ -235,6 +272,10 @@ class Trainer:
             if dist:
                 idx, scale = dist.shard(idx)
             step = replace(update, loss_scale=scale) if dist else update
+            if self.cfg.beta_schedule != "constant":
+                model.beta_scale = beta_scale(self.cfg, self._step, state.batches)
+                state.beta = model.cfg.beta * model.beta_scale
+            self._step += 1
             out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
                 batch_loss, stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
@@ -308,6 +349,46 @@ class Trainer:
             return
         for cb in self.callbacks:
             getattr(cb, hook)(state)
+
+
+def beta_scale(cfg: TrainConfig, step: int, batches: int) -> float:
+    """The factor of a VAE's KL weight (``model.beta``) at training step ``step`` (0-based, ``batches`` steps an
+    epoch) under ``cfg.beta_schedule``: 1 throughout (constant); rising linearly from 0 to 1 over
+    ``beta_epochs`` epochs, then 1 (warmup); in cycles of ``beta_epochs`` epochs, rising from 0 to 1 over the
+    first half of each and 1 over the second (cyclical, Fu et al., 2019)."""
+    if cfg.beta_schedule == "constant":
+        return 1.0
+    epochs = step / batches
+    if cfg.beta_schedule == "warmup":
+        return min(1.0, epochs / cfg.beta_epochs)
+    return min(1.0, 2.0 * (epochs % cfg.beta_epochs) / cfg.beta_epochs)
+
+
+def _restore_streams(resume: Checkpoint, rng: torch.Generator, shuffle_rng: torch.Generator, update: Update,
+                     seed: int) -> None:
+    """Set the random streams (and fp16's loss scale) where ``resume`` left them; without saved streams (a
+    fresh optimiser), new ones from the seed and the epochs done, so the next epoch does not repeat the first."""
+    saved = resume.generators
+    if "noise" in saved and "shuffle" in saved:
+        rng.set_state(saved["noise"])
+        shuffle_rng.set_state(saved["shuffle"])
+    else:
+        rng.manual_seed(seed + 7919 * resume.epochs)
+        shuffle_rng.manual_seed(seed + 7919 * resume.epochs)
+    if "torch" in saved:
+        torch.set_rng_state(saved["torch"])
+    if "cuda" in saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state(saved["cuda"])
+    if update.scaler is not None and resume.scaler:
+        update.scaler.load_state_dict(resume.scaler)
+
+
+def _stream_states(rng: torch.Generator, shuffle_rng: torch.Generator, device: torch.device) -> dict:
+    """The states of the streams a run draws from (see :attr:`Checkpoint.generators`)."""
+    states = {"noise": rng.get_state(), "shuffle": shuffle_rng.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
 
 
 def batch_means(values: dict[str, list[torch.Tensor]]) -> dict[str, float]:

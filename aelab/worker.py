@@ -51,6 +51,8 @@ class _Reporter:
 
             for k, mean in batch_means(self.chunks).items():
                 self.points.setdefault(k, []).append((x, mean))
+            if state.beta is not None:
+                self.points.setdefault("beta", []).append((x, state.beta))
             self.chunks.clear()
         now = time.monotonic()
         if self.points and (now - self.last_sent >= PROGRESS_EVERY_S or state.batch == state.batches):
@@ -84,7 +86,7 @@ def run(conn: Connection) -> None:
     import sklearn.neighbors  # noqa: F401
 
     from . import runtime
-    from .experiment import train_validated
+    from .experiment import Resume, train_validated
     from .tasks import TASKS
     from .train import PreviewRecorder
 
@@ -114,9 +116,13 @@ def run(conn: Connection) -> None:
     previews = PreviewRecorder()
     deadline = time.monotonic() + job["minutes"] * 60 if job["minutes"] is not None else None
     try:
+        resume = None
+        if job["resume"] is not None:
+            run, fresh_optimizer = job["resume"]
+            resume = Resume(run, None if fresh_optimizer else run.checkpoint())
         exp = train_validated(job["cfg"], runs_dir=job["runs_dir"], name=job["name"], stop_event=stop,
                               callbacks=[_Reporter(conn, previews)], previews=previews,
-                              classifier=job["classifier"], deadline=deadline)
+                              classifier=job["classifier"], deadline=deadline, resume=resume)
         conn.send(("end", {"status": exp.fit.status, "run_name": exp.run.name}))
     except MemoryError:
         conn.send(("end", {"status": "failed", "error": _out_of_memory(job)}))

@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+import aelab
 from aelab import figures
 from aelab.presets import command_line, python_snippet
 from aelab.runs import Run, Study
@@ -19,7 +20,8 @@ def runs_table(runs: dict[str, Run]) -> None:
         "rounded acc": (r.history.get("val_rounded_acc") or [None])[-1],
         "kNN probe": (r.metrics.get("probes") or {}).get("codes", {}).get("knn"),
         "FID (domain)": (r.metrics.get("quality") or {}).get("fid"),
-        "status": r.meta.get("status"), "trained on": r.trained_on, "created": r.meta.get("created"),
+        "status": r.meta.get("status"), "trained on": r.trained_on,
+        "continues": (r.resumed_from or {}).get("run"), "created": r.meta.get("created"),
     } for r in runs.values()])
     st.dataframe(table, key="runs_table", hide_index=True,
                  column_config={"val loss": st.column_config.NumberColumn(format="%.4f"),
@@ -48,6 +50,41 @@ def compare(runs: dict[str, Run]) -> None:
                                for n, r in sel.items()}))
 
 
+def continue_training(run: Run) -> None:
+    """Train the run for more epochs, as a new run that names it (the live view is on the Train page)."""
+    st.markdown("**Continue training**")
+    if run.config.train.greedy:
+        st.caption("A greedy run's phases are over: it cannot continue.")
+        return
+    c = st.columns([1, 2])
+    more = c[0].number_input("More epochs", 1, 1000, 5, key="runs_more_epochs",
+                             help="Added to the epochs done; the run is saved as a new run that names this one.")
+    has_state = run.has_checkpoint
+    fresh = False
+    if not has_state:
+        fresh = c[1].checkbox("Continue with a fresh optimiser", key="runs_fresh_optimizer",
+                              help="This run was saved without its optimiser state (an example, an older run, or a "
+                                   "diverged one): its momentum and step sizes start again, so the curve may jump.")
+    if c[1].button(f"Train {more} more epochs", key="runs_continue", icon=":material/resume:",
+                   disabled=not (has_state or fresh)):
+        from aelab.experiment import plan_resume
+        from aelab.jobs import JobRefused
+
+        try:
+            cfg, _ = plan_resume(run, int(more), fresh)
+            state.start_job(cfg, None, resume=(run, fresh))
+        except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
+            st.error(str(e), icon=":material/block:")
+            return
+        st.switch_page("pages/train.py")
+    if run.resumed_from:
+        r = run.resumed_from
+        st.caption(f"This run continues {r['run']} after {r['epochs']:g} epochs"
+                   + (" with a fresh optimiser" if r["fresh_optimizer"] else "")
+                   + (" (that run had stopped mid-epoch; training went on with a new epoch)"
+                      if r["stopped_mid_epoch"] else "") + ".")
+
+
 def manage(key: str, run: Run) -> None:
     """Reproduce, activate, download, rename or delete one run."""
     st.subheader(run.name)
@@ -60,6 +97,7 @@ def manage(key: str, run: Run) -> None:
         if st.button("Make it the active run", key="runs_activate", icon=":material/check:"):
             st.session_state["active_run"] = key
             st.rerun()
+        continue_training(run)
     with right:
         st.download_button("Download (zip: config, history, metrics, weights)", run.archive(), f"{run.name}.zip",
                            mime="application/zip", icon=":material/download:", key="runs_download")

@@ -417,3 +417,59 @@ def test_train_page_trains_the_domain_classifier(env):
     assert run.family == "classifier" and run.metrics["test"]["accuracy"] > 0.5
     at.switch_page("pages/reconstructions.py").run()
     assert "does not generate or reconstruct" in at.info[0].value
+
+
+def test_train_page_warms_beta_up_and_shows_the_active_units(env):
+    at = app("pages/train.py")
+    at.selectbox(key="f_recipe").set_value("vae").run()
+    assert at.selectbox(key="f_beta_schedule").value == "constant"
+    assert not [n for n in at.number_input if n.key == "f_beta_epochs"]
+    at.selectbox(key="f_beta_schedule").set_value("warmup").run()
+    assert at.number_input(key="f_beta_epochs").value == 2.0
+    assert at.query_params["beta_schedule"] == "warmup" and at.query_params["beta_epochs"] == "2.0"
+    at.text_input(key="f_hidden").set_value("32")
+    at.number_input(key="f_epochs").set_value(2).run()
+    at.button(key="start").click().run()
+    job = registry().get(at.session_state["job_id"])
+    assert job.join(120) and job.snapshot().status == "finished"
+    assert job.cfg.train.beta_schedule == "warmup"
+    at.run()
+    at.run()
+    assert not at.exception and not at.error
+    snap = job.snapshot()
+    assert [round(x, 1) for x in snap.history["beta"]] == [0.5, 1.0] and snap.traces["beta"][0][1] < 0.5
+    units = next(m for m in at.metric if m.label == "Active units")
+    assert units.value == f"{snap.history['active_units'][-1]:g} of 10"
+    assert any("β rises from 0 to 1 over 2 epochs" in c.value for c in at.caption)
+    # a link with a schedule for a model that has no β: the form drops it rather than refusing
+    at.radio(key="f_objective").set_value("plain").run()
+    assert not at.exception and not at.error and "beta_schedule" not in at.query_params
+
+
+def test_runs_page_continues_a_run(with_runs, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "own"
+    shutil.copytree(with_runs, root)
+    for f in ("train_state.json", "train_state.safetensors"):
+        (root / "ae-small" / f).unlink(missing_ok=True)   # as a run saved before AE Lab kept its state
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(root))
+    at = app("pages/runs.py")
+    at.selectbox(key="runs_manage").set_value("run:ae-small").run()
+    assert at.button(key="runs_continue").disabled   # it needs the fresh optimiser confirmed
+    at.checkbox(key="runs_fresh_optimizer").check().run()
+    assert not at.button(key="runs_continue").disabled
+
+    at.selectbox(key="runs_manage").set_value("run:vae-2d").run()
+    assert not [c for c in at.checkbox if c.key == "runs_fresh_optimizer"]   # its state was saved
+    at.number_input(key="runs_more_epochs").set_value(2).run()
+    at.button(key="runs_continue").click().run()
+    assert not at.exception and not at.error
+    job = registry().get(at.session_state["job_id"])
+    assert job.join(120) and job.snapshot().status == "finished", job.snapshot().error
+    run = aelab.RunStore(root).open(job.snapshot().run_name)
+    assert run.resumed_from == {"run": "vae-2d", "epochs": 3.0, "fresh_optimizer": False, "stopped_mid_epoch": False}
+    assert run.history["epoch"] == [1.0, 2.0, 3.0, 4.0, 5.0] and len(run.timeline()["frames"]) == 6
+    at.switch_page("pages/runs.py").run()
+    table = at.dataframe[0].value
+    assert table.loc[table["run"] == run.name, "continues"].item() == "vae-2d"

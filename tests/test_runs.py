@@ -22,7 +22,8 @@ def test_train_saves_a_complete_run(run_cfg, tmp_path, digits):
     exp = aelab.train(run_cfg, runs_dir=tmp_path, name="first")
     run = RunStore(tmp_path).open("first")
     assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "history.json", "metrics.json",
-                                                         "model.safetensors", "timeline.safetensors"]
+                                                         "model.safetensors", "timeline.safetensors",
+                                                         "train_state.json", "train_state.safetensors"]
     timeline = run.timeline()   # the preview before training and after the epoch, stored as uint8
     assert timeline["frames"].shape == (2, 8, 8, 8) and timeline["inputs"].shape == (8, 8, 8)
     assert np.abs(timeline["frames"][-1] - exp.previews.latest).max() <= 0.5 / 255 + 1e-6
@@ -90,7 +91,8 @@ def test_archive_holds_the_run(run_cfg, tmp_path):
     run = aelab.train(run_cfg, runs_dir=tmp_path, name="zipped", evaluate=False).run
     names = zipfile.ZipFile(io.BytesIO(run.archive())).namelist()
     assert sorted(names) == sorted(f"zipped/{f}" for f in ("config.json", "history.json", "metrics.json",
-                                                            "model.safetensors", "timeline.safetensors"))
+                                                            "model.safetensors", "timeline.safetensors",
+                                                            "train_state.json", "train_state.safetensors"))
 
 
 def test_rename_delete_and_read_only(run_cfg, tmp_path):

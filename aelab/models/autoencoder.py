@@ -27,6 +27,9 @@ class Autoencoder(Model):
     "Logits" is the decoder's last layer before the output activation: sigmoid (the images are its sigmoid)
     or linear (they are the logits themselves, see :meth:`to_image`)."""
     can_reconstruct = can_encode = True
+    # a VAE's KL weight in training is cfg.beta times this, which the trainer sets every step from the β
+    # schedule (aelab.train.beta_scale); evaluation always weighs the KL with cfg.beta
+    beta_scale = 1.0
 
     def __init__(self, cfg: AutoencoderConfig, image_shape: tuple[int, int, int]):
         super().__init__()
@@ -133,7 +136,7 @@ class Autoencoder(Model):
             kl = losses.kl_to_standard_normal(mean, logvar).mean()
             terms["kl"] = kl
             # KL per image spread over the pixels, so it adds to the per-pixel reconstruction loss
-            loss = loss + cfg.beta * kl / self.n_pixels
+            loss = loss + cfg.beta * (self.beta_scale if self.training else 1.0) * kl / self.n_pixels
             if cfg.loss == "bce":
                 terms["nelbo"] = recon * self.n_pixels + kl   # negative ELBO, nats per image
         if cfg.sparsity == "l1":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aelab.config import ACTIVATIONS, AE_OUTPUTS, OBJECTIVES, OPTIMIZERS, OUTPUTS
+from aelab.config import ACTIVATIONS, AE_OUTPUTS, BETA_SCHEDULES, OBJECTIVES, OPTIMIZERS, OUTPUTS
 
 # The range of every number field of the form (a share link's value outside it is clamped, with a warning).
 FORM_BOUNDS = {
@@ -12,7 +12,7 @@ FORM_BOUNDS = {
     "d_steps": (1, 10), "label_smoothing": (0.0, 0.45), "d_lr": (0.0, 10.0), "dropout": (0.0, 0.9),
     "lr": (1e-6, 10.0), "momentum": (0.0, 0.99), "rho": (0.01, 0.999), "batch_size": (1, 4096), "epochs": (1, 500),
     "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1), "code_noise": (0.0, 100.0),
-    "inner_lr": (0.0, 10.0), "finetune_epochs": (0, 500), "finetune_lr": (0.0, 10.0),
+    "inner_lr": (0.0, 10.0), "finetune_epochs": (0, 500), "finetune_lr": (0.0, 10.0), "beta_epochs": (0.0, 1000.0),
 }
 
 
@@ -90,8 +90,28 @@ def autoencoder_form(model_col, objective_col) -> None:
             number(st, "β (KL weight)", "beta", step=0.1,
                             help="1 is the standard VAE; larger values trade reconstruction for a smoother "
                                  "latent space.")
+            beta_schedule_inputs()
         st.selectbox("Reconstruction loss", ["bce", "mse"], key=key("loss"),
                      help="Binary cross-entropy (the book's) or mean squared error, per pixel.")
+
+
+def beta_schedule_inputs() -> None:
+    """How β reaches its value: at once, warmed up, or in cycles (a training setting shown with β)."""
+    st.caption("β weighs the KL term that pulls codes towards N(0, I): too much too early and the decoder learns "
+               "to ignore the codes (posterior collapse; watch the active units). A schedule lets it start at 0.")
+    kind = st.selectbox("β schedule", BETA_SCHEDULES, key=key("beta_schedule"),
+                        format_func={"constant": "constant", "warmup": "warm-up (linear from 0)",
+                                     "cyclical": "cyclical (Fu et al., 2019)"}.get,
+                        help="Updated every step. Validation always weighs the KL with β itself (and with BCE "
+                             "also reports the negative ELBO, β = 1), so runs stay comparable.")
+    if kind == "constant":
+        st.session_state[key("beta_epochs")] = 0.0
+        return
+    if not st.session_state[key("beta_epochs")] > 0:
+        st.session_state[key("beta_epochs")] = 2.0
+    number(st, "Warm-up epochs" if kind == "warmup" else "Epochs per cycle", "beta_epochs", low=0.1, step=0.5,
+           help="Epochs over which β rises from 0 to its value." if kind == "warmup" else
+                "Each cycle rises from 0 to β over its first half, then holds β.")
 
 
 def architecture_inputs(dense_help: str, conv_help: str, size_field: str, size_label: str, size_help: str) -> None:

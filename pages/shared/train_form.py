@@ -96,6 +96,8 @@ def form_config() -> RunConfig:
     if not (family == "autoencoder" and ss[key("arch")] == "dense" and ss[key("greedy")]):   # its inputs are hidden
         values.update({"train.greedy": False, "train.inner_lr": 0.0, "train.finetune_epochs": 0,
                        "train.finetune_lr": 0.0})
+    if not (family == "autoencoder" and ss[key("objective")] == "variational"):   # β is a VAE's
+        values.update({"train.beta_schedule": "constant", "train.beta_epochs": 0.0})
     cfg = with_overrides(RunConfig(aelab.DataConfig(name=state.current_dataset_name())), {"family": family, **values})
     if family == "autoencoder":
         cfg.model = cfg.model.with_objective(ss[key("objective")])

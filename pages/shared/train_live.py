@@ -58,6 +58,16 @@ def draw_live(job, snap) -> None:
         terms = figures.terms_figure(h)
         if terms is not None:
             right.plotly_chart(terms, key=f"terms-{job.id}")
+    if family == "autoencoder" and cfg.model.variational:
+        a, b = st.columns([3, 2])
+        a.plotly_chart(figures.beta_figure(h, snap.traces, cfg.total_epochs), key=f"beta-{job.id}")
+        b.metric("Active units", f"{h['active_units'][-1]:g} of {cfg.model.latent}" if h.get("active_units") else "–",
+                 help="Latent dimensions whose mean KL to the prior exceeds 0.01 nats on 1,000 validation images, "
+                      "after each epoch. Falling towards 0: posterior collapse (the decoder ignores the codes).")
+        b.caption({"constant": f"β = {cfg.model.beta:g} throughout.",
+                   "warmup": f"β rises from 0 to {cfg.model.beta:g} over {cfg.train.beta_epochs:g} epochs.",
+                   "cyclical": f"β cycles every {cfg.train.beta_epochs:g} epochs: from 0 up to {cfg.model.beta:g} "
+                               "over the first half, then held."}[cfg.train.beta_schedule])
     with right:
         draw_frames(job, snap)
     if snap.status == "failed":
