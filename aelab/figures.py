@@ -330,3 +330,25 @@ def book_3d_figures(points: np.ndarray, ae_codes: np.ndarray, pca_codes: np.ndar
     codes.update_layout(xaxis=dict(domain=[0, 0.45], title="z₁"), yaxis=dict(title="z₂"),
                         xaxis2=dict(domain=[0.55, 1], title="PC 1"), yaxis2=dict(anchor="x2", title="PC 2"))
     return cloud, _layout(codes, "Projected to 2-D: linear autoencoder (left) and PCA (right)", "z₂", "z₁")
+
+
+def parallel_figure(rows: list[dict], settings: list[str], metrics: list[str], color: str | None = None) -> go.Figure:
+    """Parallel coordinates of runs (``rows`` of :func:`aelab.sweeps.hparam_rows`): an axis per setting, then
+    per metric, a line per run coloured by ``color`` (default: the first metric). Drag along an axis to
+    brush: only the runs in the range stay lit. Text settings get an axis of their values."""
+    dims = []
+    for key in [*settings, *metrics]:
+        values = [r.get(key) for r in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dims.append(dict(label=key, values=[float(v) for v in values]))
+        else:   # categories (a recipe, an optimiser, a boolean): their place in the sorted list
+            cats = sorted({str(v) for v in values})
+            dims.append(dict(label=key, values=[cats.index(str(v)) for v in values],
+                             tickvals=list(range(len(cats))), ticktext=cats))
+    color = color or (metrics[0] if metrics else None)
+    line = dict(color=[r[color] for r in rows], colorscale="Viridis", showscale=True,
+                colorbar=dict(title=color)) if color else {}
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
+    fig.update_layout(title=f"{len(rows)} runs: settings against final metrics (drag along an axis to filter)",
+                      template="plotly_white", height=420, margin=dict(l=60, r=60, t=80, b=30))
+    return fig

@@ -582,6 +582,19 @@ class Registry:
             cfg = replace(cfg, train=replace(cfg.train, device=device))
         return self._register(lambda: Job(cfg, runs_dir, owner, name, classifier, self._ended, resume), owner)
 
+    def start_sweep(self, planned: list[tuple[str, RunConfig]], runs_dir, owner: str = "",
+                    classifier: Run | None = None) -> list[Job]:
+        """Queue every (run name, validated config) of a sweep (:func:`aelab.sweeps.plan_sweep`) as a job, all or
+        none: refused as a whole (:class:`JobRefused`) when the visitor's cap would not hold them all, or
+        (:class:`aelab.errors.SettingLimitError`) when one asks for more epochs than ``AELAB_MAX_EPOCHS``."""
+        device = pinned_device()
+        cfgs = []
+        for name, cfg in planned:
+            limits.check("epochs", cfg.total_epochs, SettingLimitError)
+            cfgs.append((name, replace(cfg, train=replace(cfg.train, device=device)) if device else cfg))
+        return self._register_all([lambda n=name, c=cfg: Job(c, runs_dir, owner, n, classifier, self._ended)
+                                   for name, cfg in cfgs], owner)
+
     def start_study(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "",
                     name: str | None = None) -> StudyJob:
         """Run the pretraining study ``cfg`` (validated) on ``encoders`` as a job: same queue, same slots
@@ -600,20 +613,29 @@ class Registry:
         return self._register(lambda: ComparisonJob(data, ks, epochs, runs_dir, owner, name, self._ended), owner)
 
     def _register(self, make, owner: str):
+        return self._register_all([make], owner)[0]
+
+    def _register_all(self, makers: list, owner: str) -> list:
+        """Register the jobs ``makers`` build, all at once under the visitor's cap, and start those a slot
+        is free for (the others queue)."""
         pool = self.pool
         with self._lock:   # a job counts from the moment it is registered
             if self.max_per_visitor is not None and owner:
                 mine = [j for j in self._jobs.values() if j.owner == owner and not j.finished]
-                if len(mine) >= self.max_per_visitor:
-                    raise JobRefused(f"you have {len(mine)} jobs queued or training, the limit per visitor is "
-                                     f"{self.max_per_visitor} (AELAB_MAX_QUEUED_PER_VISITOR); wait for one or "
+                if len(mine) + len(makers) > self.max_per_visitor:
+                    asked = f"; these {len(makers)} would make {len(mine) + len(makers)}" if len(makers) > 1 else ""
+                    raise JobRefused(f"you have {len(mine)} jobs queued or training{asked}, the limit per visitor "
+                                     f"is {self.max_per_visitor} (AELAB_MAX_QUEUED_PER_VISITOR); wait for one or "
                                      "cancel it")
-            job = make()
-            self._jobs[job.id] = job
-            launch = self._admit(job)
-        if launch:
+            jobs = [make() for make in makers]
+            launches = []
+            for job in jobs:
+                self._jobs[job.id] = job
+                if self._admit(job):
+                    launches.append(job)
+        for job in launches:
             job._launch(pool)
-        return job
+        return jobs
 
     def cancel(self, work: _Work) -> None:
         """A queued job or task leaves the queue; a training job stops after the current batch and saves its

@@ -7,6 +7,7 @@ from aelab import figures
 from aelab.presets import command_line, python_snippet
 from aelab.runs import Run, Study
 from pages.shared import state, widgets
+from pages.shared.hparams_view import hparams_section
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -155,6 +156,7 @@ if not runs:
 else:
     runs_table(runs)
     compare(runs)
+    hparams_section(runs)
     st.divider()
     key = st.selectbox("Run", list(runs), format_func=lambda k: widgets.describe(runs[k]), key="runs_manage",
                        help="Rename, delete, download or reproduce this run.")

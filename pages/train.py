@@ -5,6 +5,7 @@ import aelab
 from aelab.jobs import JobRefused, registry
 from pages.shared import state, train_form, train_live, widgets
 from pages.shared.sidebar import through_router
+from pages.shared.sweep_form import sweep_panel
 
 through_router()
 
@@ -32,4 +33,5 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", dis
     start(cfg)
 if cfg is not None:
     st.caption("Share link: this page's address holds the settings; anyone opening it gets the same form.")
+sweep_panel(cfg)
 train_live.job_panel()

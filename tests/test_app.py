@@ -473,3 +473,30 @@ def test_runs_page_continues_a_run(with_runs, tmp_path, monkeypatch):
     at.switch_page("pages/runs.py").run()
     table = at.dataframe[0].value
     assert table.loc[table["run"] == run.name, "continues"].item() == "vae-2d"
+
+
+def test_train_page_sweeps_two_runs_and_the_runs_page_compares_them(env):
+    at = app("pages/train.py")
+    at.text_input(key="f_hidden").set_value("16")
+    at.number_input(key="f_epochs").set_value(1).run()
+    at.selectbox(key="sweep_setting_0").set_value("lr").run()
+    at.text_input(key="sweep_values_0").set_value("0.5, -1").run()
+    assert any("the learning rate must be > 0" in e.value for e in at.error)   # refused before anything starts
+    at.text_input(key="sweep_values_0").set_value("0.5, 1.5").run()
+    at.button(key="sweep_start").click().run()
+    assert not at.exception and not at.error
+    jobs = [registry().get(i) for i in at.session_state["sweep_jobs"]]
+    assert len(jobs) == 2 and all(j.join(120) for j in jobs)
+    at.run()   # AppTest does not fire run_every: redraw once the jobs are done
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["finished", "finished"] and table["run"].str.contains("-lr0.5").any()
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert at.selectbox(key="hp_family").value == "autoencoder"
+    chart = next(c for c in at.get("plotly_chart") if "runs: settings against final metrics" in c.proto.spec)
+    assert '"lr"' in chart.proto.spec
+    assert len(at.dataframe[-1].value) == 2
+    at.multiselect(key="hp_filter_lr").set_value(["0.5"]).run()
+    shown = at.dataframe[-1].value
+    assert list(shown["lr"]) == [0.5]

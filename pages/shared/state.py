@@ -196,3 +196,4 @@ def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run
     st.session_state["job_id"] = job.id
     return job
 
+

@@ -1,0 +1,41 @@
+"""The Runs page's view of many runs at once: settings against final metrics, filtered in Python."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from aelab import figures
+from aelab.runs import Run
+from aelab.sweeps import hparam_rows
+
+MAX_FILTERS = 6   # filters shown: the settings that vary, first ones first
+
+
+def hparams_section(runs: dict[str, Run]) -> None:
+    """Pick a family: its runs' differing settings and final metrics as parallel coordinates and a table, both
+    limited to the values picked in the filters."""
+    families = sorted({r.family for r in runs.values()})
+    st.subheader("Settings against results")
+    c = st.columns([1, 3])
+    family = c[0].selectbox("Family", families, key="hp_family",
+                            help="Runs of one family share their settings and metrics.")
+    rows, settings, metrics = hparam_rows(r for r in runs.values() if r.family == family)
+    if len(rows) < 2 or not settings:
+        c[1].caption("Two runs of this family with different settings are needed to compare settings.")
+        return
+    table = pd.DataFrame(rows)
+    filters = st.columns(min(len(settings), MAX_FILTERS))
+    keep = pd.Series(True, index=table.index)
+    for column, name in zip(filters, settings[:MAX_FILTERS]):
+        values = sorted(table[name].astype(str).unique())
+        picked = column.multiselect(name, values, default=values, key=f"hp_filter_{name}")
+        keep &= table[name].astype(str).isin(picked)
+    shown = table[keep]
+    if len(shown) == 0:
+        st.info("No run has these values.", icon=":material/filter_alt_off:")
+        return
+    color = c[1].selectbox("Colour by", metrics or [None], key="hp_color") if metrics else None
+    st.plotly_chart(figures.parallel_figure(shown.to_dict("records"), settings, metrics, color), key="hp_parallel")
+    st.caption(f"{len(shown)} of {len(table)} runs. Click a column's header to sort; the filters above choose "
+               "the runs of both the chart and the table.")
+    st.dataframe(shown.sort_values(metrics[0]) if metrics else shown, hide_index=True, key="hp_table")

@@ -1,0 +1,87 @@
+"""The Train page's sweep: the form's settings with one or two of them varied, every run queued as a job."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+import aelab
+from aelab.jobs import JobRefused, registry
+from aelab.sweeps import MAX_SWEEP_RUNS, parse_values, plan_sweep, sweepable
+from pages.shared import state
+
+NONE = "–"
+
+
+def sweep_panel(cfg: aelab.RunConfig | None) -> None:
+    """Pick one or two settings and their values; Start queues a run per combination (of the form's settings)."""
+    with st.expander("Sweep: several runs, one or two settings varied"):
+        if cfg is None:
+            st.caption("Fix the settings above first.")
+            return
+        names = sweepable(cfg.model.family)
+        axes, cols = {}, st.columns(2)
+        for i, col in enumerate(cols):
+            name = col.selectbox(f"Setting {i + 1}", [NONE, *names], key=f"sweep_setting_{i}",
+                                 help="A setting of the form above to vary; every other setting stays as above.")
+            if name != NONE:
+                axes[name] = col.text_input(f"Values of {name}", key=f"sweep_values_{i}",
+                                            placeholder="e.g. 0.001, 0.01, 0.1", help="Comma-separated.")
+        if not axes or not all(axes.values()):
+            st.caption(f"Every combination becomes a run (at most {MAX_SWEEP_RUNS}), queued under this server's "
+                       "job limits; compare them on the Runs page under 'Settings against results'.")
+            return
+        try:
+            planned = plan_sweep(cfg, {k: parse_values(v) for k, v in axes.items()})
+        except aelab.ConfigError as e:
+            st.error(str(e), icon=":material/block:")
+            return
+        if st.button(f"Start the sweep ({len(planned)} runs)", key="sweep_start", icon=":material/stacks:"):
+            try:
+                jobs = start_sweep(planned)
+            except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
+                st.error(str(e), icon=":material/block:")
+                return
+            st.session_state["sweep_jobs"] = [job.id for job in jobs]
+    sweep_status()
+
+
+def start_sweep(planned: list[tuple[str, aelab.RunConfig]]) -> list:
+    """Queue every (name, config) of a sweep for this visitor, all or none. Raises JobRefused / RunError."""
+    from aelab.experiment import check_fits
+    from aelab.runs import find_classifier
+
+    for _, cfg in planned:   # a model too large for this server is refused before anything starts
+        check_fits(cfg, state.dataset(cfg.data))
+    cfg = planned[0][1]
+    classifier = find_classifier(cfg.data.name, state.all_runs().values()) if cfg.model.generative else None
+    return registry().start_sweep(planned, state.user_runs_dir(), state.session_id(), classifier)
+
+
+def sweep_status() -> None:
+    """The last sweep's runs: status and validation loss, redrawn while any of them is queued or training."""
+    jobs = [registry().get(i) for i in st.session_state.get("sweep_jobs", [])]
+    jobs = [j for j in jobs if j is not None]
+    if not jobs:
+        return
+
+    def table() -> bool:
+        snaps = [j.snapshot() for j in jobs]
+        st.dataframe(pd.DataFrame([{
+            "run": j.name, "status": s.status + (f" (place {s.position})" if s.position else ""),
+            "epoch": f"{s.epoch}/{s.epochs}", "val loss": (s.history.get("val_loss") or [None])[-1],
+            "error": s.error} for j, s in zip(jobs, snaps)]), hide_index=True, key="sweep_table")
+        return all(s.done for s in snaps)
+
+    st.markdown("**Sweep**")
+    if all(j.finished for j in jobs):
+        table()
+        st.page_link("pages/runs.py", label="Compare them on the Runs page", icon=":material/table_chart:")
+        return
+
+    @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
+    def live():
+        if table():
+            st.rerun()
+    live()
