@@ -166,3 +166,65 @@ def timelapse(frames: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
         out.append(current)
         previous = current
     return np.stack(out).astype(np.float32)
+
+
+def nearest_in_code_space(codes: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """For every code (N, latent): its ``k`` nearest other codes by Euclidean distance in the code space
+    itself (not on a 2-D map), nearest first: (indices (N, k) int32, distances (N, k) float32)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    codes = np.asarray(codes, dtype=np.float32)
+    n = len(codes)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros((n, 0), np.int32), np.zeros((n, 0), np.float32)
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(codes).kneighbors(codes)
+    # drop each point itself (not always column 0 when another code is identical)
+    keep = idx != np.arange(n)[:, None]
+    keep[keep.sum(1) > k, -1] = False   # a row where the point itself was not among its k + 1
+    return idx[keep].reshape(n, k).astype(np.int32), dist[keep].reshape(n, k).astype(np.float32)
+
+
+def sprite_sheet(images: np.ndarray) -> tuple[bytes, int]:
+    """(PNG bytes, columns): ``images`` (N, H, W) floats in [0, 1] tiled row by row into one grayscale image,
+    ``columns`` = ceil(sqrt(N)) tiles wide: the Embedding Projector's sprite, sent to the browser once."""
+    import io
+
+    from PIL import Image
+
+    n, h, w = images.shape
+    cols = max(1, int(np.ceil(np.sqrt(n))))
+    rows = -(-n // cols)
+    sheet = np.zeros((rows * cols, h, w), np.uint8)
+    sheet[:n] = np.round(np.clip(images, 0, 1) * 255)
+    sheet = sheet.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    buf = io.BytesIO()
+    Image.fromarray(sheet, mode="L").save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue(), cols
+
+
+@torch.no_grad()
+def hover_map(model, x_uint8: torch.Tensor, labels: np.ndarray, class_names, coords: np.ndarray,
+              codes: np.ndarray, k: int = 10) -> dict:
+    """What the Latent space page's hover map draws, computed once (JSON-ready): the 2-D ``coords`` (N, 2) of
+    the images ``x_uint8`` (N, C, H, W), their labels and class names, a sprite sheet of the images (base64
+    PNG) and of their reconstructions when the model has them, and each point's ``k`` nearest neighbours in
+    code space with their distances (:func:`nearest_in_code_space`). ``labels``: an array, or a tensor on the CPU."""
+    import base64
+
+    images = x_uint8[:, 0].numpy().astype(np.float32) / 255
+    sprite, cols = sprite_sheet(images)
+    recon = None
+    if model.can_reconstruct:
+        model.eval()
+        device = next(model.parameters()).device
+        out = [model.to_image(model.decode(model.encode(to_float(x_uint8[i:i + INFERENCE_BATCH].to(device)))))
+               [:, 0].cpu().numpy() for i in range(0, len(x_uint8), INFERENCE_BATCH)]
+        recon = base64.b64encode(sprite_sheet(np.concatenate(out))[0]).decode()
+    idx, dist = nearest_in_code_space(codes, k)
+    coords = np.asarray(coords, dtype=np.float32)[:, :2]
+    return {"x": np.round(coords[:, 0], 4).tolist(), "y": np.round(coords[:, 1], 4).tolist(),
+            "labels": np.asarray(labels).astype(int).tolist(), "classes": [str(c) for c in class_names],
+            "sprite": base64.b64encode(sprite).decode(), "recon": recon, "cols": cols,
+            "h": int(images.shape[1]), "w": int(images.shape[2]),
+            "neighbours": idx.tolist(), "distances": np.round(dist, 4).tolist()}

@@ -6,6 +6,7 @@ import streamlit as st
 from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
+from pages.shared.hover_map import hover_section
 from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section, units_section
 from pages.shared.reduction_views import comparison_section, hashing_section
 from pages.shared.sidebar import through_router
@@ -131,6 +132,7 @@ if run and ds and widgets.explain_missing(run, "encode"):
         task = projection_task(run, model, view)
         decodable = view["dims"] == 2 and model.can_reconstruct
         selection(model, ds, scatter(run, model, ds, view, task), decodable, view["dims"])
+        hover_section(run, model, ds, view, task)
         if decodable:
             proj, codes = task.result
             decode_anywhere(model, proj, codes, latent.plane_bounds(proj.coords), view["method"])

@@ -264,7 +264,7 @@ def test_runs_page_compare_rename_delete(with_runs, tmp_path, monkeypatch):
     at = app("pages/runs.py")
     assert sorted(at.dataframe[0].value["run"]) == ["ae-small", "gan-small", "vae-2d"]
     at.multiselect(key="runs_compare").set_value(["run:ae-small", "run:vae-2d"]).run()
-    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2
+    assert len(at.get("plotly_chart")) == 3 and len(at.dataframe) == 3   # and the settings against results
 
     at.selectbox(key="runs_manage").set_value("run:ae-small").run()
     assert any("python -m aelab train --preset denoising-gaussian --data digits" in c.value for c in at.code), [c.value for c in at.code]

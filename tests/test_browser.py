@@ -291,6 +291,14 @@ def test_train_then_inspect_in_the_browser(server, page):
     timings["latent space (PCA)"] = time.perf_counter() - started
     shot(page, "latent")
     check_decode_and_timelapse(page)
+    page.get_by_text("See the images in the map").click()   # the hover map, through the server
+    iframe = page.locator("iframe[data-testid='stIFrame']").first
+    iframe.wait_for(timeout=60_000)
+    iframe.scroll_into_view_if_needed()
+    hover = iframe.element_handle().content_frame()
+    hover.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60_000)
+    assert hover_points(page, hover, map_box(page, hover), hoverable(hover, range(0, 300, 30)))
+    shot(page, "latent-hover")
     timings["PCA vs autoencoders, k = 2, 5, 10 (digits)"] = reduction_in_the_browser(page, server)
     timings["pretraining study (stacked, digits)"] = pretrain_in_the_browser(page, server)
 
@@ -341,3 +349,68 @@ def test_a_hosted_visitor_keeps_their_uploads_across_a_reload(hosted_server, bro
     assert stranger.get_by_text("Data set in use: my-digits").count() == 0
     first.close()
 
+
+
+def map_box(page, frame):
+    """Where the hover map's canvas is on the page (its frame may sit in an iframe)."""
+    box = frame.locator("#map").bounding_box()   # Playwright gives it in the page's coordinates
+    return {"x": box["x"], "y": box["y"]}
+
+
+def hoverable(frame, candidates):
+    """Those of ``candidates`` that are the nearest point to their own pixel (no other point drawn on them)."""
+    return frame.evaluate("c => c.filter(i => { const [x, y] = pointOnScreen(i);"
+                          " return nearestPoint(Math.round(x), Math.round(y)) === i; })", list(candidates))
+
+
+def hover_points(page, frame, box, indices):
+    """Hover each point of ``indices`` in the hover map's frame; each time, wait until its image shows. The
+    latencies (ms) the map measured, from each mouse move to the frame that showed its image."""
+    for i in indices:
+        x, y = frame.evaluate("i => pointOnScreen(i)", i)
+        page.mouse.move(box["x"] + 1 + round(x), box["y"] + 1 + round(y))   # the canvas's 1-pixel border
+        frame.wait_for_function("i => window.hoverShown === i", arg=i, timeout=5_000)
+    frame.wait_for_function("n => window.hoverLatencies.length >= n", arg=len(indices), timeout=5_000)
+    return frame.evaluate("() => window.hoverLatencies")
+
+
+def test_hover_map_shows_any_of_10000_images_at_once(browser):
+    """The Latent space page's hover map of the example stacked autoencoder's 10,000 Fashion-MNIST test codes
+    (PCA): hovering a point shows its image within 150 ms (p95), a click its 10 nearest neighbours."""
+    import numpy as np
+
+    from aelab import latent
+    from aelab.data import load_dataset
+    from aelab.runs import find_run
+    from pages.shared.hover_map import html
+
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    run = find_run("stacked-fashion")
+    ds = load_dataset(run.config.data)
+    model = run.load_model()
+    proj, codes = latent.project_images(model, ds.x_test, "pca", 2)
+    payload = latent.hover_map(model, ds.x_test, ds.y_test, ds.class_names, proj.coords, codes)
+    assert len(payload["x"]) == 10_000
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    try:
+        page.set_content(html(payload))
+        page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60_000)
+        frame = page.main_frame
+        box = map_box(page, frame)
+        order = np.argsort(np.asarray(payload["x"]))   # points spread across the map
+        points = hoverable(frame, [int(i) for i in order[100:9900:80]])
+        latencies = hover_points(page, frame, box, points)
+        p95 = float(np.percentile(latencies, 95))
+        print(f"hover map, 10,000 points: hover -> image p50 {np.median(latencies):.1f} ms, p95 {p95:.1f} ms, "
+              f"max {max(latencies):.1f} ms over {len(latencies)} hovers")
+        assert len(latencies) >= 50 and p95 <= 150
+        x, y = page.evaluate("i => pointOnScreen(i)", points[len(points) // 2])
+        page.mouse.click(box["x"] + 1 + round(x), box["y"] + 1 + round(y))
+        assert page.locator(".neighbour").count() == 10
+        first = page.locator(".neighbour").first.inner_text()
+        assert re.search(r"d \d+\.\d{3}", first) and any(c in first for c in ds.class_names)
+        page.locator("#thumbs").check()   # thumbnails on the map
+        shot(page, "hover-map")
+    finally:
+        page.close()

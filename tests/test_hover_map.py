@@ -1,0 +1,59 @@
+"""The hover map's data: neighbours in code space, the sprite sheet, and a page that no class name can break."""
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aelab
+from aelab import latent
+from pages.shared.hover_map import html
+
+
+def test_nearest_in_code_space_is_exact_and_skips_the_point_itself():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(300, 12)).astype(np.float32)
+    codes[7] = codes[8]   # a duplicate: each is the other's nearest at distance 0, never itself
+    idx, dist = latent.nearest_in_code_space(codes, k=10)
+    full = np.linalg.norm(codes[:, None] - codes[None], axis=2)
+    np.fill_diagonal(full, np.inf)
+    for i in (0, 7, 8, 299):
+        assert i not in idx[i]
+        assert dist[i] == pytest.approx(np.sort(full[i])[:10], abs=1e-5)
+    assert idx[7][0] == 8 and idx[8][0] == 7 and dist[7][0] == 0
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+    assert latent.nearest_in_code_space(codes[:1])[0].shape == (1, 0)
+
+
+def test_sprite_sheet_tiles_row_by_row():
+    images = np.stack([np.full((3, 2), v / 10) for v in range(5)])   # 5 tiles of 3 x 2: 3 columns, 2 rows
+    png, cols = latent.sprite_sheet(images)
+    sheet = np.asarray(Image.open(io.BytesIO(png)))
+    assert cols == 3 and sheet.shape == (6, 6)
+    assert sheet[0, 0] == 0 and sheet[0, 2] == 26 and sheet[3, 2] == 102 and sheet[3:, 4:].max() == 0
+
+
+def test_hover_map_payload_of_a_run(digits, tmp_path):
+    cfg = aelab.preset("stacked", "digits")
+    cfg.model.hidden, cfg.model.latent, cfg.train.epochs = (16,), 4, 1
+    model = aelab.train(cfg, runs_dir=tmp_path, name="r", evaluate=False, dataset=digits).model
+    x, y = digits.x_test[:50], digits.y_test[:50]
+    codes = latent.encode_images(model, x)
+    payload = latent.hover_map(model, x, y, digits.class_names, codes[:, :2] * 3, codes)
+    assert len(payload["x"]) == 50 and payload["labels"] == y.tolist() and payload["cols"] == 8
+    assert payload["classes"] == list(digits.class_names)
+    assert payload["h"] == payload["w"] == 8 and len(payload["neighbours"][0]) == 10
+    sprite = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["sprite"]))))
+    assert sprite.shape == (7 * 8, 8 * 8) and np.array_equal(sprite[:8, 8:16], x[1, 0].numpy())
+    assert payload["recon"] and payload["recon"] != payload["sprite"]
+    json.dumps(payload)   # JSON-ready
+
+
+def test_no_class_name_can_close_the_script():
+    payload = {"x": [0.0], "y": [0.0], "labels": [0], "classes": ["</script><script>alert(1)</script>"],
+               "sprite": "", "recon": None, "cols": 1, "h": 1, "w": 1, "neighbours": [[]], "distances": [[]]}
+    page = html(payload)
+    assert page.count("</script>") == 1 and "\\u003c/script>\\u003cscript>alert(1)" in page
+    assert json.loads(page.split("const DATA = ")[1].split(";\n")[0]) == payload
