@@ -269,6 +269,26 @@ def upload_in_the_browser(page, server):
     shot(page, "upload")
 
 
+def sweep_in_the_browser(page, server):
+    """Sweep the latent size over 2 and 4 from the Train page: both runs train, one after the other."""
+    goto(page, f"{server['url']}/train?preset=stacked&data=digits&epochs=1&hidden=16", "Start training")
+    page.get_by_text("Sweep: several runs").click()
+    page.get_by_role("combobox", name="Setting 1").click()   # a selectbox: open it, type to filter, pick
+    page.keyboard.type("latent")
+    page.get_by_role("option", name="latent", exact=True).click()
+    wait_idle(page)
+    values = page.get_by_role("textbox", name="Values of latent")
+    values.fill("2, 4")
+    values.press("Enter")
+    wait_idle(page)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Start the sweep (2 runs)").click()
+    page.get_by_text("Compare them on the Runs page").wait_for(timeout=180_000)
+    assert_no_exception(page)
+    assert len([p for p in server["runs"].iterdir() if p.name.startswith("sweep-stacked-")]) == 2
+    return time.perf_counter() - started
+
+
 def test_train_then_inspect_in_the_browser(server, page):
     timings = {"home": goto(page, server["url"], "Data set in use")}
     shot(page, "home")
@@ -319,7 +339,9 @@ def test_train_then_inspect_in_the_browser(server, page):
 
     upload_in_the_browser(page, server)
 
+    timings["a two-run sweep (stacked, digits)"] = sweep_in_the_browser(page, server)
     timings["runs"] = goto(page, f"{server['url']}/runs", "Compare runs")
+    page.get_by_text("Settings against results").wait_for(timeout=30_000)
     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
     shot(page, "runs")
     for name, seconds in timings.items():
