@@ -212,19 +212,34 @@ def hover_map(model, x_uint8: torch.Tensor, labels: np.ndarray, class_names, coo
     code space with their distances (:func:`nearest_in_code_space`). ``labels``: an array, or a tensor on the CPU."""
     import base64
 
-    images = x_uint8[:, 0].numpy().astype(np.float32) / 255
+    images = _tiles(to_float(x_uint8))
     sprite, cols = sprite_sheet(images)
     recon = None
     if model.can_reconstruct:
         model.eval()
         device = next(model.parameters()).device
-        out = [model.to_image(model.decode(model.encode(to_float(x_uint8[i:i + INFERENCE_BATCH].to(device)))))
-               [:, 0].cpu().numpy() for i in range(0, len(x_uint8), INFERENCE_BATCH)]
+        out = [_tiles(model.to_image(model.decode(model.encode(to_float(x_uint8[i:i + INFERENCE_BATCH].to(device)))))
+                      .cpu()) for i in range(0, len(x_uint8), INFERENCE_BATCH)]
         recon = base64.b64encode(sprite_sheet(np.concatenate(out))[0]).decode()
     idx, dist = nearest_in_code_space(codes, k)
     coords = np.asarray(coords, dtype=np.float32)[:, :2]
     return {"x": np.round(coords[:, 0], 4).tolist(), "y": np.round(coords[:, 1], 4).tolist(),
             "labels": np.asarray(labels).astype(int).tolist(), "classes": [str(c) for c in class_names],
             "sprite": base64.b64encode(sprite).decode(), "recon": recon, "cols": cols,
-            "h": int(images.shape[1]), "w": int(images.shape[2]),
+            "h": int(images.shape[1]), "w": int(images.shape[2]),   # a tile's size in the sprite
             "neighbours": idx.tolist(), "distances": np.round(dist, 4).tolist()}
+
+
+SPRITE_SIDE = 32   # a sprite's tiles are at most this wide and high: 10,000 images of 128 x 128 would be 164 MP
+
+
+def _tiles(images: torch.Tensor) -> np.ndarray:
+    """(N, H, W) floats in [0, 1] for a sprite sheet from images (N, C, H, W) in [0, 1]: the first channel, shrunk
+    (by area) to at most ``SPRITE_SIDE`` pixels a side."""
+    images = images[:, :1].float()
+    h, w = images.shape[2:]
+    if max(h, w) > SPRITE_SIDE:
+        scale = SPRITE_SIDE / max(h, w)
+        images = torch.nn.functional.interpolate(images, size=(max(1, round(h * scale)), max(1, round(w * scale))),
+                                                 mode="area")
+    return images[:, 0].numpy()

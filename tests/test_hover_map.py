@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import aelab
@@ -57,3 +58,19 @@ def test_no_class_name_can_close_the_script():
     page = html(payload)
     assert page.count("</script>") == 1 and "\\u003c/script>\\u003cscript>alert(1)" in page
     assert json.loads(page.split("const DATA = ")[1].split(";\n")[0]) == payload
+
+
+def test_large_images_are_shrunk_for_the_sprite(tmp_path):
+    """An upload of 128 x 128 images: tiles of 32 x 32, so 10,000 of them stay a 3,200-pixel square."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (20, 1, 128, 96), dtype=np.uint8))
+    cfg = aelab.preset("stacked", "digits")
+    cfg.model.hidden, cfg.model.latent = (8,), 2
+    model = aelab.models.build_model(cfg.model, (1, 128, 96), 0, n_classes=2)
+    codes = latent.encode_images(model, x)
+    payload = latent.hover_map(model, x, np.zeros(20, int), ["a", "b"], codes, codes)
+    assert (payload["h"], payload["w"]) == (32, 24)
+    sprite = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["sprite"]))))
+    assert sprite.shape == (4 * 32, 5 * 24)
+    expected = x[0, 0].float().reshape(32, 4, 24, 4).mean((1, 3))   # the mean of each 4 x 4 block
+    assert np.abs(sprite[:32, :24] - expected.numpy()).max() <= 1

@@ -27,6 +27,7 @@ def hover_section(run, model, ds, view: dict, task) -> None:
     if not st.toggle("See the images in the map: hover a point for its image, click it for its 10 nearest "
                      "neighbours in code space", key="lat_hover",
                      help="The images travel to your browser once (a sprite sheet), so hovering needs no server."):
+        st.session_state.pop("lat_hover_cache", None)   # megabytes a session need not keep
         return
     proj, codes = task.result
     key = (run.fingerprint, view["n"], view["method"], view["perplexity"], view["learning_rate"],
