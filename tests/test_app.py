@@ -497,6 +497,9 @@ def test_train_page_sweeps_two_runs_and_the_runs_page_compares_them(env):
     chart = next(c for c in at.get("plotly_chart") if "runs: settings against final metrics" in c.proto.spec)
     assert '"lr"' in chart.proto.spec
     assert len(at.dataframe[-1].value) == 2
+    at.multiselect(key="hp_axes").set_value(["val loss"]).run()   # the axes the visitor picks, no others
+    chart = next(c for c in at.get("plotly_chart") if "runs: settings against final metrics" in c.proto.spec)
+    assert '"lr"' not in chart.proto.spec and '"val loss"' in chart.proto.spec
     at.multiselect(key="hp_filter_lr").set_value(["0.5"]).run()
     shown = at.dataframe[-1].value
     assert list(shown["lr"]) == [0.5]

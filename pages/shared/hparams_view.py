@@ -35,7 +35,10 @@ def hparams_section(runs: dict[str, Run]) -> None:
         st.info("No run has these values.", icon=":material/filter_alt_off:")
         return
     color = c[1].selectbox("Colour by", metrics or [None], key="hp_color") if metrics else None
-    st.plotly_chart(figures.parallel_figure(shown.to_dict("records"), settings, metrics, color), key="hp_parallel")
+    axes = st.multiselect("Axes of the chart", [*settings, *metrics], default=[*settings[:6], *metrics[:3]],
+                          key="hp_axes", help="More than a dozen axes crowd the chart: pick those you compare.")
+    st.plotly_chart(figures.parallel_figure(shown.to_dict("records"), [a for a in settings if a in axes],
+                                            [m for m in metrics if m in axes], color), key="hp_parallel")
     st.caption(f"{len(shown)} of {len(table)} runs. Click a column's header to sort; the filters above choose "
                "the runs of both the chart and the table.")
     st.dataframe(shown.sort_values(metrics[0]) if metrics else shown, hide_index=True, key="hp_table")
