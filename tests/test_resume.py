@@ -106,15 +106,14 @@ def test_a_damaged_training_state_is_one_line_and_trains_nothing(tmp_path, digit
     # a moment the size of another model's: refused before any step, not a shape error mid-epoch
     from safetensors.torch import load_file, save_file
 
-    two = train_validated(_cfg("stacked", 1), runs_dir=tmp_path, name="three", evaluate=False, dataset=digits)
-    tensors = load_file(str(two.run.path / TENSORS))
-    sgd = aelab.RunStore(tmp_path).open("three")
-    doc = json.loads((sgd.path / VALUES).read_text())
+    other = train_validated(_cfg("stacked", 1), runs_dir=tmp_path, name="three", evaluate=False, dataset=digits).run
+    tensors = load_file(str(other.path / TENSORS))
+    doc = json.loads((other.path / VALUES).read_text())
     doc["optimizers"][0]["values"] = {}
-    (sgd.path / VALUES).write_text(json.dumps(doc))
+    (other.path / VALUES).write_text(json.dumps(doc))
     tensors["opt0/0/momentum_buffer"] = torch.zeros(3, 3)
-    save_file(tensors, str(sgd.path / TENSORS))
-    cfg, resume = plan_resume(sgd, 1)
+    save_file(tensors, str(other.path / TENSORS))
+    cfg, resume = plan_resume(other, 1)
     with pytest.raises(RunError, match="momentum_buffer of parameter 0 has shape"):
         train_validated(cfg, runs_dir=tmp_path, evaluate=False, dataset=digits, resume=resume)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three", "two"]
