@@ -1,4 +1,4 @@
-"""Latent space: encode test images, project with PCA or t-SNE, select points, probe the codes, read them as
+"""Latent space: encode test images, project with PCA, t-SNE or UMAP, select points, probe the codes, read them as
 hashes, and compare PCA with linear and nonlinear autoencoders."""
 import pandas as pd
 import streamlit as st
@@ -7,7 +7,7 @@ from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
 from pages.shared.hover_map import hover_section
-from pages.shared.latent_views import TSNE_SECONDS_PER_POINT, decode_anywhere, timelapse_section, units_section
+from pages.shared.latent_views import decode_anywhere, projection_seconds, timelapse_section, units_section
 from pages.shared.reduction_views import comparison_section, hashing_section
 from pages.shared.sidebar import through_router
 
@@ -15,48 +15,61 @@ through_router()
 
 
 def view_settings(n_max: int) -> dict:
-    """The projection's widgets (first values from a link such as ?method=tsne&dims=3&n=10000)."""
+    """The projection's widgets (first values from a link such as ?method=tsne&dims=3&n=10000): the method,
+    the dimensions, the number of codes and the method's ``options`` (the keywords of latent.project)."""
     n_min, link = min(100, n_max), st.query_params
-    st.session_state.setdefault("lat_method", link.get("method") if link.get("method") in ("pca", "tsne") else "pca")
+    st.session_state.setdefault("lat_method", link.get("method") if link.get("method") in latent.PROJECTIONS
+                                else "pca")
     st.session_state.setdefault("lat_dims", 3 if link.get("dims") == "3" else 2)
     n_link = link.get("n", "")
     st.session_state.setdefault("lat_n", min(max(int(n_link), n_min), n_max) if n_link.isdigit() else min(5000, n_max))
     c = st.columns([2, 1, 3])
-    view = {"method": c[0].radio("Projection", ["pca", "tsne"], horizontal=True, key="lat_method",
-                                 format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE"}[m],
-                                 help="PCA is linear and instant; t-SNE keeps neighbours together (slower)."),
+    view = {"method": c[0].radio("Projection", list(latent.PROJECTIONS), horizontal=True, key="lat_method",
+                                 format_func=latent.PROJECTIONS.get,
+                                 help="PCA is linear and instant; t-SNE keeps neighbours together; UMAP too, and "
+                                      "keeps more of the global layout (both take seconds)."),
             "dims": c[1].radio("Dimensions", [2, 3], horizontal=True, key="lat_dims"),
-            "n": n_max,
-            "perplexity": 30.0, "learning_rate": "auto", "max_iter": 750, "seed": 0}
+            "n": n_max, "options": {"seed": 0}}
     if n_min < n_max:   # a small upload may have fewer test images than a slider needs
         view["n"] = c[2].slider("Test images", n_min, n_max, step=100 if n_max >= 1000 else 1, key="lat_n",
                                 help="How many test images to encode (t-SNE takes about 1.7 s per 1,000 here).")
     else:
         c[2].caption(f"All {n_max} test images")
+    options = view["options"]
     if view["method"] == "tsne":
         with st.expander("t-SNE settings", expanded=False):
             t = st.columns(4)
-            view["perplexity"] = t[0].slider("Perplexity", 5.0, 100.0, 30.0, key="lat_perp",
-                                             help="About how many neighbours each point cares about.")
+            options["perplexity"] = t[0].slider("Perplexity", 5.0, 100.0, 30.0, key="lat_perp",
+                                                help="About how many neighbours each point cares about.")
             lr = t[1].number_input("Learning rate (0 = auto)", 0.0, 5000.0, 0.0, key="lat_lr")
-            view["learning_rate"] = "auto" if lr == 0 else lr
-            view["max_iter"] = t[2].slider("Iterations", 250, 2000, 750, step=50, key="lat_iter",
-                                           help="Gradient steps (the first 250 exaggerate clusters).")
-            view["seed"] = t[3].number_input("Seed", 0, 10_000, 0, key="lat_seed")
+            options["learning_rate"] = "auto" if lr == 0 else lr
+            options["max_iter"] = t[2].slider("Iterations", 250, 2000, 750, step=50, key="lat_iter",
+                                              help="Gradient steps (the first 250 exaggerate clusters).")
+            options["seed"] = t[3].number_input("Seed", 0, 10_000, 0, key="lat_seed")
+    elif view["method"] == "umap":
+        with st.expander("UMAP settings", expanded=False):
+            u = st.columns(3)
+            options["n_neighbors"] = u[0].slider(
+                "Neighbours", 2, min(200, view["n"] - 1), min(15, view["n"] - 1), key="lat_neighbors",
+                help="How many neighbours shape each point's place: few keep fine local detail, many show "
+                     "more of the overall layout.")
+            options["min_dist"] = u[1].slider(
+                "Minimum distance", 0.0, 1.0, 0.1, step=0.05, key="lat_min_dist",
+                help="How tightly points may pack: small values give dense clumps, large ones spread them out.")
+            options["seed"] = u[2].number_input("Seed", 0, 10_000, 0, key="lat_umap_seed")
     return view
 
 
 def projection_task(run: Run, model, view: dict):
     """The projection as a background task in a worker process, shared by all sessions, so that neither
-    the encoding nor a long t-SNE costs the server; waits (and stops the page) while it runs."""
+    the encoding nor a long t-SNE or UMAP costs the server; waits (and stops the page) while it runs."""
     n, method = view["n"], view["method"]
-    options = {k: view[k] for k in ("perplexity", "learning_rate", "max_iter", "seed")}
-    task = widgets.task("projection", run, n, method, view["dims"], **options)
+    task = widgets.task("projection", run, n, method, view["dims"], **view["options"])
     if method == "pca":
         task.join(30)   # a warm worker encodes and projects in about a second
     if not task.finished:
-        widgets.wait_for_task(task, n * TSNE_SECONDS_PER_POINT * view["max_iter"] / 750,
-                              f"{'t-SNE' if method == 'tsne' else 'PCA'} of {n:,} codes ({model.latent_dim}-D)",
+        widgets.wait_for_task(task, projection_seconds(method, n, view["options"]),
+                              f"{latent.PROJECTIONS[method]} of {n:,} codes ({model.latent_dim}-D)",
                               "You can change settings or visit other pages meanwhile.")
         st.stop()
     if task.status != "finished":
@@ -67,7 +80,7 @@ def projection_task(run: Run, model, view: dict):
 def scatter(run: Run, model, ds, view: dict, task) -> list:
     """The map of the codes (clickable plane for decoding), its CSV, and the selected points."""
     proj, _ = task.result
-    n, dims, label = view["n"], view["dims"], "t-SNE" if view["method"] == "tsne" else "PCA"
+    n, dims, label = view["n"], view["dims"], latent.PROJECTIONS[view["method"]]
     labels = ds.y_test[:n].numpy()
     title = f"{label} of {n} test codes ({model.latent_dim}-D) · {run.name}"
     if proj.explained_variance is not None:

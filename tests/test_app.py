@@ -192,6 +192,20 @@ def test_latent_page_pca_and_tsne(with_runs):
     assert len(kl["data"][0]["x"]) == 2 and any("of 2 latent dimensions carry" in c.value for c in at.caption)
 
 
+def test_latent_page_umap_from_a_link(with_runs):
+    from aelab import jobs
+
+    at = app("pages/latent.py", {"method": "umap", "n": "150"}, active_run="run:vae-2d")
+    assert at.radio(key="lat_method").value == "umap" and "UMAP of 150 codes" in at.get("progress")[0].proto.text
+    at.slider(key="lat_neighbors").set_value(8).run()   # supersedes the first UMAP
+    task = next(t for t in jobs.registry().tasks() if t.kwargs.get("n_neighbors") == 8)
+    assert task.join(TIMEOUT) and task.status == "finished", task.error
+    at.run()
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert not at.exception and title.startswith("UMAP of 150 test codes (2-D)")
+    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"]) > 0
+
+
 def test_generate_page(with_runs):
     at = app("pages/generate.py", active_run="run:vae-2d")
     assert at.slider(key="gen_temp").value == 1.0

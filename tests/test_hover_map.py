@@ -48,8 +48,14 @@ def test_hover_map_payload_of_a_run(digits, tmp_path):
     assert payload["h"] == payload["w"] == 8 and len(payload["neighbours"][0]) == 10
     sprite = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["sprite"]))))
     assert sprite.shape == (7 * 8, 8 * 8) and np.array_equal(sprite[:8, 8:16], x[1, 0].numpy())
-    assert payload["recon"] and payload["recon"] != payload["sprite"]
+    assert payload["recon"] and payload["recon"] != payload["sprite"] and "z" not in payload
     json.dumps(payload)   # JSON-ready
+    in_3d = latent.hover_map(model, x, y, digits.class_names, codes[:, :3], codes)
+    assert in_3d["x"] == pytest.approx(codes[:, 0].tolist(), abs=1e-4)
+    assert in_3d["z"] == pytest.approx(codes[:, 2].tolist(), abs=1e-4)
+    for bad in (codes, codes[:49, :2], codes[:, 0]):   # 4 columns, one row short, one axis
+        with pytest.raises(ValueError, match="coords must be"):
+            latent.hover_map(model, x, y, digits.class_names, bad, codes)
 
 
 def test_no_class_name_can_close_the_script():

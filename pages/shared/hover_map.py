@@ -1,4 +1,4 @@
-"""The Latent space page's hover map: the 2-D map drawn by a small HTML component (hover_map.html) that shows a
+"""The Latent space page's hover map: the 2-D or 3-D map drawn by a small HTML component (hover_map.html) that shows a
 point's image and reconstruction on hover and its nearest neighbours in code space on a click, all in the
 browser, from data sent once."""
 from __future__ import annotations
@@ -21,17 +21,14 @@ def html(payload: dict) -> str:
 
 
 def hover_section(run, model, ds, view: dict, task) -> None:
-    """A toggle, then the map (2-D only), computed once per run and view and kept for the session."""
-    if view["dims"] != 2:
-        return
+    """A toggle, then the map (2-D or 3-D, as the view), computed once per run and view and kept for the session."""
     if not st.toggle("See the images in the map: hover a point for its image, click it for its 10 nearest "
                      "neighbours in code space", key="lat_hover",
                      help="The images travel to your browser once (a sprite sheet), so hovering needs no server."):
         st.session_state.pop("lat_hover_cache", None)   # megabytes a session need not keep
         return
     proj, codes = task.result
-    key = (run.fingerprint, view["n"], view["method"], view["perplexity"], view["learning_rate"],
-           view["max_iter"], view["seed"])
+    key = (run.fingerprint, view["n"], view["method"], tuple(sorted(view["options"].items())))
     cached = st.session_state.get("lat_hover_cache")
     if cached is None or cached[0] != key:
         with st.spinner("Preparing the images and the neighbours"):
