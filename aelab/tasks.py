@@ -59,6 +59,20 @@ def hash_table(run: Run, n: int = 10_000) -> dict:
             "bits": codes.shape[1]}
 
 
+def hover_map(run: Run, n: int, coords: bytes, dims: int) -> dict:
+    """The hover map's data (:func:`aelab.latent.hover_map`) of the first ``n`` test images of ``run``'s data
+    set, drawn at ``coords``: the float32 bytes of their (n, dims) projection, as the projection task returned
+    it (bytes, so that the task's arguments stay hashable and the same map is shared)."""
+    points = np.frombuffer(coords, dtype=np.float32)
+    if points.size != n * dims:
+        raise ValueError(f"coords hold {points.size} numbers, not {n} points of {dims} dimensions")
+    ds = load_dataset(run.config.data)
+    model = run.load_model()
+    x = ds.x_test[:n]
+    return latent.hover_map(model, x, ds.y_test[:n], ds.class_names, points.reshape(n, dims),
+                            latent.encode_images(model, x))
+
+
 def book_3d_demo(seed: int = 42) -> dimred.Demo3D:
     """The book's 3-D linear-autoencoder demo beside PCA (see :func:`aelab.dimred.book_3d_demo`)."""
     return dimred.book_3d_demo(seed)
@@ -66,4 +80,4 @@ def book_3d_demo(seed: int = 42) -> dimred.Demo3D:
 
 TASKS = {"projection": projection, "timelapse": timelapse, "probes": probes, "reconstruction": reconstruction_report,
          "quality": quality_report, "diagnostics": code_diagnostics, "hashes": hash_table,
-         "book_3d": book_3d_demo}
+         "hover_map": hover_map, "book_3d": book_3d_demo}

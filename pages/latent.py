@@ -145,7 +145,7 @@ if run and ds and widgets.explain_missing(run, "encode"):
         task = projection_task(run, model, view)
         decodable = view["dims"] == 2 and model.can_reconstruct
         selection(model, ds, scatter(run, model, ds, view, task), decodable, view["dims"])
-        hover_section(run, model, ds, view, task)
+        hover_section(run, view, task.result[0].coords)
         if decodable:
             proj, codes = task.result
             decode_anywhere(model, proj, codes, latent.plane_bounds(proj.coords), view["method"])

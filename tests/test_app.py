@@ -206,6 +206,21 @@ def test_latent_page_umap_from_a_link(with_runs):
     assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"]) > 0
 
 
+def test_latent_page_hover_map_is_a_task(with_runs):
+    from aelab import jobs
+
+    at = app("pages/latent.py", {"dims": "3"}, active_run="run:vae-2d")
+    at.toggle(key="lat_hover").set_value(True).run()
+    task = next(t for t in jobs.registry().tasks() if t.name == "hover_map")
+    assert task.args[1] == 297 and task.args[3] == 3   # every digits test image, in 3-D
+    assert task.join(TIMEOUT) and task.status == "finished", task.error
+    at.run()
+    assert not at.exception and len(at.get("iframe")) == 1
+    assert '"z": [' in at.get("iframe")[0].proto.srcdoc   # the 3-D map
+    at.toggle(key="lat_hover").set_value(False).run()
+    assert not at.exception and len(at.get("iframe")) == 0 and "lat_hover_cache" not in at.session_state
+
+
 def test_generate_page(with_runs):
     at = app("pages/generate.py", active_run="run:vae-2d")
     assert at.slider(key="gen_temp").value == 1.0

@@ -80,3 +80,17 @@ def test_large_images_are_shrunk_for_the_sprite(tmp_path):
     assert sprite.shape == (4 * 32, 5 * 24)
     expected = x[0, 0].float().reshape(32, 4, 24, 4).mean((1, 3))   # the mean of each 4 x 4 block
     assert np.abs(sprite[:32, :24] - expected.numpy()).max() <= 1
+
+
+def test_the_hover_map_task_draws_the_projection_it_is_given(digits, tmp_path):
+    from aelab import tasks
+
+    cfg = aelab.preset("stacked", "digits")
+    cfg.model.hidden, cfg.model.latent, cfg.train.epochs = (16,), 4, 1
+    aelab.train(cfg, runs_dir=tmp_path, name="r", evaluate=False, dataset=digits)
+    run = aelab.RunStore(tmp_path).open("r")
+    coords = np.arange(100 * 3, dtype=np.float32).reshape(100, 3)
+    payload = tasks.hover_map(run, 100, coords.tobytes(), 3)
+    assert payload["z"] == coords[:, 2].tolist() and len(payload["neighbours"]) == 100 and payload["recon"]
+    with pytest.raises(ValueError, match="not 100 points of 2 dimensions"):
+        tasks.hover_map(run, 100, coords.tobytes(), 2)
