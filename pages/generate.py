@@ -6,7 +6,7 @@ from aelab import generate, quality
 from aelab.figures import class_share_figure
 from aelab.jobs import JobRefused
 from aelab.runs import find_classifier
-from pages.shared import state, widgets
+from pages.shared import launch, state, widgets
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -17,7 +17,7 @@ QUALITY_SAMPLES = quality.DEFAULT_SAMPLES
 
 def start(recipe: str, runs: dict) -> None:
     try:
-        state.start_job(aelab.preset(recipe, state.current_dataset_name()).validate(), runs=runs)
+        launch.start_job(aelab.preset(recipe, state.current_dataset_name()).validate(), runs=runs)
         st.switch_page("pages/train.py")
     except (JobRefused, aelab.ConfigError, aelab.DataError) as e:
         st.error(str(e), icon=":material/block:")

@@ -4,7 +4,7 @@ import streamlit as st
 import aelab
 from aelab.jobs import JobRefused
 from aelab.presets import PRESETS
-from pages.shared import state, widgets
+from pages.shared import launch, state, widgets
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -33,7 +33,7 @@ for i, (preset, (description, _, train)) in enumerate(PRESETS.items()):
         if st.button(preset, key=f"quick-{preset}", help=f"{description}; {train.epochs} epochs",
                      icon=":material/play_arrow:", width="stretch"):
             try:
-                state.start_job(aelab.preset(preset, name).validate())
+                launch.start_job(aelab.preset(preset, name).validate())
                 st.switch_page("pages/train.py")
             except (JobRefused, aelab.ConfigError, aelab.DataError) as e:
                 st.error(str(e), icon=":material/block:")

@@ -6,7 +6,7 @@ import aelab
 from aelab import figures
 from aelab.presets import command_line, python_snippet
 from aelab.runs import Run, Study
-from pages.shared import state, widgets
+from pages.shared import launch, state, widgets
 from pages.shared.hparams_view import hparams_section
 from pages.shared.sidebar import through_router
 
@@ -73,7 +73,7 @@ def continue_training(run: Run) -> None:
 
         try:
             cfg, _ = plan_resume(run, int(more), fresh)
-            state.start_job(cfg, None, resume=(run, fresh))
+            launch.start_job(cfg, None, resume=(run, fresh))
         except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
             st.error(str(e), icon=":material/block:")
             return

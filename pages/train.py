@@ -3,7 +3,7 @@ import streamlit as st
 
 import aelab
 from aelab.jobs import JobRefused, registry
-from pages.shared import state, train_form, train_live, widgets
+from pages.shared import launch, train_form, train_live, widgets
 from pages.shared.sidebar import through_router
 from pages.shared.sweep_form import sweep_panel
 
@@ -14,7 +14,7 @@ def start(cfg: aelab.RunConfig) -> None:
     """Start the validated ``cfg`` under the optional run name; a refusal says why."""
     try:
         name = st.session_state.get("run_name") or None
-        state.start_job(cfg, aelab.runs.check_name(name) if name else None)
+        launch.start_job(cfg, aelab.runs.check_name(name) if name else None)
     except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
         st.error(str(e), icon=":material/block:")
 

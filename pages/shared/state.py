@@ -179,21 +179,3 @@ def run_dataset(run: Run) -> aelab.Dataset | None:
     except aelab.DataError as e:
         st.error(f"The data set of run {run.name} is not available here: {e}")
         return None
-
-
-def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run] | None = None,
-              resume: tuple[Run, bool] | None = None):
-    """Start training the validated ``cfg`` for this visitor (``resume``: (run, fresh optimiser?) continues that
-    run); a VAE or GAN is scored with the newest domain classifier among ``runs``. Raises JobRefused / RunError."""
-    from aelab.experiment import check_fits
-    from aelab.jobs import registry
-    from aelab.runs import find_classifier
-
-    check_fits(cfg, dataset(cfg.data))   # a model too large for this server is refused before it starts
-    classifier = find_classifier(cfg.data.name, (runs if runs is not None else all_runs()).values()) \
-        if cfg.model.generative else None
-    job = registry().start(cfg, user_runs_dir(), session_id(), name, classifier, resume)
-    st.session_state["job_id"] = job.id
-    return job
-
-

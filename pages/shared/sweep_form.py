@@ -9,7 +9,7 @@ import streamlit as st
 import aelab
 from aelab.jobs import JobRefused, registry
 from aelab.sweeps import MAX_SWEEP_RUNS, parse_values, plan_sweep, sweepable
-from pages.shared import state
+from pages.shared import launch
 
 NONE = "–"
 
@@ -39,24 +39,12 @@ def sweep_panel(cfg: aelab.RunConfig | None) -> None:
             return
         if st.button(f"Start the sweep ({len(planned)} runs)", key="sweep_start", icon=":material/stacks:"):
             try:
-                jobs = start_sweep(planned)
+                jobs = launch.start_sweep(planned)
             except (JobRefused, aelab.RunError, aelab.ConfigError, aelab.DataError) as e:
                 st.error(str(e), icon=":material/block:")
                 return
             st.session_state["sweep_jobs"] = [job.id for job in jobs]
     sweep_status()
-
-
-def start_sweep(planned: list[tuple[str, aelab.RunConfig]]) -> list:
-    """Queue every (name, config) of a sweep for this visitor, all or none. Raises JobRefused / RunError."""
-    from aelab.experiment import check_fits
-    from aelab.runs import find_classifier
-
-    for _, cfg in planned:   # a model too large for this server is refused before anything starts
-        check_fits(cfg, state.dataset(cfg.data))
-    cfg = planned[0][1]
-    classifier = find_classifier(cfg.data.name, state.all_runs().values()) if cfg.model.generative else None
-    return registry().start_sweep(planned, state.user_runs_dir(), state.session_id(), classifier)
 
 
 def sweep_status() -> None:
