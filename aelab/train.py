@@ -56,6 +56,7 @@ class TrainState:
     batch_terms: dict = field(default_factory=dict)   # the last batch's named terms (detached tensors)
     status: str = "running"         # running | finished | stopped | timeout | diverged
     beta: float | None = None       # a VAE's KL weight in the last batch (None: no β schedule)
+    step: int = 0                   # batches trained in the run, across epochs and resumes (the β schedule's clock)
 
     def record(self, name: str, value: float) -> None:
         """Add ``value`` as column ``name`` of the epoch's history row (from ``on_epoch_end``)."""
@@ -139,7 +140,6 @@ class Trainer:
     # batches between two reads of the training losses; None: every batch on a CPU (where a read costs nothing),
     # every 50 on a GPU (a read waits for the GPU to finish its queue)
     loss_read_every: int | None = None
-    _step: int = field(default=0, init=False, repr=False)   # batches trained in the run (the β schedule's clock)
 
     def fit(self, model: torch.nn.Module, split: Split, resume: Checkpoint | None = None,
             history: dict[str, list[float]] | None = None) -> FitResult:
@@ -175,7 +175,7 @@ class Trainer:
         last_finite = _weights(model)   # what a diverged run keeps: the weights after the last finite epoch
         epoch = resume.epochs if resume else 0
         base = resume.epoch - resume.epochs if resume else 0.0   # a run stopped mid-epoch: its curve's offset
-        self._step = resume.step if resume else 0
+        state.step = resume.step if resume else 0
         for stage, stage_cfg, phase in stages:
             state.model, optimizers = stage, stage.configure_optimizers(stage_cfg)
             if resume is not None and resume.optimizers:
@@ -222,7 +222,7 @@ class Trainer:
         # taken before on_train_end, whose callbacks may draw from the global stream: a run trained in one go
         # goes from the last epoch's end straight into the next epoch
         checkpoint = None if cfg.greedy else Checkpoint(
-            epochs=epoch, epoch=state.history["epoch"][-1] if state.history["epoch"] else 0.0, step=self._step,
+            epochs=epoch, epoch=state.history["epoch"][-1] if state.history["epoch"] else 0.0, step=state.step,
             stopped_mid_epoch=stopped_at is not None,
             optimizers=[o.state_dict() for o in optimizers_in(optimizers)],
             generators=_stream_states(rng, shuffle_rng, device), scaler=update.scaler.state_dict()
@@ -273,9 +273,9 @@ class Trainer:
                 idx, scale = dist.shard(idx)
             step = replace(update, loss_scale=scale) if dist else update
             if self.cfg.beta_schedule != "constant":
-                model.beta_scale = beta_scale(self.cfg, self._step, state.batches)
+                model.beta_scale = beta_scale(self.cfg, state.step, state.batches)
                 state.beta = model.cfg.beta * model.beta_scale
-            self._step += 1
+            state.step += 1
             out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
                 batch_loss, stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
