@@ -32,6 +32,7 @@ def _same_weights(a, b) -> float:
     ("stacked", {}),                                                           # SGD
     ("vae", {"train.beta_schedule": "cyclical", "train.beta_epochs": 1.5}),   # RMSprop, sampling, the β clock
     ("gan", {"train.optimizer": "adam", "train.lr": 1e-3}),                   # two Adam optimisers
+    ("stacked", {"train.precision": "fp16"}),                                 # fp16's GradScaler continues
 ])
 def test_two_epochs_then_one_more_equal_three_in_one_go(tmp_path, digits, preset, overrides):
     full = train_validated(_cfg(preset, 3, **overrides), runs_dir=tmp_path, name="full", evaluate=False,
@@ -49,6 +50,9 @@ def test_two_epochs_then_one_more_equal_three_in_one_go(tmp_path, digits, preset
         if "seconds" not in key:
             assert b[key] == pytest.approx(a[key], abs=1e-6), key
     assert _same_weights(full.model, more.model) < 1e-6
+    if "train.precision" in overrides:   # fp16's GradScaler went on counting steps towards its next growth
+        scalers = [json.loads((r.run.path / VALUES).read_text())["scaler"] for r in (two, full, more)]
+        assert scalers[0]["_growth_tracker"] > 0 and scalers[2] == scalers[1]
     assert more.run.meta["resumed_from"] == {"run": "two", "epochs": 2.0, "fresh_optimizer": False,
                                              "stopped_mid_epoch": False}
     assert more.run.name.startswith("two-more-") and more.run.resumed_from["run"] == "two"
