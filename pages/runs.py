@@ -156,7 +156,8 @@ if not runs:
 else:
     runs_table(runs)
     compare(runs)
-    hparams_section(runs)
+    with st.container(key="settings_results"):   # a key: the screenshots script finds the section by it
+        hparams_section(runs)
     st.divider()
     key = st.selectbox("Run", list(runs), format_func=lambda k: widgets.describe(runs[k]), key="runs_manage",
                        help="Rename, delete, download or reproduce this run.")

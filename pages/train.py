@@ -33,5 +33,7 @@ if st.button("Start training", type="primary", icon=":material/play_arrow:", dis
     start(cfg)
 if cfg is not None:
     st.caption("Share link: this page's address holds the settings; anyone opening it gets the same form.")
-sweep_panel(cfg)
-train_live.job_panel()
+with st.container(key="sweep_panel"):   # keys: the screenshots script finds the sections by them
+    sweep_panel(cfg)
+with st.container(key="live_view"):
+    train_live.job_panel()

@@ -3,7 +3,9 @@
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
 `python scripts/screenshots.py [page ...]` with pages among generate, home, latent, pretrain, upload, hashing,
-reduction (default: all). hashing and reduction are the Latent space page's chapter-17 sections, cropped.
+reduction, beta, sweep, settings (default: all). hashing and reduction are the Latent space page's chapter-17
+sections, cropped. beta trains a VAE with a cyclical β from the Train page; sweep runs a 2 x 2 sweep (learning
+rate x code size) from it, and settings shows those runs on the Runs page (so it comes after sweep).
 """
 import os
 import socket
@@ -23,9 +25,54 @@ PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("
          "latent": ("/latent", "How the codes moved during training"),
          "pretrain": ("/pretrain", "fine-tuning beat training from scratch"), "upload": ("/", "Recent runs"),
          "hashing": ("/latent", "Semantic hashing: codes as bits"),   # the newest example: hashing-fashion
-         "reduction": ("/latent", "Reconstruction error against code size")}
-SECTIONS = {"hashing": ".st-key-hashing", "reduction": ".st-key-reduction"}   # shot alone: the Latent page's keyed
-                                                                              # containers
+         "reduction": ("/latent", "Reconstruction error against code size"),
+         "beta": ("/train?preset=vae&data=fashion-mnist&epochs=6&beta_schedule=cyclical&beta_epochs=2",
+                  "Start training"),
+         "sweep": ("/train?preset=stacked&data=fashion-mnist&epochs=2", "Start training"),
+         "settings": ("/runs", "Settings against results")}
+SECTIONS = {"hashing": ".st-key-hashing", "reduction": ".st-key-reduction",   # shot alone: the pages' keyed
+            "settings": ".st-key-settings_results", "beta": ".st-key-live_view",  # containers
+            "sweep": ".st-key-sweep_panel"}
+
+
+def train_vae_with_a_beta_schedule(page) -> None:
+    """Start the link's VAE and wait for the saved run: the page then plays back β and the losses."""
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("saved (finished)").wait_for(timeout=600_000)
+
+
+def run_a_sweep(page) -> None:
+    """Codes of 10 and 30 against learning rates 0.5 and 1.5: four runs, queued, then compared."""
+    time.sleep(2)
+    page.get_by_text("Sweep: several runs").click()
+    time.sleep(2)
+    for i, (setting, values) in enumerate((("latent", "10, 30"), ("lr", "0.5, 1.5")), start=1):
+        page.get_by_role("combobox", name=f"Setting {i}").click()   # a selectbox: type to filter, then pick
+        page.keyboard.type(setting)
+        page.get_by_role("option", name=setting, exact=True).click()
+        time.sleep(1.5)
+        box = page.get_by_role("textbox", name=f"Values of {setting}")
+        box.fill(values)
+        box.press("Enter")
+        time.sleep(1.5)
+    page.get_by_role("button", name="Start the sweep (4 runs)").click()
+    page.get_by_text("Compare them on the Runs page").wait_for(timeout=900_000)
+
+
+def chart_the_sweep(page) -> None:
+    """Drop the settings the sweep kept fixed from the chart's axes and add the learning rate it varied."""
+    axes = page.locator(".st-key-hp_axes")
+    for fixed in ("arch", "code_activation", "noise", "noise_level"):
+        axes.get_by_role("button", name=f"Remove {fixed}", exact=True).click()
+        time.sleep(1.5)
+    axes.get_by_role("combobox").click()
+    page.keyboard.type("lr")
+    page.get_by_role("option", name="lr", exact=True).click()
+    time.sleep(1.5)
+    page.keyboard.press("Escape")
+
+
+ACTIONS = {"beta": train_vae_with_a_beta_schedule, "sweep": run_a_sweep, "settings": chart_the_sweep}
 
 
 def example_zip() -> bytes:
@@ -81,6 +128,8 @@ def main(pages: list[str]) -> None:
                         {"name": "my-clothes.zip", "mimeType": "application/zip", "buffer": example_zip()})
                     page.get_by_role("button", name="Add data set").click()
                     page.get_by_text("Added").first.wait_for(timeout=60_000)
+                if name in ACTIONS:
+                    ACTIONS[name](page)
                 if name == "reduction":   # the book's demo too
                     page.get_by_text("The book's demo: PCA with a linear autoencoder").click()
                     page.get_by_text("Its plane is PCA's to within").wait_for(timeout=60_000)
