@@ -5,7 +5,7 @@ VENV   ?= .venv
 PORT   ?= 8501
 PY     := $(VENV)/bin/python
 
-.PHONY: run dev test lint bench examples data browser clean
+.PHONY: run dev test lint bench examples data browser translations clean
 
 run: $(VENV)/.runtime data
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
@@ -25,6 +25,15 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev data browser
 	$(PY) -m bench
 
+# After changing a message of the app: extract them all (babel.cfg), bring the catalogs up to date (new messages
+# come in untranslated, `make test` says which), and compile them. See README "Languages".
+LOCALES := aelab/locales
+translations: $(VENV)/.dev
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project "AE Lab" \
+		-o $(LOCALES)/aelab.pot streamlit_app.py pages aelab
+	$(VENV)/bin/pybabel update -i $(LOCALES)/aelab.pot -d $(LOCALES) -D aelab --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D aelab --statistics
+
 # Retrain the example runs shipped in examples/ (read-only in the app).
 examples: $(VENV)/.runtime data
 	$(PY) scripts/train_examples.py
@@ -33,7 +42,7 @@ data:
 	@scripts/apt-ensure $$(cat packages.txt)
 
 browser:
-	@scripts/apt-ensure chromium
+	@scripts/apt-ensure chromium fonts-wqy-microhei   # the font: Chinese pages in the headless screenshots
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "AE Lab needs Python >= 3.10, this is " + sys.version.split()[0]'

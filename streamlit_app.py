@@ -3,7 +3,8 @@ import streamlit as st
 
 st.set_page_config(page_title="AE Lab", page_icon=":material/science:", layout="wide")
 
-from pages.shared import server, sidebar  # noqa: E402  (after set_page_config)
+from pages.shared import i18n, server, sidebar  # noqa: E402  (after set_page_config)
+from pages.shared.i18n import _  # noqa: E402
 
 
 @st.cache_resource
@@ -19,17 +20,21 @@ def _tune_server() -> bool:
     return True
 
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
-    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
-    st.Page("pages/pretrain.py", title="Pretraining", icon=":material/school:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/inventory_2:"),
-]
+def pages() -> list:
+    """The navigation, its titles in the session's language (known before st.navigation draws them)."""
+    return [
+        st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+        st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
+        st.Page("pages/reconstructions.py", title=_("Reconstructions"), icon=":material/compare:"),
+        st.Page("pages/latent.py", title=_("Latent space"), icon=":material/scatter_plot:"),
+        st.Page("pages/generate.py", title=_("Generate"), icon=":material/auto_awesome:"),
+        st.Page("pages/pretrain.py", title=_("Pretraining"), icon=":material/school:"),
+        st.Page("pages/runs.py", title=_("Runs"), icon=":material/inventory_2:"),
+    ]
+
 
 _tune_server()
-nav = st.navigation(PAGES)
+i18n.language()
+nav = st.navigation(pages())
 sidebar.sidebar()
 nav.run()

@@ -21,65 +21,66 @@ from .config import (
     format_value,
     switch_family,
 )
+from .i18n import N_
 
 _STACKED = AutoencoderConfig(arch="dense", hidden=(100,), latent=30, activation="selu")
 _SPARSE = AutoencoderConfig(arch="dense", hidden=(100,), latent=300, activation="selu", code_activation="sigmoid")
 
 PRESETS: dict[str, tuple[str, ModelConfig, TrainConfig]] = {
-    "stacked": ("Stacked AE 784-100-30 SELU, the chapter's first recipe",
+    "stacked": (N_("Stacked AE 784-100-30 SELU, the chapter's first recipe"),
                 _STACKED, TrainConfig(optimizer="sgd", lr=1.5, epochs=10)),
     # The book's "training one autoencoder at a time": 784-100-784 on the images (BCE, SGD 1.5), then 100-30-100
     # on their codes (MSE, SGD 0.05), 10 epochs each, then the stacked autoencoder at 0.1 for 10 more.
-    "stacked-greedy": ("Stacked AE trained one autoencoder at a time (greedy layer-wise), then fine-tuned",
+    "stacked-greedy": (N_("Stacked AE trained one autoencoder at a time (greedy layer-wise), then fine-tuned"),
                        _STACKED, TrainConfig(optimizer="sgd", lr=1.5, epochs=10, greedy=True, inner_lr=0.05,
                                              finetune_epochs=10, finetune_lr=0.1)),
-    "tied": ("Stacked AE whose decoder reuses the transposed encoder weights",
+    "tied": (N_("Stacked AE whose decoder reuses the transposed encoder weights"),
              replace(_STACKED, tied=True), TrainConfig(optimizer="sgd", lr=1.5, epochs=10)),
-    "denoising-gaussian": ("Denoising AE: Gaussian noise sigma 0.2 on the input",
+    "denoising-gaussian": (N_("Denoising AE: Gaussian noise sigma 0.2 on the input"),
                            replace(_STACKED, noise="gaussian", noise_level=0.2),
                            TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
-    "denoising-dropout": ("Denoising AE: dropout 0.5 on the input",
+    "denoising-dropout": (N_("Denoising AE: dropout 0.5 on the input"),
                           replace(_STACKED, noise="dropout", noise_level=0.5),
                           TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
-    "sparse-l1": ("Sparse AE: 300 sigmoid codes with an L1 activity penalty",
+    "sparse-l1": (N_("Sparse AE: 300 sigmoid codes with an L1 activity penalty"),
                   replace(_SPARSE, sparsity="l1", sparsity_weight=1e-3),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
     # The book's weight is 0.05 on a Keras activity regulariser, which Keras divides by the batch size
     # (32); AE Lab's KL penalty is per batch, so the same recipe is 0.05 / 32.
-    "sparse-kl": ("Sparse AE: 300 sigmoid codes pulled to a 10% activation rate (KL)",
+    "sparse-kl": (N_("Sparse AE: 300 sigmoid codes pulled to a 10% activation rate (KL)"),
                   replace(_SPARSE, sparsity="kl", sparsity_weight=0.05 / 32, sparsity_target=0.1),
                   TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
     # The book's 3-D demo uses this shape (3 -> 2 -> 3, SGD 1.5); on images, SGD at that rate diverges on the
     # MSE of 784 unbounded outputs, so the image recipe uses Adam.
-    "linear": ("Linear AE 784 -> 30 -> 784, no activations, linear output, MSE: it learns PCA's subspace",
+    "linear": (N_("Linear AE 784 -> 30 -> 784, no activations, linear output, MSE: it learns PCA's subspace"),
                AutoencoderConfig(arch="dense", hidden=(), latent=30, activation="linear", code_activation="linear",
                                  output="linear", loss="mse"),
                TrainConfig(optimizer="adam", lr=1e-3, epochs=10)),
-    "recurrent": ("Recurrent AE: LSTM 100 -> LSTM 30 reads the rows; the code repeated, LSTM 100, a dense row out",
+    "recurrent": (N_("Recurrent AE: LSTM 100 -> LSTM 30 reads the rows; the code repeated, LSTM 100, a dense row out"),
                   AutoencoderConfig(arch="rnn", hidden=(100,), latent=30, activation="tanh"),
                   TrainConfig(optimizer="sgd", lr=0.1, epochs=10)),
-    "hashing": ("Semantic hashing: Gaussian noise sigma 15 before 16 sigmoid codes, so they become bits",
+    "hashing": (N_("Semantic hashing: Gaussian noise sigma 15 before 16 sigmoid codes, so they become bits"),
                 replace(_STACKED, latent=16, code_activation="sigmoid", code_noise=15.0),
                 TrainConfig(optimizer="sgd", lr=1.0, epochs=10)),
-    "conv": ("Convolutional AE 16-32-64 with max-pooling, transposed-conv decoder",
+    "conv": (N_("Convolutional AE 16-32-64 with max-pooling, transposed-conv decoder"),
              AutoencoderConfig(arch="conv", channels=(16, 32, 64), kernel_size=3, latent=0, activation="selu"),
              TrainConfig(optimizer="sgd", lr=1.0, epochs=5)),
-    "vae": ("Variational AE 784-150-100 -> 10-D Gaussian codes, sampling from the prior",
+    "vae": (N_("Variational AE 784-150-100 -> 10-D Gaussian codes, sampling from the prior"),
             AutoencoderConfig(arch="dense", hidden=(150, 100), latent=10, activation="selu", code_activation="linear",
                               variational=True, beta=1.0),
             TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=128, epochs=25)),
     # The book trains its simple GAN for 1 epoch and its DCGAN for 50; these defaults give recognisable
     # samples in about a minute (gan) and a few minutes (dcgan) on a laptop CPU.
-    "gan": ("Simple GAN: generator 30 -> 100 -> 150 -> 784, discriminator 784 -> 150 -> 100 -> 1 (SELU)",
+    "gan": (N_("Simple GAN: generator 30 -> 100 -> 150 -> 784, discriminator 784 -> 150 -> 100 -> 1 (SELU)"),
             GANConfig(arch="dense", hidden=(150, 100), codings=30, activation="selu", d_activation="selu",
                       output="sigmoid"),
             TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=32, epochs=10)),
-    "dcgan": ("DCGAN: dense -> 7x7x128 -> transposed convs 64 -> 1 with batch norm; conv 64 -> 128 discriminator",
+    "dcgan": (N_("DCGAN: dense -> 7x7x128 -> transposed convs 64 -> 1 with batch norm; conv 64 -> 128 discriminator"),
               GANConfig(arch="conv", channels=(64, 128), kernel_size=5, codings=100, activation="selu",
                         d_activation="leaky_relu", d_dropout=0.4, batch_norm=True, output="tanh"),
               TrainConfig(optimizer="rmsprop", lr=1e-3, rho=0.9, batch_size=32, epochs=3)),
     # Not from the book: the feature extractor of the quality measure (a Fréchet distance on its features).
-    "classifier": ("Domain classifier for the quality measure: conv 32 -> 64, 128 features, 10 classes",
+    "classifier": (N_("Domain classifier for the quality measure: conv 32 -> 64, 128 features, 10 classes"),
                    ClassifierConfig(arch="conv", channels=(32, 64), kernel_size=3, features=128, activation="relu",
                                     dropout=0.3),
                    TrainConfig(optimizer="adam", lr=1e-3, batch_size=128, epochs=5)),

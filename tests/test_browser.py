@@ -458,3 +458,33 @@ def test_hover_map_shows_any_of_10000_images_at_once(browser):
         shot(page, "hover-map-3d")
     finally:
         page.close()
+
+
+def test_every_page_in_chinese(server, browser):
+    """A browser that prefers Chinese gets the app in Chinese (the navigation too); Home has no English left
+    but names and abbreviations; one screenshot per page (test-artifacts/zh-*.png)."""
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1300})
+    page = context.new_page()
+    try:
+        goto(page, server["url"], "最近的运行")   # no ?lang=: the browser's language
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert all(title in nav for title in ("首页", "训练", "重建", "潜在空间", "生成", "预训练", "运行"))
+        main = page.evaluate("""() => { const main = document.querySelector("[data-testid='stMain']").cloneNode(true);
+            main.querySelectorAll("[data-testid*='Icon'], [aria-hidden='true']").forEach(icon => icon.remove());  // ligatures
+            document.body.append(main); const text = main.innerText; main.remove(); return text; }""")
+        from aelab.presets import PRESETS
+
+        names = {p.name for p in (ROOT / "examples").iterdir()} | set(PRESETS)
+        english = [w for w in re.findall(r"[A-Za-z][A-Za-z-]{3,}", re.sub(r"/\S+", "", main))   # not in paths
+                   if not any(w in n or n in w for n in names)
+                   and w not in ("Fashion-MNIST", "fashion-mnist", "digits", "SELU", "LSTM", "DCGAN")]
+        assert not english, f"English left on Home: {english[:10]}"
+        shot(page, "zh-home")
+        for path, title in (("train", "训练"), ("reconstructions", "重建"), ("latent", "潜在空间"),
+                            ("generate", "生成"), ("pretrain", "预训练"), ("runs", "运行")):
+            goto(page, f"{server['url']}/{path}", "数据集")
+            current = page.locator("[data-testid='stSidebarNavLink'][aria-current='page']").inner_text()
+            assert title in current, current
+            shot(page, f"zh-{path}")
+    finally:
+        context.close()

@@ -9,6 +9,7 @@ from aelab import data as data_mod
 from aelab import limits, uploads
 from aelab.train import resolve_device
 from pages.shared import state
+from pages.shared.i18n import _, language_picker
 from pages.shared.widgets import dataset_label, describe
 
 
@@ -39,7 +40,7 @@ def add_upload() -> None:
     st.session_state.pop("upload_error", None)
     file = st.session_state.get("upload_file")
     if file is None:
-        st.session_state["upload_error"] = "Choose a file first."
+        st.session_state["upload_error"] = _("Choose a file first.")
         return
     try:
         limits.check("upload_bytes", file.size, uploads.UploadLimitError)   # before reading it
@@ -49,24 +50,26 @@ def add_upload() -> None:
         st.session_state["upload_error"] = str(e)
         return
     st.session_state["dataset"] = str(path)
-    st.session_state["upload_done"] = (f"Added **{Path(path).stem}**: {len(images.images):,} images of "
-                                       f"{images.images.shape[1]}×{images.images.shape[2]}, "
-                                       f"{len(images.class_names) if images.labels is not None else 'no'} classes.")
+    classes = len(images.class_names) if images.labels is not None else 0
+    st.session_state["upload_done"] = _("Added **{name}**: {n:,} images of {h}×{w}, {classes} classes.").format(
+        name=Path(path).stem, n=len(images.images), h=images.images.shape[1], w=images.images.shape[2],
+        classes=classes)
 
 
 def upload_panel() -> None:
-    with st.expander("Add your own images", icon=":material/upload:",
+    with st.expander(_("Add your own images"), icon=":material/upload:",
                      expanded="upload_error" in st.session_state):
-        st.file_uploader("An .npz of arrays or a .zip of images", type=["npz", "zip"], key="upload_file",
-                         help="npz: 'images' (N×H×W, uint8 or floats in [0, 1]), optional 'labels' and "
-                              "'class_names'. zip: PNG/JPEG files in one folder per class. "
-                              f"At most {limits.limit('upload_bytes'):g} MB and "
-                              f"{limits.limit('upload_images'):,.0f} images.")
-        st.number_input("Image size (pixels)", uploads.SIZES[0], uploads.SIZES[1], 28, key="upload_size",
-                        help="Images are converted to grayscale and resized to this square size.")
-        st.button("Add data set", key="upload_add", on_click=add_upload, icon=":material/add:")
+        st.file_uploader(_("An .npz of arrays or a .zip of images"), type=["npz", "zip"], key="upload_file",
+                         help=_("npz: 'images' (N×H×W, uint8 or floats in [0, 1]), optional 'labels' and "
+                                "'class_names'. zip: PNG/JPEG files in one folder per class. At most {mb:g} MB "
+                                "and {images:,.0f} images.").format(mb=limits.limit("upload_bytes"),
+                                                                     images=limits.limit("upload_images")))
+        st.number_input(_("Image size (pixels)"), uploads.SIZES[0], uploads.SIZES[1], 28, key="upload_size",
+                        help=_("Images are converted to grayscale and resized to this square size."))
+        st.button(_("Add data set"), key="upload_add", on_click=add_upload, icon=":material/add:")
         if "upload_error" in st.session_state:
-            st.error(f"Upload rejected: {st.session_state['upload_error']}", icon=":material/block:")
+            st.error(_("Upload rejected: {reason}").format(reason=st.session_state["upload_error"]),
+                     icon=":material/block:")
         if "upload_done" in st.session_state:
             st.success(st.session_state.pop("upload_done"), icon=":material/check:")
 
@@ -78,22 +81,27 @@ def sidebar() -> None:
         names = state.available_datasets()
         if state.current_dataset_name() not in names:
             st.session_state["dataset"] = names[0]
-        st.selectbox("Data set", names, key="dataset", format_func=dataset_label,
-                     help="Data set for new training runs. Fashion-MNIST is the book's; digits is embedded; "
-                          "add your own images below.")
+        labels = {name: dataset_label(name) for name in names}   # formatted now, in this session's language
+        st.selectbox(_("Data set"), names, key="dataset", format_func=labels.get,
+                     help=_("Data set for new training runs. Fashion-MNIST is the book's; digits is embedded; "
+                            "add your own images below."))
         chosen = st.session_state["dataset"]
         source = state.dataset_sources().get(chosen) or (
-            "your upload" if state.hosted() else f"your upload, stored in {Path(chosen).parent}")
-        st.caption(f"From {source}")
+            _("your upload") if state.hosted() else _("your upload, stored in {folder}").format(
+                folder=Path(chosen).parent))
+        st.caption(_("From {source}").format(source=source))
         upload_panel()
         runs = state.all_runs()
         if runs:
             state.active_run(runs)   # makes sure the session's choice is one of these runs
             st.session_state["sidebar_run"] = st.session_state["active_run"]
-            st.selectbox("Active run", list(runs), format_func=lambda k: describe(runs[k]), key="sidebar_run",
+            described = {k: describe(run) for k, run in runs.items()}
+            st.selectbox(_("Active run"), list(runs), format_func=described.get, key="sidebar_run",
                          on_change=lambda: st.session_state.update(active_run=st.session_state["sidebar_run"]),
-                         help="The run the Reconstructions, Latent space and Generate pages show.")
+                         help=_("The run the Reconstructions, Latent space and Generate pages show."))
         else:
-            st.caption("No runs yet: train one on the Train page.")
-        st.caption(f"Device: **{resolve_device('auto').type}**" + (" · hosted demo" if state.hosted() else ""))
+            st.caption(_("No runs yet: train one on the Train page."))
+        device = _("Device: **{device}**").format(device=resolve_device("auto").type)
+        st.caption(device + (_(" · hosted demo") if state.hosted() else ""))
+        language_picker()
         state.remember_visitor()

@@ -14,6 +14,7 @@ from aelab.data import is_file_name
 from aelab.jobs import JobRefused
 from aelab.runs import Run
 from pages.shared import state
+from pages.shared.i18n import _
 
 
 @contextlib.contextmanager
@@ -115,7 +116,7 @@ def images(arrays: np.ndarray, ncols: int = 10, container=st, **kwargs) -> None:
 
 # --------------------------------------------------------------------------------- run labels
 def dataset_label(name: str) -> str:
-    return f"{Path(name).stem} (your images)" if is_file_name(name) else name
+    return _("{name} (your images)").format(name=Path(name).stem) if is_file_name(name) else name
 
 
 def model_label(run: Run) -> str:
@@ -132,12 +133,14 @@ def score(run: Run) -> str:
     accuracy = (run.metrics.get("test") or {}).get("accuracy")
     loss = run.final_val_loss
     if run.family == "gan":
-        return f"FID {fid:.1f}" if fid is not None else "not scored"
-    return f"accuracy {accuracy:.1%}" if accuracy is not None else f"val {loss:.4f}" if loss is not None else ""
+        return f"FID {fid:.1f}" if fid is not None else _("not scored")
+    if accuracy is not None:
+        return _("accuracy {accuracy:.1%}").format(accuracy=accuracy)
+    return _("val {loss:.4f}").format(loss=loss) if loss is not None else ""
 
 
 def describe(run: Run) -> str:
-    tag = " (example)" if run.read_only else ""
+    tag = _(" (example)") if run.read_only else ""
     return f"{run.name}{tag} · {model_label(run)} · {dataset_label(run.config.data.name)} · {score(run)}"
 
 

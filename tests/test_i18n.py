@@ -1,0 +1,125 @@
+"""The interface's languages: the catalogs are complete and compiled, the visitor's language is found and kept,
+and every text of a translated page goes through the catalog (a pseudo-locale marks what does)."""
+import gettext
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from aelab import data, i18n
+from conftest import app
+
+ROOT = Path(__file__).resolve().parents[1]
+POT = ROOT / "aelab/locales/aelab.pot"
+PO = ROOT / "aelab/locales/zh_CN/LC_MESSAGES/aelab.po"
+MO = PO.with_suffix(".mo")
+PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/generate.py",
+         "pages/pretrain.py", "pages/runs.py"]
+TRANSLATED = ["pages/home.py"]   # pages whose every text goes through the catalog (the sidebar too, on all)
+# text that stays as it is in every language: names from data (runs, data sets, recipes), the product's name,
+# the language picker (labelled in both), numbers, units and abbreviations
+ALLOWED = re.compile(r"^(AE Lab|Language · 语言|[\d\s.,:%·×/()+\-–]*|FID \d.*)$")
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+pytestmark = pytest.mark.usefixtures("app_router")   # see conftest
+
+
+def test_the_catalog_holds_every_message_of_the_code(tmp_path):
+    """`make translations` was run after the last change of a message: the template has exactly the messages
+    the code marks, the Chinese catalog translates each of them (same placeholders), and the compiled catalog
+    is the current one."""
+    fresh = tmp_path / "fresh.pot"
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "N_",
+                    "--no-location", "--sort-output", "-o", str(fresh), "streamlit_app.py", "pages", "aelab"],
+                   cwd=ROOT, check=True, capture_output=True)
+    ids = {m.id for m in read_po(fresh.open("rb")) if m.id}
+    assert ids == {m.id for m in read_po(POT.open("rb")) if m.id}, "run `make translations`"
+    zh = {m.id: m for m in read_po(PO.open("rb"), locale="zh_CN") if m.id}
+    assert ids == set(zh), "run `make translations`"
+    untranslated = [i for i, m in zh.items() if not m.string or m.fuzzy]
+    assert not untranslated, f"{len(untranslated)} messages have no Chinese translation: {untranslated[:5]}"
+    for message_id, message in zh.items():
+        assert sorted(PLACEHOLDER.findall(message.string)) == sorted(PLACEHOLDER.findall(message_id)), message_id
+    compiled = gettext.GNUTranslations(MO.open("rb"))
+    stale = [i for i, m in zh.items() if compiled.gettext(i) != m.string]
+    assert not stale, f"the compiled catalog is stale (run `make translations`): {stale[:3]}"
+
+
+def test_the_glossary_terms_are_used_as_the_note_uses_them():
+    zh = {m.id: m.string for m in read_po(PO.open("rb"), locale="zh_CN") if m.id}
+    glossary = (ROOT / "aelab/locales/GLOSSARY.md").read_text()
+    for english, chinese in re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|", glossary, re.M)[1:]:   # past the header
+        for message_id, text in zh.items():
+            if re.search(rf"\b{re.escape(english)}\b", message_id, re.I):
+                assert chinese in text, f"{english!r} should read {chinese!r} in {text!r}"
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-US,en;q=0.9,zh-CN;q=0.8", "en"), ("fr-FR,zh-TW;q=0.5", "zh"),
+    ("de-DE", "en"), ("", "en"), (None, "en"), ("zh;q=0, en", "en"), ("zh;q=abc,en", "en"), ("zh_CN", "zh"),
+    ("en;q=0.2,zh;q=0.7", "zh")])
+def test_the_browser_preferred_language(header, expected):
+    assert i18n.preferred_language(header) == expected
+
+
+def test_class_names_of_built_in_data_sets_are_translated_not_stored():
+    assert i18n.CLASS_NAMES["fashion-mnist"] == data.FASHION_CLASSES
+    zh = i18n.class_names("fashion-mnist", data.FASHION_CLASSES, "zh")
+    assert zh == ["T恤/上衣", "裤子", "套头衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"]
+    assert i18n.class_names("fashion-mnist", data.FASHION_CLASSES, "en") == list(data.FASHION_CLASSES)
+    assert i18n.class_names("my-upload", ["Coat", "Bag"], "zh") == ["Coat", "Bag"]   # an upload's own names
+
+
+def texts(node):
+    """Every visible text under an AppTest node: bodies, labels, help texts, captions, placeholders."""
+    proto = getattr(node, "proto", None)
+    if proto is not None and hasattr(proto, "ListFields"):
+        for field, value in proto.ListFields():
+            if field.name in ("body", "label", "help", "placeholder", "caption", "text") and isinstance(value, str):
+                yield value
+            elif hasattr(value, "ListFields"):   # a nested message (not a repeated field)
+                yield from texts(type("N", (), {"proto": value})())
+    for child in getattr(node, "children", {}).values():
+        yield from texts(child)
+
+
+def unmarked(at) -> list[str]:
+    found = []
+    for text in [*texts(at.main), *texts(at.sidebar)]:
+        plain = text
+        while re.search(r"⟦[^⟦⟧]*⟧", plain):   # messages inside messages: the innermost first
+            plain = re.sub(r"⟦[^⟦⟧]*⟧", "", plain)
+        plain = re.sub(r"[*_`#:]|material/[a-z_]+", "", plain).strip()
+        if plain and not ALLOWED.match(plain) and not any(n in plain for n in NAMES):
+            found.append(text)
+    return found
+
+
+NAMES = ("fashion-mnist", "digits", "-fashion", "stacked", "denoising", "sparse", "tied", "linear", "conv", "vae",
+         "gan", "dcgan", "recurrent", "hashing", "classifier")   # run, recipe and data set names (the examples)
+
+
+@pytest.mark.parametrize("page", TRANSLATED)
+def test_every_text_of_a_translated_page_goes_through_the_catalog(page):
+    at = app(page, lang=i18n.PSEUDO)
+    leftovers = unmarked(at)
+    assert not leftovers, f"{len(leftovers)} texts are not in the catalog: {leftovers[:8]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_in_chinese(page):
+    at = app(page, {"lang": "zh"})
+    assert at.session_state["lang"] == "zh" and at.query_params["lang"] == "zh"
+    assert at.sidebar.selectbox[0].label == "数据集"
+    assert not at.exception
+
+
+def test_the_language_follows_the_picker_and_the_address():
+    at = app("pages/home.py")
+    assert at.session_state["lang"] == "en" and "Recent runs" in [s.value for s in at.subheader]
+    at.sidebar.button_group[0].set_value("zh").run()   # the picker
+    assert at.query_params["lang"] == "zh" and "最近的运行" in [s.value for s in at.subheader]
+    assert not at.exception
