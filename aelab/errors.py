@@ -3,6 +3,8 @@ as one line. Each has a stable ``code`` (a refusal above a bound: the bound's ow
 They live in one bottom module so that every layer can raise them without importing upwards."""
 from __future__ import annotations
 
+from .i18n import number
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message says which field and what is allowed."""
@@ -36,6 +38,9 @@ class TrainingDiverged(RuntimeError):
         self.result, self.run_name = result, run_name
 
 
+LIMIT_MESSAGE = "{what} is {got} {unit}; the limit is {limit} {unit} ({setting})"
+
+
 class LimitError(Exception):
     """A request above one of the bounds in :mod:`aelab.limits`: a stable ``code`` (e.g. ``upload_pixels``),
     the ``limit`` and what was asked for (``got``) in ``unit``, and the ``setting`` that raises the bound.
@@ -43,7 +48,8 @@ class LimitError(Exception):
 
     def __init__(self, code: str, *, limit: float, got: float, unit: str, what: str, setting: str):
         self.code, self.limit, self.got, self.unit, self.what, self.setting = code, limit, got, unit, what, setting
-        super().__init__(f"{what} is {_number(got)} {unit}; the limit is {_number(limit)} {unit} ({setting})")
+        super().__init__(LIMIT_MESSAGE.format(what=what, got=number(got), unit=unit, limit=number(limit),
+                                             setting=setting))
 
 
 class UploadLimitError(LimitError, UploadError):
@@ -57,6 +63,3 @@ class ModelLimitError(LimitError, ConfigError):
 class SettingLimitError(LimitError, ConfigError):
     """A training setting (the epochs of a run) is above this server's bound."""
 
-
-def _number(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"

@@ -55,6 +55,22 @@ def gettext_for(lang: str):
     return translations(lang).gettext
 
 
+def number(x: float) -> str:
+    """A number as messages show it, in every language: whole numbers with thousands separators, else 3 digits."""
+    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"
+
+
+def error_message(error: BaseException, lang: str) -> str:
+    """``error`` as a visitor reads it in ``lang``: a refusal above a bound (an aelab.errors.LimitError) rebuilt
+    from its code's words and its numbers; any other error as it is (its message is English)."""
+    if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
+        return str(error)
+    _ = gettext_for(lang)
+    return _("{what} is {got} {unit}; the limit is {limit} {unit} ({setting})").format(
+        what=_(error.what), got=number(error.got), unit=_(error.unit), limit=number(error.limit),
+        setting=error.setting)
+
+
 def preferred_language(accept_language: str | None) -> str:
     """The first language of LANGUAGES that a browser's Accept-Language header (or a locale such as 'zh-CN')
     asks for, by its weight; DEFAULT when none. Chinese in any script or region gets ``zh``."""

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import LimitError
+from .i18n import N_
 
 
 def hosted() -> bool:
@@ -22,7 +23,7 @@ class Bound:
     setting: str          # the environment variable that overrides it
     local: float          # default on your own machine
     hosted: float         # default in hosted mode
-    unit: str
+    unit: str             # (units and words marked N_: pages show them translated, see aelab.i18n)
     what: str             # what is measured, for the message
 
     def value(self) -> float:
@@ -31,22 +32,22 @@ class Bound:
 
 
 BOUNDS = {
-    "upload_bytes": Bound("AELAB_MAX_UPLOAD_MB", 100, 100, "MB", "the file"),
-    "upload_images": Bound("AELAB_MAX_UPLOAD_IMAGES", 100_000, 100_000, "images", "the number of images"),
-    "upload_decompressed": Bound("AELAB_MAX_UNZIPPED_MB", 1024, 1024, "MB", "the decompressed size"),
-    "image_pixels": Bound("AELAB_MAX_IMAGE_MPIXELS", 16.8, 16.8, "megapixels", "one image"),
-    "upload_pixels": Bound("AELAB_MAX_UPLOAD_MPIXELS", 2000, 1000, "megapixels",
-                           "the number of pixels to decode (all images at their own size)"),
-    "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, "MB",
-                          "the memory to train this model (weights, gradients, optimiser state, activations)"),
-    "worker_memory": Bound("AELAB_MAX_WORKER_MB", 8192, 2048, "MB",
-                           "a job's worker process (data beyond what its imports use)"),
-    "epochs": Bound("AELAB_MAX_EPOCHS", float("inf"), float("inf"), "epochs",
-                    "the training of one run started from the app"),
-    "job_minutes": Bound("AELAB_MAX_JOB_MINUTES", float("inf"), 15, "minutes",
-                         "a training job's time (it then stops, and saves what it has as status 'timeout')"),
-    "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, "MB",
-                             "your stored data sets with this one"),
+    "upload_bytes": Bound("AELAB_MAX_UPLOAD_MB", 100, 100, N_("MB"), N_("the file")),
+    "upload_images": Bound("AELAB_MAX_UPLOAD_IMAGES", 100_000, 100_000, N_("images"), N_("the number of images")),
+    "upload_decompressed": Bound("AELAB_MAX_UNZIPPED_MB", 1024, 1024, N_("MB"), N_("the decompressed size")),
+    "image_pixels": Bound("AELAB_MAX_IMAGE_MPIXELS", 16.8, 16.8, N_("megapixels"), N_("one image")),
+    "upload_pixels": Bound("AELAB_MAX_UPLOAD_MPIXELS", 2000, 1000, N_("megapixels"),
+                           N_("the number of pixels to decode (all images at their own size)")),
+    "model_memory": Bound("AELAB_MAX_MODEL_MB", 4096, 1024, N_("MB"),
+                          N_("the memory to train this model (weights, gradients, optimiser state, activations)")),
+    "worker_memory": Bound("AELAB_MAX_WORKER_MB", 8192, 2048, N_("MB"),
+                           N_("a job's worker process (data beyond what its imports use)")),
+    "epochs": Bound("AELAB_MAX_EPOCHS", float("inf"), float("inf"), N_("epochs"),
+                    N_("the training of one run started from the app")),
+    "job_minutes": Bound("AELAB_MAX_JOB_MINUTES", float("inf"), 15, N_("minutes"),
+                         N_("a training job's time (it then stops, and saves what it has as status 'timeout')")),
+    "visitor_uploads": Bound("AELAB_MAX_VISITOR_UPLOADS_MB", float("inf"), 200, N_("MB"),
+                             N_("your stored data sets with this one")),
 }
 UNIT_SCALE = {"MB": 1e6, "megapixels": 1e6, "images": 1, "minutes": 60, "epochs": 1}
 

@@ -5,7 +5,7 @@ import aelab
 from aelab.jobs import JobRefused
 from aelab.presets import PRESETS
 from pages.shared import launch, state, widgets
-from pages.shared.i18n import _
+from pages.shared.i18n import _, error_message
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -47,7 +47,7 @@ for i, (preset, (description, _model, train)) in enumerate(PRESETS.items()):
                 launch.start_job(aelab.preset(preset, name).validate())
                 st.switch_page("pages/train.py")
             except (JobRefused, aelab.ConfigError, aelab.DataError) as e:
-                st.error(str(e), icon=":material/block:")
+                st.error(error_message(e), icon=":material/block:")
 
 st.subheader(_("Recent runs"))
 runs = state.all_runs()

@@ -123,3 +123,17 @@ def test_the_language_follows_the_picker_and_the_address():
     at.sidebar.button_group[0].set_value("zh").run()   # the picker
     assert at.query_params["lang"] == "zh" and "最近的运行" in [s.value for s in at.subheader]
     assert not at.exception
+
+
+def test_a_limit_is_said_in_the_visitors_language_from_its_code_and_numbers(monkeypatch):
+    from aelab import limits
+    from aelab.errors import UploadLimitError
+
+    monkeypatch.setenv("AELAB_MAX_UPLOAD_IMAGES", "1000")
+    with pytest.raises(UploadLimitError) as refused:
+        limits.check("upload_images", 2500, UploadLimitError)
+    assert str(refused.value) == i18n.error_message(refused.value, "en") == (
+        "the number of images is 2,500 images; the limit is 1,000 images (AELAB_MAX_UPLOAD_IMAGES)")
+    assert i18n.error_message(refused.value, "zh") == (
+        "图像数量为 2,500 张图像；上限是 1,000 张图像（AELAB_MAX_UPLOAD_IMAGES）")
+    assert i18n.error_message(ValueError("a plain error"), "zh") == "a plain error"   # no code: as it is

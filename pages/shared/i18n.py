@@ -33,6 +33,11 @@ def _(message: str) -> str:
     return i18n.gettext_for(st.session_state.get("lang", i18n.DEFAULT))(message)
 
 
+def error_message(error: BaseException) -> str:
+    """A refusal in this session's language (a limit from its code and numbers; see aelab.i18n.error_message)."""
+    return i18n.error_message(error, st.session_state.get("lang", i18n.DEFAULT))
+
+
 def class_names(data_name: str, names) -> list[str]:
     """A data set's class names as this session shows them (the built-in ones translated)."""
     return i18n.class_names(data_name, names, st.session_state.get("lang", i18n.DEFAULT))

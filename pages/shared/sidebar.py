@@ -9,7 +9,7 @@ from aelab import data as data_mod
 from aelab import limits, uploads
 from aelab.train import resolve_device
 from pages.shared import state
-from pages.shared.i18n import _, language_picker
+from pages.shared.i18n import _, error_message, language_picker
 from pages.shared.widgets import dataset_label, describe
 
 
@@ -47,7 +47,7 @@ def add_upload() -> None:
         images = uploads.read_images(file.getvalue(), file.name, int(st.session_state.get("upload_size", 28)))
         path = data_mod.store_upload(images, file.name, state.uploads_owner())
     except uploads.UploadError as e:
-        st.session_state["upload_error"] = str(e)
+        st.session_state["upload_error"] = error_message(e)
         return
     st.session_state["dataset"] = str(path)
     classes = len(images.class_names) if images.labels is not None else 0

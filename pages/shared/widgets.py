@@ -14,7 +14,7 @@ from aelab.data import is_file_name
 from aelab.jobs import JobRefused
 from aelab.runs import Run
 from pages.shared import state
-from pages.shared.i18n import _
+from pages.shared.i18n import _, error_message
 
 
 @contextlib.contextmanager
@@ -24,10 +24,10 @@ def guard(what: str = "This step"):
         yield
     except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, JobRefused, ValueError,
             TypeError) as e:
-        st.error(f"{what} failed: {e}", icon=":material/error:")
+        st.error(_("{what} failed: {reason}").format(what=what, reason=error_message(e)), icon=":material/error:")
     except Exception as e:  # anything unexpected: still no traceback on the page
-        st.error(f"{what} failed unexpectedly ({type(e).__name__}: {e}). Try again, or report it with this message.",
-                 icon=":material/error:")
+        st.error(_("{what} failed unexpectedly ({error}: {reason}). Try again, or report it with this message.").format(
+            what=what, error=type(e).__name__, reason=e), icon=":material/error:")
 
 
 def browser_session() -> str:
