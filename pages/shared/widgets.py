@@ -53,11 +53,12 @@ def wait_for_task(task, estimate_s: float, what: str, note: str = "") -> None:
     @st.fragment(run_every=2.0)   # each redraw costs the task CPU on a small server
     def poll():
         if task.status == "queued":
-            st.progress(0.0, text=f"{what}: waiting for a free worker (place {task.position or 1} in the queue). "
-                                  f"{note}".strip())
+            st.progress(0.0, text=(_("{what}: waiting for a free worker (place {place} in the queue).").format(
+                what=what, place=task.position or 1) + " " + note).strip())
         else:
             st.progress(min(task.elapsed / max(estimate_s, 1e-3), 0.99),
-                        text=f"{what}: {task.elapsed:.0f} s of about {estimate_s:.0f} s. {note}".strip())
+                        text=(_("{what}: {elapsed:.0f} s of about {estimate:.0f} s.").format(
+                            what=what, elapsed=task.elapsed, estimate=estimate_s) + " " + note).strip())
         if task.finished:
             st.rerun()
     poll()
@@ -70,7 +71,8 @@ def task_result(task, estimate_s: float, what: str, note: str = ""):
         wait_for_task(task, estimate_s, what, note)
         return None
     if task.status != "finished":
-        st.error(f"{what} failed: {task.error or 'cancelled'}", icon=":material/error:")
+        st.error(_("{what} failed: {reason}").format(what=what, reason=task.error or _("cancelled")),
+                 icon=":material/error:")
         return None
     return task.result
 
@@ -150,13 +152,15 @@ def explain_missing(run: Run, capability: str) -> bool:
     point to what it can do, and return False."""
     if run.can(capability):
         return True
-    why = {"gan": "A GAN has no encoder: its generator maps random codes to images, but nothing maps an image "
-                  "back to a code. See its samples on the **Generate** page.",
-           "classifier": "The domain classifier maps images to classes (and 128 features); it does not generate "
-                         "or reconstruct images. Its features are shown on the **Latent space** page."}
-    st.info(why.get(run.family, f"{run.name} cannot {capability}: it is not a variational autoencoder. Train the "
-                                 "vae, gan or dcgan recipe to sample new images.") +
-            f" Pick another run in the sidebar to {capability} images.", icon=":material/info:")
+    action = {"reconstruct": _("reconstruct"), "encode": _("encode"), "sample": _("sample")}[capability]
+    why = {"gan": _("A GAN has no encoder: its generator maps random codes to images, but nothing maps an image "
+                    "back to a code. See its samples on the **Generate** page."),
+           "classifier": _("The domain classifier maps images to classes (and 128 features); it does not generate "
+                           "or reconstruct images. Its features are shown on the **Latent space** page.")}
+    st.info(why.get(run.family, _("{run} cannot {action}: it is not a variational autoencoder. Train the vae, gan "
+                                  "or dcgan recipe to sample new images.").format(run=run.name, action=action)) +
+            " " + _("Pick another run in the sidebar to {action} images.").format(action=action),
+            icon=":material/info:")
     return False
 
 
@@ -164,9 +168,9 @@ def need_run() -> Run | None:
     """The active run, or a message pointing to the Train page (and None)."""
     run = state.active_run()
     if run is None:
-        st.info("No run yet. Train one on the **Train** page (a few seconds on the digits data set).",
+        st.info(_("No run yet. Train one on the **Train** page (a few seconds on the digits data set)."),
                 icon=":material/info:")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("pages/train.py", label=_("Go to Train"), icon=":material/model_training:")
     return run
 
 
