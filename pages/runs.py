@@ -98,7 +98,8 @@ def manage(key: str, run: Run) -> None:
         if st.button("Make it the active run", key="runs_activate", icon=":material/check:"):
             st.session_state["active_run"] = key
             st.rerun()
-        continue_training(run)
+        with st.container(key="continue_training"):   # a key: the screenshots script finds the section by it
+            continue_training(run)
     with right:
         st.download_button("Download (zip: config, history, metrics, weights)", run.archive(), f"{run.name}.zip",
                            mime="application/zip", icon=":material/download:", key="runs_download")

@@ -3,7 +3,7 @@
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
 `python scripts/screenshots.py [page ...]` with pages among generate, home, latent, pretrain, upload, hashing,
-reduction, beta, sweep, settings (default: all). hashing and reduction are the Latent space page's chapter-17
+reduction, beta, sweep, settings, continue (default: all). hashing and reduction are the Latent space page's chapter-17
 sections, cropped. beta trains a VAE with a cyclical β from the Train page; sweep runs a 2 x 2 sweep (learning
 rate x code size) from it, and settings shows those runs on the Runs page (so it comes after sweep).
 """
@@ -29,10 +29,11 @@ PAGES = {"generate": ("/generate", "What do these numbers measure?"), "home": ("
          "beta": ("/train?preset=vae&data=fashion-mnist&epochs=6&beta_schedule=cyclical&beta_epochs=2",
                   "Start training"),
          "sweep": ("/train?preset=stacked&data=fashion-mnist&epochs=2", "Start training"),
-         "settings": ("/runs", "Settings against results")}
+         "settings": ("/runs", "Settings against results"),
+         "continue": ("/runs", "Continue training")}
 SECTIONS = {"hashing": ".st-key-hashing", "reduction": ".st-key-reduction",   # shot alone: the pages' keyed
             "settings": ".st-key-settings_results", "beta": ".st-key-live_view",  # containers
-            "sweep": ".st-key-sweep_panel"}
+            "sweep": ".st-key-sweep_panel", "continue": ".st-key-continue_training"}
 
 
 def train_vae_with_a_beta_schedule(page) -> None:
