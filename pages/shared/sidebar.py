@@ -57,8 +57,9 @@ def add_upload() -> None:
 
 
 def upload_panel() -> None:
+    # open while it has news: a refusal, or the data set just added (closed, it would hide that message)
     with st.expander(_("Add your own images"), icon=":material/upload:",
-                     expanded="upload_error" in st.session_state):
+                     expanded="upload_error" in st.session_state or "upload_done" in st.session_state):
         st.file_uploader(_("An .npz of arrays or a .zip of images"), type=["npz", "zip"], key="upload_file",
                          help=_("npz: 'images' (N×H×W, uint8 or floats in [0, 1]), optional 'labels' and "
                                 "'class_names'. zip: PNG/JPEG files in one folder per class. At most {mb:g} MB "
