@@ -96,7 +96,7 @@ def unmarked(at) -> list[str]:
         while re.search(r"⟦[^⟦⟧]*⟧", plain):   # messages inside messages: the innermost first
             plain = re.sub(r"⟦[^⟦⟧]*⟧", "", plain)
         plain = re.sub(r"[*_`#:]|material/[a-z_]+", "", plain).strip()
-        if plain and not ALLOWED.match(plain) and not any(n in plain for n in NAMES) and plain not in SETTINGS:
+        if plain and not ALLOWED.match(plain) and not any(n in plain for n in NAMES) and text not in SETTINGS:
             found.append(text)
     return found
 
