@@ -30,6 +30,7 @@ from torch import nn
 from .config import StudyConfig
 from .data import Dataset, load_dataset, to_float
 from .errors import ConfigError
+from .i18n import N_
 from .latent import encode_images
 from .models import build_model
 from .models.layers import keras_init_
@@ -38,8 +39,8 @@ from .runtime import INFERENCE_BATCH
 
 VARIANTS = STUDY_VARIANTS   # scratch, frozen, finetuned, pixels: what results.json may hold
 NETWORK_VARIANTS = VARIANTS[:3]
-LABELS = {"scratch": "from scratch", "frozen": "frozen encoder", "finetuned": "fine-tuned",
-          "pixels": "pixels (logistic regression)"}
+LABELS = {"scratch": N_("from scratch"), "frozen": N_("frozen encoder"), "finetuned": N_("fine-tuned"),
+          "pixels": N_("pixels (logistic regression)")}   # marked: the Pretraining page shows them translated
 LOSS_POINTS = 20   # points of each fit's training-loss curve
 
 

@@ -19,7 +19,8 @@ PO = ROOT / "aelab/locales/zh_CN/LC_MESSAGES/aelab.po"
 MO = PO.with_suffix(".mo")
 PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/generate.py",
          "pages/pretrain.py", "pages/runs.py"]
-TRANSLATED = ["pages/home.py", "pages/reconstructions.py", "pages/runs.py"]   # pages whose every text goes through the catalog (the sidebar too, on all)
+# pages whose every text goes through the catalog (the sidebar too, on all)
+TRANSLATED = ["pages/home.py", "pages/reconstructions.py", "pages/runs.py", "pages/pretrain.py"]
 # text that stays as it is in every language: names from data (runs, data sets, recipes), the product's name,
 # the language picker (labelled in both), numbers, units and abbreviations
 ALLOWED = re.compile(r"^(AE Lab|Language · 语言|[\d\s.,:%·×/()+\-–]*|FID \d.*)$")

@@ -89,7 +89,8 @@ def follow_job(job_key: str, pick_key: str, what: str, unit: str, stop_help: str
     if job.finished:
         snap, shown = job.snapshot(), f"{job_key}_shown"
         if snap.status != "finished":
-            st.warning(f"The last {what} ended: {snap.status}. {snap.error or ''}", icon=":material/warning:")
+            st.warning(_("The last {what} ended: {status}.").format(what=what, status=snap.status) + " "
+                       + (snap.error or ""), icon=":material/warning:")
         elif st.session_state.get(shown) != job.id:
             st.session_state[pick_key], st.session_state[shown] = state.run_key("run", snap.run_name), job.id
         return
@@ -97,12 +98,13 @@ def follow_job(job_key: str, pick_key: str, what: str, unit: str, stop_help: str
     @st.fragment(run_every=float(os.environ.get("AELAB_LIVE_REFRESH_S", "2.0")))
     def live():
         snap = job.snapshot()
-        if st.button("Cancel" if snap.status == "queued" else "Stop", key=f"{job_key}_stop", icon=":material/stop:",
-                     help=stop_help):
+        if st.button(_("Cancel") if snap.status == "queued" else _("Stop"), key=f"{job_key}_stop",
+                     icon=":material/stop:", help=stop_help):
             registry().cancel(job)
         if snap.status == "queued":
-            st.info(f"Queued: place {snap.position} in line.", icon=":material/schedule:")
-        st.progress(snap.fits_done / max(snap.fits_total, 1), text=f"{snap.fits_done} of {snap.fits_total} {unit}")
+            st.info(_("Queued: place {place} in line.").format(place=snap.position), icon=":material/schedule:")
+        st.progress(snap.fits_done / max(snap.fits_total, 1),
+                    text=_("{done} of {total} {unit}").format(done=snap.fits_done, total=snap.fits_total, unit=unit))
         if draw is not None:
             draw(snap)
         if snap.done:
