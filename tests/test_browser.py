@@ -225,8 +225,11 @@ def pretrain_in_the_browser(page, server):
     for _ in range(3):   # in the focused multiselect: removes the last budget chosen, 5,000, then 1,000, 500
         page.keyboard.press("Backspace")
     page.keyboard.press("Escape")
+    wait_idle(page)   # a click during a rerun can be lost: then no study starts
     started = time.perf_counter()
     page.get_by_role("button", name="Start the study").click()
+    page.get_by_text("classifiers trained").or_(
+        page.get_by_role("heading", name=re.compile(r"^pretrain-digits-"))).first.wait_for(timeout=60_000)
     # the new study, not the shipped example study shown before it
     page.get_by_role("heading", name=re.compile(r"^pretrain-digits-")).wait_for(timeout=180_000)
     page.get_by_text("fine-tuning beat training from scratch").first.wait_for(timeout=30_000)
