@@ -3,7 +3,7 @@ as one line. Each has a stable ``code`` (a refusal above a bound: the bound's ow
 They live in one bottom module so that every layer can raise them without importing upwards."""
 from __future__ import annotations
 
-from .i18n import number
+from .i18n import LIMIT_MESSAGE, number
 
 
 class ConfigError(ValueError):
@@ -36,9 +36,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, result=None, run_name: str | None = None):
         super().__init__(message)
         self.result, self.run_name = result, run_name
-
-
-LIMIT_MESSAGE = "{what} is {got} {unit}; the limit is {limit} {unit} ({setting})"
 
 
 class LimitError(Exception):

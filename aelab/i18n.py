@@ -31,12 +31,6 @@ class PseudoTranslations(gettext.NullTranslations):
     def gettext(self, message: str) -> str:
         return f"{MARKS[0]}{message}{MARKS[1]}"
 
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self.gettext(singular if n == 1 else plural)
-
-    def pgettext(self, context: str, message: str) -> str:
-        return self.gettext(message)
-
 
 @functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
@@ -60,13 +54,16 @@ def number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"
 
 
+LIMIT_MESSAGE = N_("{what} is {got} {unit}; the limit is {limit} {unit} ({setting})")   # see aelab.errors
+
+
 def error_message(error: BaseException, lang: str) -> str:
     """``error`` as a visitor reads it in ``lang``: a refusal above a bound (an aelab.errors.LimitError) rebuilt
     from its code's words and its numbers; any other error as it is (its message is English)."""
     if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
         return str(error)
     _ = gettext_for(lang)
-    return _("{what} is {got} {unit}; the limit is {limit} {unit} ({setting})").format(
+    return _(LIMIT_MESSAGE).format(
         what=_(error.what), got=number(error.got), unit=_(error.unit), limit=number(error.limit),
         setting=error.setting)
 

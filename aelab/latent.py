@@ -68,8 +68,6 @@ class CodeRecorder(Callback):
 
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}   # method -> its name on a page
-OPTIONS = {"pca": ("seed",), "tsne": ("perplexity", "learning_rate", "max_iter", "seed"),
-           "umap": ("n_neighbors", "min_dist", "seed")}   # the settings each method reads
 
 
 @dataclass
