@@ -21,6 +21,7 @@ from . import limits
 from .config import DataConfig
 from .errors import DataError, UploadLimitError
 from .files import read_regular_file, tree_bytes
+from .i18n import N_
 from .uploads import TEST_FRACTION, ImageSet, read_images
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -334,13 +335,17 @@ def find_local(name: str, data_dir: str | None = None) -> Path | None:
     return None
 
 
+FASHION_FOUND = N_("Fashion-MNIST found in {folder}")   # the reasons of default_dataset (Home translates them)
+FASHION_MISSING = N_("Fashion-MNIST not found locally (install Debian's dataset-fashion-mnist or set "
+                     "AELAB_DATA_DIR); using scikit-learn's embedded 8x8 digits")
+
+
 def default_dataset(data_dir: str | None = None) -> tuple[str, str]:
     """(name, reason): fashion-mnist when its files are found locally, else the embedded digits."""
     found = find_local("fashion-mnist", data_dir)
     if found is not None:
-        return "fashion-mnist", f"Fashion-MNIST found in {found}"
-    return "digits", ("Fashion-MNIST not found locally (install Debian's dataset-fashion-mnist or set "
-                      "AELAB_DATA_DIR); using scikit-learn's embedded 8x8 digits")
+        return "fashion-mnist", FASHION_FOUND.format(folder=found)
+    return "digits", FASHION_MISSING
 
 
 def available(data_dir: str | None = None) -> list[dict]:

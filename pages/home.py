@@ -2,6 +2,7 @@
 import streamlit as st
 
 import aelab
+from aelab import data
 from aelab.jobs import JobRefused
 from aelab.presets import PRESETS
 from pages.shared import launch, state, widgets
@@ -24,15 +25,14 @@ c[3].markdown(_("**Variational** · a Gaussian code you can *sample* from to dra
 name = state.current_dataset_name()
 label = widgets.dataset_label(name)
 if label != name:
-    why = _("Your upload; choose another data set in the sidebar.")
+    why = _("Your upload; choose another data set in the sidebar")
 elif name == "fashion-mnist":
-    why = _("Fashion-MNIST found in {folder}.").format(folder=state.dataset_sources().get(name, ""))
+    why = _(data.FASHION_FOUND).format(folder=state.dataset_sources().get(name, ""))
 elif state.default_dataset()[0] == "digits":
-    why = _("Fashion-MNIST not found locally (install Debian's dataset-fashion-mnist or set AELAB_DATA_DIR); "
-            "using scikit-learn's embedded 8x8 digits.")
+    why = _(data.FASHION_MISSING)
 else:
-    why = _("Chosen in the sidebar.")
-st.info(_("Data set in use: **{name}**. {why}").format(name=label, why=why), icon=":material/dataset:")
+    why = _("Chosen in the sidebar")
+st.info(_("Data set in use: **{name}**. {why}.").format(name=label, why=why), icon=":material/dataset:")
 
 st.subheader(_("Start a recipe"))
 st.caption(_("One click trains the book's recipe on **{name}** in the background and opens the Train page.").format(
