@@ -62,7 +62,7 @@ def compare_section(runs: dict) -> None:
         st.session_state["gen_compare"] = chosen[:MAX_COMPARED]
     st.session_state["gen_compare"] = [k for k in st.session_state["gen_compare"] if k in candidates]
     keys = st.multiselect("Generative runs", candidates, key="gen_compare", max_selections=MAX_COMPARED,
-                          format_func=lambda k: widgets.describe(runs[k]),
+                          format_func=widgets.described(runs).get,
                           help=f"Up to {MAX_COMPARED} VAE or GAN runs on {label}, sampled with the same seed.")
     c = st.columns(2)
     seed = c[0].number_input("Seed", 0, 10_000, 0, key="gen_seed")

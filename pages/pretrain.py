@@ -19,9 +19,9 @@ DEFAULTS = aelab.StudyConfig()
 
 def study_form(encoders: dict[str, Run]) -> None:
     with st.form("study"):
-        described = {k: widgets.describe(run) for k, run in encoders.items()}
         keys = st.multiselect(_("Encoders (autoencoder runs of one data set)"), list(encoders),
-                              default=list(encoders)[:1], format_func=described.get, key="pre_encoders",
+                              default=list(encoders)[:1], format_func=widgets.described(encoders).get,
+                              key="pre_encoders",
                               help=_("Pick several (plain, denoising, sparse, VAE...) to compare them on one chart. "
                                      "A VAE's encoder gives its posterior mean."))
         c = st.columns([3, 1, 1, 1])

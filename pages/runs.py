@@ -40,8 +40,8 @@ def runs_table(runs: dict[str, Run]) -> None:
 
 
 def compare(runs: dict[str, Run]) -> None:
-    described = {k: widgets.describe(run) for k, run in runs.items()}
-    keys = st.multiselect(_("Compare runs"), list(runs), format_func=described.get, key="runs_compare",
+    keys = st.multiselect(_("Compare runs"), list(runs), format_func=widgets.described(runs).get,
+                          key="runs_compare",
                           placeholder=_("choose two or more runs"),
                           help=_("Loss curves overlaid and metrics side by side."))
     if len(keys) < 2:
@@ -143,8 +143,7 @@ else:
     with st.container(key="settings_results"):   # a key: the screenshots script finds the section by it
         hparams_section(runs)
     st.divider()
-    described = {k: widgets.describe(run) for k, run in runs.items()}
-    key = st.selectbox(_("Run"), list(runs), format_func=described.get, key="runs_manage",
+    key = st.selectbox(_("Run"), list(runs), format_func=widgets.described(runs).get, key="runs_manage",
                        help=_("Rename, delete, download or reproduce this run."))
     manage(key, runs[key])
 

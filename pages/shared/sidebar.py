@@ -10,7 +10,7 @@ from aelab import limits, uploads
 from aelab.train import resolve_device
 from pages.shared import state
 from pages.shared.i18n import _, error_message, language_picker
-from pages.shared.widgets import dataset_label, describe
+from pages.shared.widgets import dataset_label, described
 
 
 def through_router() -> None:
@@ -96,8 +96,8 @@ def sidebar() -> None:
         if runs:
             state.active_run(runs)   # makes sure the session's choice is one of these runs
             st.session_state["sidebar_run"] = st.session_state["active_run"]
-            described = {k: describe(run) for k, run in runs.items()}
-            st.selectbox(_("Active run"), list(runs), format_func=described.get, key="sidebar_run",
+            st.selectbox(_("Active run"), list(runs), format_func=described(runs).get,
+                         key="sidebar_run",
                          on_change=lambda: st.session_state.update(active_run=st.session_state["sidebar_run"]),
                          help=_("The run the Reconstructions, Latent space and Generate pages show."))
         else:

@@ -148,6 +148,12 @@ def describe(run: Run) -> str:
     return f"{run.name}{tag} · {model_label(run)} · {dataset_label(run.config.data.name)} · {score(run)}"
 
 
+def described(runs: dict[str, Run]) -> dict[str, str]:
+    """{key: describe(run)}: a picker's labels, made in this run of the page. As a ``format_func``, ``.get`` of
+    it gives the same labels when Streamlit (or AppTest) formats the options later, outside the session."""
+    return {k: describe(run) for k, run in runs.items()}
+
+
 # --------------------------------------------------------------------------------- run pages
 def explain_missing(run: Run, capability: str) -> bool:
     """True when the run's model can do ``capability`` (reconstruct | encode | sample); otherwise say why not,
