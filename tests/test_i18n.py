@@ -77,15 +77,20 @@ def test_class_names_of_built_in_data_sets_are_translated_not_stored():
     assert i18n.class_names("my-upload", ["Coat", "Bag"], "zh") == ["Coat", "Bag"]   # an upload's own names
 
 
+def proto_texts(proto):
+    """The visible strings of an element's protobuf: bodies, labels, help texts, captions, placeholders."""
+    for field, value in proto.ListFields():
+        if field.name in ("body", "label", "help", "placeholder", "caption", "text") and isinstance(value, str):
+            yield value
+        elif hasattr(value, "ListFields"):   # a nested message (not a repeated field)
+            yield from proto_texts(value)
+
+
 def texts(node):
-    """Every visible text under an AppTest node: bodies, labels, help texts, captions, placeholders."""
+    """Every visible text under an AppTest node (an element, or a block and its children)."""
     proto = getattr(node, "proto", None)
-    if proto is not None and hasattr(proto, "ListFields"):
-        for field, value in proto.ListFields():
-            if field.name in ("body", "label", "help", "placeholder", "caption", "text") and isinstance(value, str):
-                yield value
-            elif hasattr(value, "ListFields"):   # a nested message (not a repeated field)
-                yield from texts(type("N", (), {"proto": value})())
+    if hasattr(proto, "ListFields"):
+        yield from proto_texts(proto)
     for child in getattr(node, "children", {}).values():
         yield from texts(child)
 
