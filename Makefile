@@ -27,9 +27,11 @@ bench: $(VENV)/.dev data browser
 
 # After changing a message of the app: extract them all (babel.cfg), bring the catalogs up to date (new messages
 # come in untranslated, `make test` says which), and compile them. See README "Languages".
+# The messages: _() and N_() in pages and aelab, and the templates of the errors pages show (aelab.errors).
 LOCALES := aelab/locales
+KEYWORDS := -k N_ -k DataError -k UploadError -k RunError -k JobRefused
 translations: $(VENV)/.dev
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project "AE Lab" \
+	$(VENV)/bin/pybabel extract -F babel.cfg $(KEYWORDS) --no-location --sort-output --project "AE Lab" \
 		-o $(LOCALES)/aelab.pot streamlit_app.py pages aelab
 	$(VENV)/bin/pybabel update -i $(LOCALES)/aelab.pot -d $(LOCALES) -D aelab --no-fuzzy-matching --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d $(LOCALES) -D aelab --statistics

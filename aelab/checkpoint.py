@@ -67,7 +67,8 @@ class Checkpoint:
             tensors = load_file(str(folder / TENSORS))
             return cls._from(doc, tensors)
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:   # JSON, safetensors and type errors
-            raise RunError(f"run {run!r}: its training state ({', '.join(FILES)}) is damaged ({e})") from None
+            raise RunError("run {run!r}: its training state ({files}) is damaged ({e})",
+                           run=run, files=", ".join(FILES), e=e) from None
 
     @classmethod
     def _from(cls, doc: Any, tensors: dict[str, torch.Tensor]) -> Checkpoint:
@@ -105,20 +106,23 @@ class Checkpoint:
         """Load the saved states into ``optimizers`` (built fresh for the same model), after checking that
         each saved tensor fits its parameter: PyTorch's own check counts parameters, not shapes."""
         if len(optimizers) != len(self.optimizers):
-            raise RunError(f"the run saved {len(self.optimizers)} optimiser states, the model has {len(optimizers)}")
+            raise RunError("the run saved {saved} optimiser states, the model has {needed}",
+                           saved=len(self.optimizers), needed=len(optimizers))
         for opt, saved in zip(optimizers, self.optimizers):
             params = [p for group in opt.param_groups for p in group["params"]]
             for index, entries in saved["state"].items():
                 if not 0 <= index < len(params):
-                    raise RunError(f"an optimiser state names parameter {index}; the model has {len(params)}")
+                    raise RunError("an optimiser state names parameter {index}; the model has {n_params}",
+                                   index=index, n_params=len(params))
                 for name, value in entries.items():
                     if isinstance(value, torch.Tensor) and value.dim() and value.shape != params[index].shape:
-                        raise RunError(f"the optimiser's {name} of parameter {index} has shape "
-                                       f"{tuple(value.shape)}, the parameter {tuple(params[index].shape)}")
+                        raise RunError("the optimiser's {name} of parameter {index} has shape {shape}, the parameter "
+                                       "{expected}", name=name, index=index, shape=tuple(value.shape),
+                                       expected=tuple(params[index].shape))
             try:
                 opt.load_state_dict(saved)
             except (ValueError, KeyError, TypeError) as e:
-                raise RunError(f"the saved optimiser state does not fit this model ({e})") from None
+                raise RunError("the saved optimiser state does not fit this model ({e})", e=e) from None
 
 
 def optimizers_in(handed: Any) -> list[torch.optim.Optimizer]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from .errors import ConfigError
+from .i18n import DEFAULT as DEFAULT_LANGUAGE
+from .i18n import gettext_for
 
 ACTIVATIONS = ("selu", "relu", "elu", "gelu", "leaky_relu", "tanh", "sigmoid", "linear")
 ARCHITECTURES = ("dense", "conv", "rnn")   # rnn: autoencoders only
@@ -377,14 +379,16 @@ class RunConfig:
         t = self.train
         return t.epochs * (len(self.model.hidden) + 1) + t.finetune_epochs if t.greedy else t.epochs
 
-    def phase_labels(self) -> dict[int, str]:
-        """{phase: what it trains} of greedy training (empty otherwise), as the history's ``phase`` numbers them."""
+    def phase_labels(self, lang: str = DEFAULT_LANGUAGE) -> dict[int, str]:
+        """{phase: what it trains} of greedy training (empty otherwise), as the history's ``phase`` numbers them,
+        in ``lang``."""
         if not self.train.greedy:
             return {}
-        sizes = ["images", *map(str, self.model.hidden), str(self.model.latent)]
+        _ = gettext_for(lang)
+        sizes = [_("images"), *map(str, self.model.hidden), str(self.model.latent)]
         labels = {i + 1: f"{a} → {b} → {a}" for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
         if self.train.finetune_epochs:
-            labels[len(labels) + 1] = "the whole stack"
+            labels[len(labels) + 1] = _("the whole stack")
         return labels
 
     def to_dict(self) -> dict[str, Any]:

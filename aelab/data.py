@@ -87,8 +87,8 @@ class Dataset:
         """Hold out the *last* fraction of the training set, unshuffled, like Keras's validation_split."""
         n_val = int(round(len(self.x_train) * validation_split))
         if not 0 < n_val < len(self.x_train):
-            raise DataError(f"validation_split {validation_split} leaves no training or no validation images "
-                            f"out of {len(self.x_train)}")
+            raise DataError("validation_split {validation_split} leaves no training or no validation images out of "
+                            "{n}", validation_split=validation_split, n=len(self.x_train))
         cut = len(self.x_train) - n_val
         return Split(self.x_train[:cut], self.y_train[:cut], self.x_train[cut:], self.y_train[cut:])
 
@@ -137,20 +137,24 @@ def read_idx(path: str | Path, kind: str) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e}); the file is damaged, delete it and fetch it again") from None
+        raise DataError("{path}: cannot read ({e}); the file is damaged, delete it and fetch it again", path=path,
+                        e=e) from None
     magic, dims = (_IMAGES_MAGIC, 3) if kind == "images" else (_LABELS_MAGIC, 1)
     header = 4 + 4 * dims
     found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
     if found != magic:
         shown = "none" if found is None else f"{found:#010x}"
-        raise DataError(f"{path}: not an IDX {kind} file (magic {shown}, expected {magic:#010x})")
+        raise DataError("{path}: not an IDX {kind} file (magic {shown}, expected {magic:#010x})",
+                        path=path, kind=kind, shown=shown, magic=magic)
     if len(raw) < header:
-        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes); the file is truncated")
+        raise DataError("{path}: too short for an IDX header ({size} bytes); the file is truncated",
+                        path=path, size=len(raw))
     shape = struct.unpack(f">{dims}I", raw[4:header])
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise DataError(f"{path}: holds {len(raw) - header} bytes of data, its header promises "
-                        f"{expected} for shape {shape}; the file is truncated or damaged")
+        raise DataError("{path}: holds {size} bytes of data, its header promises {expected} for shape {shape}; the "
+                        "file is truncated or damaged",
+                        path=path, size=len(raw) - header, expected=expected, shape=shape)
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
@@ -169,15 +173,17 @@ def load_idx_dir(directory: str | Path, name: str) -> Dataset:
         files = [_find_idx(directory, s) for s in stems]
         if None in files:
             missing = [s for s, f in zip(stems, files) if f is None]
-            raise DataError(f"{directory}: missing {', '.join(missing)} (.gz or plain)")
+            raise DataError("{directory}: missing {files} (.gz or plain)",
+                            directory=directory, files=", ".join(missing))
         images, labels = read_idx(files[0], "images"), read_idx(files[1], "labels")
         if len(images) != len(labels):
-            raise DataError(f"{files[0]} has {len(images)} images but {files[1]} has {len(labels)} labels")
+            raise DataError("{images_file} has {n_images} images but {labels_file} has {n_labels} labels",
+                            images_file=files[0], n_images=len(images), labels_file=files[1], n_labels=len(labels))
         if labels.size and labels.max() >= 10:
-            raise DataError(f"{files[1]}: label {labels.max()} out of range 0..9")
+            raise DataError("{file}: label {label} out of range 0..9", file=files[1], label=labels.max())
         arrays[split] = (images, labels)
     if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
-        raise DataError(f"{directory}: train and test images differ in size")
+        raise DataError("{directory}: train and test images differ in size", directory=directory)
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
     return Dataset.from_arrays(name, arrays["train"], arrays["test"], classes, source=str(directory))
 
@@ -216,10 +222,10 @@ def _load_idx_dataset(name: str, data_dir, download: bool) -> Dataset:
             tried.append(f"torchvision download into {root} ({type(e).__name__}: {e})")
     debian = " `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or" if name in DEBIAN_DIRS else ""
     raise DataError(
-        f"{name} not found. Looked in: {'; '.join(tried)}. To get it:{debian} put the four IDX files "
-        f"(train-images-idx3-ubyte.gz, ...) in a directory and pass it as data_dir / --data-dir or set "
-        f"AELAB_DATA_DIR, or allow a download (torchvision, needs internet). "
-        f"The embedded 'digits' data set always works offline.")
+        "{name} not found. Looked in: {places}. To get it:{debian} put the four IDX files "
+        "(train-images-idx3-ubyte.gz, ...) in a directory and pass it as data_dir / --data-dir or set "
+        "AELAB_DATA_DIR, or allow a download (torchvision, needs internet). The embedded 'digits' data set always "
+        "works offline.", name=name, places="; ".join(tried), debian=debian)
 
 
 def _load_digits() -> Dataset:
@@ -263,8 +269,8 @@ def _load(name: str, data_dir: str | None, image_size: int, download: bool) -> D
         return _load_idx_dataset(name, data_dir, download)
     if is_file_name(name):
         return load_file(name, image_size)
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or give the path of an "
-                    f".npz or .zip of your images")
+    raise DataError("unknown data set {name!r}; choose one of {names}, or give the path of an .npz or .zip of your "
+                    "images", name=name, names=", ".join(DATASETS))
 
 
 # ----------------------------------------------------------------------------------- your images

@@ -1,17 +1,29 @@
 """The errors AE Lab raises on purpose. Each message says what was wrong and what to do; pages show it
 as one line. Each has a stable ``code`` (a refusal above a bound: the bound's own code and its numbers).
-They live in one bottom module so that every layer can raise them without importing upwards."""
+They live in one bottom module so that every layer can raise them without importing upwards.
+
+A message is a template of the catalog and its values, ``RunError("no run named {name!r}", name=name)``:
+``str(error)`` is the English, and :func:`aelab.i18n.error_message` says it in a visitor's language. (`make
+translations` extracts the first argument of these classes, so give the template as a literal.)"""
 from __future__ import annotations
 
 from .i18n import LIMIT_MESSAGE, number
 
 
-class ConfigError(ValueError):
+class Said:
+    """An error whose message is ``template`` filled with ``values`` (see the module's docstring)."""
+
+    def __init__(self, template: str = "", *args, **values):
+        self.template, self.values = template, values
+        super().__init__(template.format(**values) if values else template, *args)
+
+
+class ConfigError(Said, ValueError):
     """A configuration value is invalid; the message says which field and what is allowed."""
     code = "config"
 
 
-class DataError(RuntimeError):
+class DataError(Said, RuntimeError):
     """A data set is missing or damaged; the message says which file and how to get it."""
     code = "data"
 
@@ -21,7 +33,7 @@ class UploadError(DataError):
     code = "upload"
 
 
-class RunError(RuntimeError):
+class RunError(Said, RuntimeError):
     """A run is missing, damaged, read-only, or a name is invalid or taken."""
     code = "run"
 

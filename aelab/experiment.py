@@ -51,9 +51,9 @@ def plan_resume(run: Run, more_epochs: int, fresh_optimizer: bool = False) -> tu
                           "it cannot continue; train a new run")
     checkpoint = None if fresh_optimizer else run.checkpoint()
     if checkpoint is None and not fresh_optimizer:
-        raise RunError(f"run {run.name!r} was saved without its optimiser state (an example, a run saved before "
-                       "AE Lab kept it, or a diverged run): it can continue only with a fresh optimiser, "
-                       "which changes its course (CLI: --fresh-optimizer)")
+        raise RunError("run {name!r} was saved without its optimiser state (an example, a run saved before AE Lab "
+                       "kept it, or a diverged run): it can continue only with a fresh optimiser, which changes its "
+                       "course (CLI: --fresh-optimizer)", name=run.name)
     resume = Resume(run, checkpoint)
     cfg = replace(run.config, train=replace(run.config.train, epochs=resume.epochs_before + more_epochs))
     return cfg.validate(), resume

@@ -8,12 +8,15 @@ import torch
 from torchvision.utils import make_grid
 
 from . import pretrain
+from .i18n import DEFAULT, N_, gettext_for
 
-TERM_LABELS = {"recon": "reconstruction (per pixel)", "kl": "KL (nats / image)", "nelbo": "−ELBO (nats / image)",
-               "sparsity": "sparsity penalty"}
+# Every text a figure shows is in the catalog: a figure function takes the visitor's ``lang`` (English by default).
+TERM_LABELS = {"recon": N_("reconstruction (per pixel)"), "kl": N_("KL (nats / image)"),
+               "nelbo": N_("−ELBO (nats / image)"), "sparsity": N_("sparsity penalty")}
+EPOCH = N_("epoch")
 
 
-def _layout(fig: go.Figure, title: str, y: str, x: str = "epoch") -> go.Figure:
+def _layout(fig: go.Figure, title: str, y: str, x: str) -> go.Figure:
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=360,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
@@ -21,53 +24,56 @@ def _layout(fig: go.Figure, title: str, y: str, x: str = "epoch") -> go.Figure:
 
 def loss_figure(history: dict, trace: list[tuple[float, float]] | None = None, reference: float | None = None,
                 reference_label: str = "book", epochs: int | None = None,
-                phase_labels: dict[int, str] | None = None) -> go.Figure:
+                phase_labels: dict[int, str] | None = None, lang: str = DEFAULT) -> go.Figure:
     """Training and validation loss per epoch, the live batch trace, and an optional reference line; for
     greedy training a band per phase (``phase_labels``: :meth:`aelab.RunConfig.phase_labels`) and the images'
     reconstruction loss through the layers trained so far, which the phases share."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     phases = history.get("phase", [])
     for phase in dict.fromkeys(phases):
         xs = [e for e, p in zip(history["epoch"], phases) if p == phase]
         fig.add_vrect(x0=xs[0] - 1, x1=xs[-1], fillcolor="#E0E7FF" if phase % 2 else "#F1F5F9", opacity=0.5,
-                      line_width=0, annotation_text=(phase_labels or {}).get(int(phase), f"phase {phase:g}"),
-                      annotation_position="top left")
+                      line_width=0, annotation_position="top left",
+                      annotation_text=(phase_labels or {}).get(int(phase), _("phase {phase:g}").format(phase=phase)))
     if phases and "val_recon" in history:
-        fig.add_scatter(x=history["epoch"], y=history["val_recon"], name="validation, images (stack so far)",
+        fig.add_scatter(x=history["epoch"], y=history["val_recon"], name=_("validation, images (stack so far)"),
                         mode="lines+markers", line=dict(color="#059669", dash="dot"))
     if trace:
         xs, ys = zip(*trace)
-        fig.add_scatter(x=xs, y=ys, name="training (live)", mode="lines", line=dict(color="#A5B4FC", width=1))
+        fig.add_scatter(x=xs, y=ys, name=_("training (live)"), mode="lines", line=dict(color="#A5B4FC", width=1))
     ep = history.get("epoch", [])
     if ep:
-        fig.add_scatter(x=ep, y=history["loss"], name="training", mode="lines+markers", line=dict(color="#4F46E5"))
-        fig.add_scatter(x=ep, y=history["val_loss"], name="validation", mode="lines+markers",
+        fig.add_scatter(x=ep, y=history["loss"], name=_("training"), mode="lines+markers", line=dict(color="#4F46E5"))
+        fig.add_scatter(x=ep, y=history["val_loss"], name=_("validation"), mode="lines+markers",
                         line=dict(color="#F97316"))
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", line_color="#059669",
                       annotation_text=f"{reference_label}: {reference}", annotation_position="top right")
     if epochs:
         fig.update_xaxes(range=[0, epochs + 0.1])
-    return _layout(fig, "Loss", "loss")
+    return _layout(fig, _("Loss"), _("loss"), _(EPOCH))
 
 
-def terms_figure(history: dict) -> go.Figure | None:
+def terms_figure(history: dict, lang: str = DEFAULT) -> go.Figure | None:
     """One line per named loss term (validation), or None when the model has only a reconstruction term."""
     terms = [k for k in TERM_LABELS if k != "recon" and f"val_{k}" in history]
     if not terms:
         return None
+    _ = gettext_for(lang)
     fig = go.Figure()
     for k in ["recon", *terms]:
-        fig.add_scatter(x=history["epoch"], y=history[f"val_{k}"], name=TERM_LABELS[k], mode="lines+markers",
+        fig.add_scatter(x=history["epoch"], y=history[f"val_{k}"], name=_(TERM_LABELS[k]), mode="lines+markers",
                         yaxis="y2" if k in ("kl", "nelbo", "sparsity") else "y")
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="nats / penalty"))
-    return _layout(fig, "Validation loss terms", "per pixel")
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title=_("nats / penalty")))
+    return _layout(fig, _("Validation loss terms"), _("per pixel"), _(EPOCH))
 
 
 def beta_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,
-                epochs: int | None = None) -> go.Figure:
+                epochs: int | None = None, lang: str = DEFAULT) -> go.Figure:
     """A VAE's KL weight β and KL term (live, per batch) with its active units (per epoch, right axis): the
     β schedule at work, and posterior collapse (active units falling) as it happens."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     traces = traces or {}
     if traces.get("beta"):
@@ -78,33 +84,35 @@ def beta_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | No
                         line=dict(color="#4F46E5"))
     if traces.get("kl"):
         xs, ys = zip(*traces["kl"])
-        fig.add_scatter(x=xs, y=ys, name="KL (training, nats / image)", mode="lines", yaxis="y3",
+        fig.add_scatter(x=xs, y=ys, name=_("KL (training, nats / image)"), mode="lines", yaxis="y3",
                         line=dict(color="#F97316", width=1))
     if history.get("val_kl"):
-        fig.add_scatter(x=history["epoch"], y=history["val_kl"], name="KL (validation)", mode="markers", yaxis="y3",
+        fig.add_scatter(x=history["epoch"], y=history["val_kl"], name=_("KL (validation)"), mode="markers", yaxis="y3",
                         marker=dict(color="#F97316"))
     if history.get("active_units"):
         fig.add_scatter(x=history["epoch"][-len(history["active_units"]):], y=history["active_units"],
-                        name="active units", mode="lines+markers", yaxis="y2", line=dict(color="#059669", dash="dot"))
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="active units", rangemode="tozero"),
-                      yaxis3=dict(overlaying="y", side="right", anchor="free", autoshift=True, title="KL (nats)"))
+                        name=_("active units"), mode="lines+markers", yaxis="y2",
+                        line=dict(color="#059669", dash="dot"))
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", title=_("active units"), rangemode="tozero"),
+                      yaxis3=dict(overlaying="y", side="right", anchor="free", autoshift=True, title=_("KL (nats)")))
     if epochs:
         fig.update_xaxes(range=[0, epochs + 0.1])
-    return _layout(fig, "β, KL and active units", "β")
+    return _layout(fig, _("β, KL and active units"), "β", _(EPOCH))
 
 
 def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,
-               epochs: int | None = None) -> go.Figure:
+               epochs: int | None = None, lang: str = DEFAULT) -> go.Figure:
     """Both networks' losses (live trace and per epoch) and the discriminator's accuracy on real and fake."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     colors = {"d_loss": "#F97316", "g_loss": "#4F46E5", "acc_real": "#059669", "acc_fake": "#DC2626"}
-    names = {"d_loss": "discriminator loss", "g_loss": "generator loss", "acc_real": "D accuracy on real",
-             "acc_fake": "D accuracy on fakes"}
+    names = {"d_loss": _("discriminator loss"), "g_loss": _("generator loss"), "acc_real": _("D accuracy on real"),
+             "acc_fake": _("D accuracy on fakes")}
     for k in ("d_loss", "g_loss"):
         trace = (traces or {}).get(k)
         if trace:
             xs, ys = zip(*trace)
-            fig.add_scatter(x=xs, y=ys, name=f"{names[k]} (live)", mode="lines", opacity=0.45,
+            fig.add_scatter(x=xs, y=ys, name=_("{name} (live)").format(name=names[k]), mode="lines", opacity=0.45,
                             line=dict(color=colors[k], width=1), showlegend=False)
         if history.get(k):
             fig.add_scatter(x=history["epoch"], y=history[k], name=names[k], mode="lines+markers",
@@ -113,30 +121,34 @@ def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | Non
         if history.get(k):
             fig.add_scatter(x=history["epoch"], y=history[k], name=names[k], mode="lines+markers", yaxis="y2",
                             line=dict(color=colors[k], dash="dot"))
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="accuracy", tickformat=".0%"))
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 1], title=_("accuracy"),
+                                  tickformat=".0%"))
     if epochs:
         fig.update_xaxes(range=[0, epochs + 0.1])
-    return _layout(fig, "Generator vs discriminator", "binary cross-entropy")
+    return _layout(fig, _("Generator vs discriminator"), _("binary cross-entropy"), _(EPOCH))
 
 
-def class_share_figure(shares: dict[str, list[float]], class_names) -> go.Figure:
+def class_share_figure(shares: dict[str, list[float]], class_names, lang: str = DEFAULT) -> go.Figure:
     """Grouped bars: predicted class distribution of each sample set (and of the test images)."""
     fig = go.Figure()
     for name, values in shares.items():
         fig.add_bar(x=list(class_names), y=values, name=name)
     fig.update_layout(barmode="group", yaxis_tickformat=".0%")
-    return _layout(fig, "Classes the domain classifier sees in the samples", "share of images", "class")
+    _ = gettext_for(lang)
+    return _layout(fig, _("Classes the domain classifier sees in the samples"), _("share of images"), _("class"))
 
 
-def compare_figure(histories: dict[str, dict], key: str = "val_loss") -> go.Figure:
+def compare_figure(histories: dict[str, dict], key: str = "val_loss", lang: str = DEFAULT) -> go.Figure:
     """Overlay one curve per run. A greedy run's ``val_loss`` changes meaning between phases (images, then
     codes), so its images' reconstruction loss (``val_recon``) stands in for it."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     for name, h in histories.items():
         k = "val_recon" if key == "val_loss" and "phase" in h and h.get("val_recon") else key
         if h.get(k):
-            fig.add_scatter(x=h["epoch"], y=h[k], name=name + (" (images)" if k != key else ""), mode="lines+markers")
-    return _layout(fig, key.replace("_", " "), key)
+            fig.add_scatter(x=h["epoch"], y=h[k], name=name + (_(" (images)") if k != key else ""),
+                            mode="lines+markers")
+    return _layout(fig, key.replace("_", " "), key, _(EPOCH))
 
 
 def image_grid(images: np.ndarray, ncols: int = 10, scale: int | None = None, pad: int = 2) -> np.ndarray:
@@ -154,18 +166,21 @@ def image_grid(images: np.ndarray, ncols: int = 10, scale: int | None = None, pa
     return (grid.numpy() * 255).round().astype(np.uint8)
 
 
-def latent_scatter(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "") -> go.Figure:
+def latent_scatter(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "",
+                   lang: str = DEFAULT) -> go.Figure:
     """2-D or 3-D scatter coloured by class name; hover shows class and test-set index."""
+    _ = gettext_for(lang)
+    klass, index = _("class"), _("index")
     names = np.asarray(class_names, dtype=object)[labels]
-    data = {"x": coords[:, 0], "y": coords[:, 1], "class": names, "index": np.arange(len(coords))}
-    order = {"class": list(class_names)}
+    data = {"x": coords[:, 0], "y": coords[:, 1], klass: names, index: np.arange(len(coords))}
+    order = {klass: list(class_names)}
     if coords.shape[1] == 3:
         data["z"] = coords[:, 2]
-        fig = px.scatter_3d(data, x="x", y="y", z="z", color="class", hover_data=["index"], category_orders=order,
+        fig = px.scatter_3d(data, x="x", y="y", z="z", color=klass, hover_data=[index], category_orders=order,
                             opacity=0.7)
         fig.update_traces(marker_size=2)
     else:
-        fig = px.scatter(data, x="x", y="y", color="class", hover_data=["index"], category_orders=order,
+        fig = px.scatter(data, x="x", y="y", color=klass, hover_data=[index], category_orders=order,
                          opacity=0.7, render_mode="webgl")
         fig.update_traces(marker_size=4)
     fig.update_layout(title=title, template="plotly_white", height=600, margin=dict(l=10, r=10, t=50, b=10),
@@ -185,31 +200,36 @@ def custom_value(point: dict):
 
 
 def add_decode_layer(fig: go.Figure, bounds: tuple[float, float, float, float], current=(None, None),
-                     n: int = 40) -> go.Figure:
+                     n: int = 40, lang: str = DEFAULT) -> go.Figure:
     """Add a nearly invisible n x n grid over ``bounds`` (x0, x1, y0, y1) whose points can be clicked,
     and a cross at the ``current`` decoded point."""
+    _ = gettext_for(lang)
     x0, x1, y0, y1 = bounds
     gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
-    fig.add_trace(go.Scattergl(x=gx.ravel(), y=gy.ravel(), mode="markers", name="click to decode", showlegend=False,
+    fig.add_trace(go.Scattergl(x=gx.ravel(), y=gy.ravel(), mode="markers", name=_("click to decode"), showlegend=False,
                                marker=dict(size=6, color="#000000", opacity=0.02),
                                customdata=np.full((n * n, 1), DECODE_MARK),
-                               hovertemplate="decode (%{x:.2f}, %{y:.2f})<extra></extra>"))
+                               hovertemplate=_("decode ({point})").format(point="%{x:.2f}, %{y:.2f}")
+                               + "<extra></extra>"))
     if current[0] is not None and current[1] is not None:
-        fig.add_scatter(x=[current[0]], y=[current[1]], mode="markers", name="decoded point", showlegend=False,
+        fig.add_scatter(x=[current[0]], y=[current[1]], mode="markers", name=_("decoded point"), showlegend=False,
                         marker=dict(symbol="x-thin", size=18, line=dict(width=3, color="#111827")),
                         hoverinfo="skip")
     return fig
 
 
-def timelapse_figure(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "") -> go.Figure:
+def timelapse_figure(coords: np.ndarray, labels: np.ndarray, class_names, title: str = "",
+                     lang: str = DEFAULT) -> go.Figure:
     """Animated scatter of (epochs + 1, n, 2) coordinates: play/pause buttons and an epoch slider."""
+    _ = gettext_for(lang)
+    epoch, klass = _(EPOCH), _("class")
     frames, n = coords.shape[0], coords.shape[1]
     names = np.asarray(class_names, dtype=object)[labels]
-    data = {"x": coords[:, :, 0].ravel(), "y": coords[:, :, 1].ravel(), "epoch": np.repeat(np.arange(frames), n),
-            "class": np.tile(names, frames), "point": np.tile(np.arange(n), frames)}
+    data = {"x": coords[:, :, 0].ravel(), "y": coords[:, :, 1].ravel(), epoch: np.repeat(np.arange(frames), n),
+            klass: np.tile(names, frames), "point": np.tile(np.arange(n), frames)}
     pad_x, pad_y = np.ptp(coords[..., 0]) * 0.05, np.ptp(coords[..., 1]) * 0.05
-    fig = px.scatter(data, x="x", y="y", color="class", animation_frame="epoch", animation_group="point",
-                     category_orders={"class": list(class_names)}, opacity=0.7,
+    fig = px.scatter(data, x="x", y="y", color=klass, animation_frame=epoch, animation_group="point",
+                     category_orders={klass: list(class_names)}, opacity=0.7,
                      range_x=[coords[..., 0].min() - pad_x, coords[..., 0].max() + pad_x],
                      range_y=[coords[..., 1].min() - pad_y, coords[..., 1].max() + pad_y])
     fig.update_traces(marker_size=4)
@@ -218,20 +238,25 @@ def timelapse_figure(coords: np.ndarray, labels: np.ndarray, class_names, title:
     return fig
 
 
-def per_class_figure(per_class: dict[str, dict[str, float]], metric: str = "bce") -> go.Figure:
+def per_class_figure(per_class: dict[str, dict[str, float]], metric: str = "bce", class_names=None,
+                     lang: str = DEFAULT) -> go.Figure:
+    """The mean ``metric`` of each class; ``class_names``: the classes as shown (default: as in ``per_class``)."""
+    _ = gettext_for(lang)
     names = list(per_class)
-    fig = px.bar(x=names, y=[per_class[n][metric] for n in names], labels={"x": "class", "y": metric})
+    fig = px.bar(x=list(class_names or names), y=[per_class[n][metric] for n in names],
+                 labels={"x": _("class"), "y": metric.upper()})
     fig.update_traces(marker_color="#4F46E5")
-    return _layout(fig, f"Mean {metric} per class", metric, "class")
+    return _layout(fig, _("Mean {metric} per class").format(metric=metric.upper()), metric.upper(), _("class"))
 
 
 STUDY_COLORS = {"scratch": "#6B7280", "frozen": "#2563EB", "finetuned": "#F97316", "pixels": "#059669"}
 ENCODER_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
-def study_figure(rows: list[dict], title: str = "") -> go.Figure:
+def study_figure(rows: list[dict], title: str = "", lang: str = DEFAULT) -> go.Figure:
     """Test accuracy against the number of labels (log x axis): one colour per variant, a band of ± one
     standard deviation over seeds, a line style per encoder. ``rows``: :func:`aelab.pretrain.summarize`."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     encoders = list(dict.fromkeys(r["encoder"] for r in rows if r["encoder"] is not None))
     for encoder in [None, *encoders]:
@@ -242,7 +267,7 @@ def study_figure(rows: list[dict], title: str = "") -> go.Figure:
                 continue
             x = [r["labels"] for r in line]
             mean, std = np.array([r["mean"] for r in line]), np.array([r["std"] for r in line])
-            name = pretrain.LABELS[variant] + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
+            name = _(pretrain.LABELS[variant]) + (f" · {encoder}" if encoder is not None and len(encoders) > 1 else "")
             group = f"{variant}-{encoder}"
             fig.add_scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]), fill="toself",
                             fillcolor=color, opacity=0.15 / max(1, len(encoders)) ** 0.5, line=dict(width=0),
@@ -250,58 +275,67 @@ def study_figure(rows: list[dict], title: str = "") -> go.Figure:
             dash = "solid" if encoder is None else ENCODER_DASHES[encoders.index(encoder) % len(ENCODER_DASHES)]
             fig.add_scatter(x=x, y=mean, name=name, mode="lines+markers", legendgroup=group,
                             line=dict(color=color, dash=dash), customdata=std,
-                            hovertemplate="%{x} labels: %{y:.1%} ± %{customdata:.1%}<extra>" + name + "</extra>")
+                            hovertemplate=_("{n} labels: {accuracy}").format(
+                                n="%{x}", accuracy="%{y:.1%} ± %{customdata:.1%}") + f"<extra>{name}</extra>")
     fig.update_xaxes(type="log")
     fig.update_yaxes(tickformat=".0%")
-    _layout(fig, title or "Test accuracy against the number of labels", "test accuracy",
-            "labelled training images (log scale)")
+    _layout(fig, title or _("Test accuracy against the number of labels"), _("test accuracy"),
+            _("labelled training images (log scale)"))
     if len(encoders) > 1:   # a legend row per encoder below the plot: give the plot its height back
         fig.update_layout(height=420 + 40 * len(encoders), legend=dict(y=-0.15, yanchor="top"),
                           margin=dict(b=10 + 30 * len(encoders)))
     return fig
 
 
-def _histogram(values: np.ndarray, bins: int, title: str, x: str) -> go.Figure:
+def _histogram(values: np.ndarray, bins: int, title: str, x: str, y: str) -> go.Figure:
     """A histogram binned here (a run's codes can be a million values: the browser gets 50 bars)."""
     counts, edges = np.histogram(values, bins=bins)
     fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#4F46E5",
                            hovertemplate="%{x:.3g}: %{y:,}<extra></extra>"))
-    return _layout(fig, title, "count", x)
+    return _layout(fig, title, y, x)
 
 
-def activation_figures(codes: np.ndarray, sparsity_target: float | None = None) -> tuple[go.Figure, go.Figure]:
+def activation_figures(codes: np.ndarray, sparsity_target: float | None = None,
+                       lang: str = DEFAULT) -> tuple[go.Figure, go.Figure]:
     """The book's sparse-autoencoder figures: the distribution of all code activations, and of each code
     unit's mean activation (with a KL-sparse run's target rate marked). ``codes``: (N, latent)."""
-    everything = _histogram(codes.ravel(), 50, f"All {codes.size:,} code activations", "activation")
+    _ = gettext_for(lang)
+    everything = _histogram(codes.ravel(), 50, _("All {n:,} code activations").format(n=codes.size),
+                            _("activation"), _("count"))
     means = _histogram(codes.mean(axis=0), min(50, max(10, codes.shape[1] // 2)),
-                       f"Mean activation of each of the {codes.shape[1]} code units", "mean activation")
+                       _("Mean activation of each of the {n} code units").format(n=codes.shape[1]),
+                       _("mean activation"), _("count"))
     if sparsity_target is not None:
         means.add_vline(x=sparsity_target, line_dash="dot", line_color="#059669",
-                        annotation_text=f"target {sparsity_target:g}", annotation_position="top right")
+                        annotation_text=_("target {target:g}").format(target=sparsity_target),
+                        annotation_position="top right")
     return everything, means
 
 
-def kl_figure(kl_per_dim: np.ndarray, threshold: float) -> go.Figure:
+def kl_figure(kl_per_dim: np.ndarray, threshold: float, lang: str = DEFAULT) -> go.Figure:
     """Each latent dimension's mean KL to the prior, largest first, with the threshold of an active unit."""
+    _ = gettext_for(lang)
     order = np.argsort(kl_per_dim)[::-1]
     active = int((kl_per_dim > threshold).sum())
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_per_dim[order],
                            marker_color=["#4F46E5" if kl_per_dim[i] > threshold else "#D1D5DB" for i in order],
-                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+                           hovertemplate="%{x}: " + _("{kl} nats").format(kl="%{y:.3f}") + "<extra></extra>"))
     fig.add_hline(y=threshold, line_dash="dot", line_color="#DC2626",
-                  annotation_text=f"active above {threshold:g} nats", annotation_position="top right")
+                  annotation_text=_("active above {threshold:g} nats").format(threshold=threshold),
+                  annotation_position="top right")
     fig.update_yaxes(type="log")
-    return _layout(fig, f"KL to the prior per latent dimension: {active} of {len(kl_per_dim)} active",
-                   "nats (log scale)", "latent dimension, largest KL first")
+    return _layout(fig, _("KL to the prior per latent dimension: {active} of {n} active").format(
+        active=active, n=len(kl_per_dim)), _("nats (log scale)"), _("latent dimension, largest KL first"))
 
 
 REDUCTION_COLORS = {"pca": "#059669", "linear": "#4F46E5", "nonlinear": "#F97316"}
-REDUCTION_LABELS = {"pca": "PCA", "linear": "linear AE", "nonlinear": "nonlinear AE (stacked)"}
+REDUCTION_LABELS = {"pca": "PCA", "linear": N_("linear AE"), "nonlinear": N_("nonlinear AE (stacked)")}
 
 
-def reduction_figure(rows: list[dict], title: str = "") -> go.Figure:
+def reduction_figure(rows: list[dict], title: str = "", lang: str = DEFAULT) -> go.Figure:
     """Test-set reconstruction MSE against the code size k (log x) for PCA and the two autoencoders.
     ``rows``: :func:`aelab.dimred.table` (k, pca, linear, nonlinear)."""
+    _ = gettext_for(lang)
     fig = go.Figure()
     for model, color in REDUCTION_COLORS.items():
         points = [(r["k"], r[model]) for r in rows if model in r]
@@ -309,30 +343,35 @@ def reduction_figure(rows: list[dict], title: str = "") -> go.Figure:
             ks, mse = zip(*points)
             line = dict(color=color, width=5) if model == "pca" else \
                 dict(color=color, dash="dash") if model == "linear" else dict(color=color)   # linear AE ≈ PCA
-            fig.add_scatter(x=ks, y=mse, name=REDUCTION_LABELS[model], mode="lines+markers", line=line,
-                            hovertemplate="k = %{x}: MSE %{y:.5f}<extra>" + REDUCTION_LABELS[model] + "</extra>")
+            label = _(REDUCTION_LABELS[model])
+            fig.add_scatter(x=ks, y=mse, name=label, mode="lines+markers", line=line,
+                            hovertemplate=f"k = %{{x}}: MSE %{{y:.5f}}<extra>{label}</extra>")
     fig.update_xaxes(type="log", tickvals=sorted({r["k"] for r in rows}))
-    return _layout(fig, title or "Reconstruction error against code size", "test MSE per pixel", "code size k (log)")
+    return _layout(fig, title or _("Reconstruction error against code size"), _("test MSE per pixel"),
+                   _("code size k (log)"))
 
 
-def book_3d_figures(points: np.ndarray, ae_codes: np.ndarray, pca_codes: np.ndarray) -> tuple[go.Figure, go.Figure]:
+def book_3d_figures(points: np.ndarray, ae_codes: np.ndarray, pca_codes: np.ndarray,
+                    lang: str = DEFAULT) -> tuple[go.Figure, go.Figure]:
     """The book's 3-D demo: the point cloud (3-D), and its 2-D codes from the linear AE and from PCA side by
     side (the AE's axes are any basis of the plane: the same picture up to a linear map)."""
+    _ = gettext_for(lang)
     cloud = go.Figure(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers",
                                    marker=dict(size=3, color="#4F46E5")))
-    cloud.update_layout(title="The book's 3-D data set (60 points)", template="plotly_white", height=360,
+    cloud.update_layout(title=_("The book's 3-D data set (60 points)"), template="plotly_white", height=360,
                         margin=dict(l=0, r=0, t=50, b=0))
     codes = go.Figure()
-    codes.add_scatter(x=ae_codes[:, 0], y=ae_codes[:, 1], mode="markers", name="linear AE codes",
+    codes.add_scatter(x=ae_codes[:, 0], y=ae_codes[:, 1], mode="markers", name=_("linear AE codes"),
                       marker=dict(color="#4F46E5"))
     codes.add_scatter(x=pca_codes[:, 0], y=pca_codes[:, 1], mode="markers", name="PCA", xaxis="x2", yaxis="y2",
                       marker=dict(color="#059669"))
     codes.update_layout(xaxis=dict(domain=[0, 0.45], title="z₁"), yaxis=dict(title="z₂"),
                         xaxis2=dict(domain=[0.55, 1], title="PC 1"), yaxis2=dict(anchor="x2", title="PC 2"))
-    return cloud, _layout(codes, "Projected to 2-D: linear autoencoder (left) and PCA (right)", "z₂", "z₁")
+    return cloud, _layout(codes, _("Projected to 2-D: linear autoencoder (left) and PCA (right)"), "z₂", "z₁")
 
 
-def parallel_figure(rows: list[dict], settings: list[str], metrics: list[str], color: str | None = None) -> go.Figure:
+def parallel_figure(rows: list[dict], settings: list[str], metrics: list[str], color: str | None = None,
+                    lang: str = DEFAULT) -> go.Figure:
     """Parallel coordinates of runs (``rows`` of :func:`aelab.sweeps.hparam_rows`): an axis per setting, then
     per metric, a line per run coloured by ``color`` (default: the first metric). Drag along an axis to
     brush: only the runs in the range stay lit. Text settings get an axis of their values."""
@@ -349,6 +388,7 @@ def parallel_figure(rows: list[dict], settings: list[str], metrics: list[str], c
     line = dict(color=[r[color] for r in rows], colorscale="Viridis", showscale=True,
                 colorbar=dict(title=color)) if color else {}
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
-    fig.update_layout(title=f"{len(rows)} runs: settings against final metrics (drag along an axis to filter)",
+    fig.update_layout(title=gettext_for(lang)("{n} runs: settings against final metrics (drag along an axis to "
+                                              "filter)").format(n=len(rows)),
                       template="plotly_white", height=420, margin=dict(l=60, r=60, t=80, b=30))
     return fig

@@ -18,14 +18,15 @@ def read_regular_file(path: str | Path, bound: str = "upload_bytes") -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # O_NONBLOCK: opening a FIFO does not wait for a writer
     except FileNotFoundError:
-        raise UploadError(f"{path.name} is gone: it was deleted, or removed after its owner's last visit "
-                          "(AELAB_SESSION_TTL_HOURS)") from None
+        raise UploadError("{name} is gone: it was deleted, or removed after its owner's last visit "
+                          "(AELAB_SESSION_TTL_HOURS)", name=path.name) from None
     except OSError as e:
-        raise UploadError(f"{path.name}: cannot read ({e.strerror or e})") from None
+        raise UploadError("{name}: cannot read ({reason})", name=path.name, reason=e.strerror or e) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise UploadError(f"{path.name} is not a regular file (a device, a pipe or a folder); give an .npz or a .zip")
+        raise UploadError("{name} is not a regular file (a device, a pipe or a folder); give an .npz or a .zip",
+                          name=path.name)
     with os.fdopen(fd, "rb") as f:
         limits.check(bound, info.st_size, UploadLimitError, path.name)
         data = f.read(int(limits.limit(bound) * 1e6) + 1)

@@ -59,10 +59,15 @@ LIMIT_MESSAGE = N_("{what} is {got} {unit}; the limit is {limit} {unit} ({settin
 
 def error_message(error: BaseException, lang: str) -> str:
     """``error`` as a visitor reads it in ``lang``: a refusal above a bound (an aelab.errors.LimitError) rebuilt
-    from its code's words and its numbers; any other error as it is (its message is English)."""
-    if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
-        return str(error)
+    from its code's words and its numbers, an error of aelab from its template and values (aelab.errors.Said);
+    any other error as it is (its message is English)."""
     _ = gettext_for(lang)
+    if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
+        template, values = getattr(error, "template", None), getattr(error, "values", None)
+        if not isinstance(template, str) or len(error.args) != 1 or error.args[0] != (
+                template.format(**values) if values else template):   # not (or no longer) what the template says
+            return str(error)
+        return _(template).format(**values) if values else _(template)
     return _(LIMIT_MESSAGE).format(
         what=_(error.what), got=number(error.got), unit=_(error.unit), limit=number(error.limit),
         setting=error.setting)
@@ -94,10 +99,10 @@ CLASS_NAMES = {
 
 
 def class_names(data_name: str, names, lang: str) -> list[str]:
-    """``names`` (a data set's classes, as stored) as shown in ``lang``: the built-in data sets' classes
-    translated, an upload's as its owner named them."""
+    """``names`` (a data set's classes, or some of them, as stored) as shown in ``lang``: the built-in data sets'
+    classes translated, an upload's as its owner named them."""
     names = [str(n) for n in names]
-    if tuple(names) != CLASS_NAMES.get(data_name):
+    if not set(names) <= set(CLASS_NAMES.get(data_name, ())):
         return names
     _ = gettext_for(lang)
     return [_(n) for n in names]

@@ -35,7 +35,7 @@ import numpy as np
 from . import limits
 from .config import MAX_COMPARE_K, RunConfig, StudyConfig, pinned_device
 from .dimred import check_epochs, check_ks
-from .errors import SettingLimitError
+from .errors import Said, SettingLimitError
 from .pretrain import check_encoders, fits_total
 from .runs import Run
 from .tasks import TASKS
@@ -46,7 +46,7 @@ MAX_OPEN_TASKS = 64   # queued or running tasks, all sessions together
 TASKS_PER_WORKER = 50  # a worker serves this many tasks, then a fresh one takes over (memory fragmentation)
 
 
-class JobRefused(RuntimeError):
+class JobRefused(Said, RuntimeError):
     """A job or task could not be accepted (the per-visitor cap, a full queue); the message says why."""
 
 
@@ -623,10 +623,14 @@ class Registry:
             if self.max_per_visitor is not None and owner:
                 mine = [j for j in self._jobs.values() if j.owner == owner and not j.finished]
                 if len(mine) + len(makers) > self.max_per_visitor:
-                    asked = f"; these {len(makers)} would make {len(mine) + len(makers)}" if len(makers) > 1 else ""
-                    raise JobRefused(f"you have {len(mine)} jobs queued or training{asked}, the limit per visitor "
-                                     f"is {self.max_per_visitor} (AELAB_MAX_QUEUED_PER_VISITOR); wait for one or "
-                                     "cancel it")
+                    if len(makers) > 1:
+                        raise JobRefused("you have {mine} jobs queued or training; these {asked} would make {total}, "
+                                         "the limit per visitor is {limit} (AELAB_MAX_QUEUED_PER_VISITOR); wait for "
+                                         "one or cancel it", mine=len(mine), asked=len(makers),
+                                         total=len(mine) + len(makers), limit=self.max_per_visitor)
+                    raise JobRefused("you have {mine} jobs queued or training, the limit per visitor is {limit} "
+                                     "(AELAB_MAX_QUEUED_PER_VISITOR); wait for one or cancel it", mine=len(mine),
+                                     limit=self.max_per_visitor)
             jobs = [make() for make in makers]
             launches = []
             for job in jobs:
@@ -669,8 +673,8 @@ class Registry:
             launch = False
             if task is None or task.status in ("failed", "cancelled"):
                 if sum(not t.finished for t in self._tasks.values()) >= MAX_OPEN_TASKS:
-                    raise JobRefused(f"this server has {MAX_OPEN_TASKS} computations waiting; try again in a "
-                                     "minute")
+                    raise JobRefused("this server has {n} computations waiting; try again in a minute",
+                                     n=MAX_OPEN_TASKS)
                 task = self._tasks[key] = Task(name, args, kwargs, on_end=self._ended)
                 launch = self._admit(task)
                 self._forget_finished_tasks()

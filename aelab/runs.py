@@ -59,8 +59,8 @@ def examples_dir() -> Path:
 def check_name(name: str) -> str:
     """A run name: letters, digits, '.', '_', '-', at most 80 characters, no path parts."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
-                       f"(starting with a letter or digit, at most 80 characters)")
+        raise RunError("invalid run name {name!r}: use letters, digits, '.', '_' and '-' (starting with a letter or "
+                       "digit, at most 80 characters)", name=name)
     return name
 
 
@@ -141,7 +141,7 @@ class Run:
             state = load_file(str(self.path / "model.safetensors"), device=str(device))
             model.load_state_dict(state, strict=True)
         except Exception as e:
-            raise RunError(f"run {self.name!r}: cannot load model.safetensors ({e})") from None
+            raise RunError("run {name!r}: cannot load model.safetensors ({e})", name=self.name, e=e) from None
         return model.to(device).eval()
 
     def timeline(self) -> dict[str, np.ndarray]:
@@ -158,7 +158,8 @@ class Run:
                     v.float().numpy() if v.is_floating_point() else v.numpy()
                     for k, v in load_file(str(path)).items()}
         except Exception as e:
-            raise RunError(f"run {self.name!r}: {TIMELINE} is damaged ({e})") from None
+            raise RunError("run {name!r}: {timeline} is damaged ({e})", name=self.name, timeline=TIMELINE,
+                           e=e) from None
 
     def archive(self) -> bytes:
         """A zip of the run's files (config, history, metrics, weights) under a folder named after it."""
@@ -167,7 +168,7 @@ class Run:
     def save_metrics(self, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into metrics.json (atomic replace)."""
         if self.read_only:
-            raise RunError(f"run {self.name!r} is read-only")
+            raise RunError("run {name!r} is read-only", name=self.name)
         self.metrics = {**self.metrics, **metrics}
         _write_json_atomic(self.path / "metrics.json", self.metrics)
 
@@ -269,7 +270,8 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / name
         if final.exists():
-            raise RunError(f"a run named {name!r} exists already in {self.root}; choose another name")
+            raise RunError("a run named {name!r} exists already in {root}; choose another name",
+                           name=name, root=self.root)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))
         try:
             tmp.chmod(0o755)   # mkdtemp makes it private; a run is as readable as any other directory
@@ -300,9 +302,9 @@ class RunStore:
         self._writable()
         src, dst = self._dir(old), self.root / check_name(new)
         if not src.is_dir():
-            raise RunError(f"no run named {old!r}")
+            raise RunError("no run named {old!r}", old=old)
         if dst.exists():
-            raise RunError(f"a run named {new!r} exists already")
+            raise RunError("a run named {new!r} exists already", new=new)
         os.rename(src, dst)
         return self.open(new)
 
@@ -310,7 +312,7 @@ class RunStore:
         self._writable()
         path = self._dir(name)
         if not path.is_dir():
-            raise RunError(f"no run named {name!r}")
+            raise RunError("no run named {name!r}", name=name)
         shutil.rmtree(path)
 
     # ----------------------------------------------------------------------------- read
@@ -318,52 +320,52 @@ class RunStore:
         """Open run ``name``; a missing or damaged file gives a RunError naming it."""
         path = self._dir(name)
         if not path.is_dir():
-            raise RunError(f"no run named {name!r} in {self.root}")
+            raise RunError("no run named {name!r} in {root}", name=name, root=self.root)
         if (path / "study.json").is_file():
-            raise RunError(f"{name!r} is a pretraining study, not a model run")
+            raise RunError("{name!r} is a pretraining study, not a model run", name=name)
         for f in FILES:
             if not (path / f).is_file():
-                raise RunError(f"run {name!r} is incomplete: {f} is missing")
+                raise RunError("run {name!r} is incomplete: {f} is missing", name=name, f=f)
         doc = _read_json(path / "config.json", name)
         try:
             meta, config = doc["meta"], RunConfig.from_dict(doc["config"])
             config.validate()
             _check_meta(meta)
         except (KeyError, TypeError, ValueError, ConfigError) as e:
-            raise RunError(f"run {name!r}: config.json is not an AE Lab run config ({e})") from None
+            raise RunError("run {name!r}: config.json is not an AE Lab run config ({e})", name=name, e=e) from None
         history = _read_json(path / "history.json", name)
         metrics = _read_json(path / "metrics.json", name)
         try:
             _check_history(history)
             _check_metrics(metrics)
         except (TypeError, ValueError) as e:
-            raise RunError(f"run {name!r}: {e}") from None
+            raise RunError("run {name!r}: {e}", name=name, e=e) from None
         return Run(name, path, config, meta, history, metrics, read_only=self.read_only)
 
     def open_study(self, name: str) -> Study:
         """Open study ``name``; a missing or damaged file gives a RunError naming it."""
         path = self._dir(name)
         if not (path / "study.json").is_file():
-            raise RunError(f"no pretraining study named {name!r} in {self.root}")
+            raise RunError("no pretraining study named {name!r} in {root}", name=name, root=self.root)
         doc = _read_json(path / "study.json", name)
         results = _read_json(path / "results.json", name) if (path / "results.json").is_file() else None
         try:
             meta, config = doc["meta"], StudyConfig.from_dict(doc["config"]).validate()
             _check_study(meta, results)
         except (KeyError, TypeError, ValueError, ConfigError) as e:
-            raise RunError(f"study {name!r}: {e}") from None
+            raise RunError("study {name!r}: {e}", name=name, e=e) from None
         return Study(name, path, config, meta, results["fits"], read_only=self.read_only)
 
     def open_comparison(self, name: str) -> Comparison:
         """Open comparison ``name``; a missing or damaged file gives a RunError naming it."""
         path = self._dir(name)
         if not (path / COMPARISON_FILE).is_file():
-            raise RunError(f"no comparison named {name!r} in {self.root}")
+            raise RunError("no comparison named {name!r} in {root}", name=name, root=self.root)
         doc = _read_json(path / COMPARISON_FILE, name)
         try:
             _check_comparison(doc)
         except (TypeError, ValueError) as e:
-            raise RunError(f"comparison {name!r}: {e}") from None
+            raise RunError("comparison {name!r}: {e}", name=name, e=e) from None
         return Comparison(name, path, doc["meta"], doc["rows"])
 
     def scan(self) -> tuple[list[Run], dict[str, str]]:
@@ -408,7 +410,7 @@ class RunStore:
 
     def _writable(self) -> None:
         if self.read_only:
-            raise RunError(f"the runs in {self.root} are read-only")
+            raise RunError("the runs in {root} are read-only", root=self.root)
 
 
 def find_classifier(dataset_name: str, runs: Iterable[Run]) -> Run | None:
@@ -598,4 +600,4 @@ def _read_json(path: Path, run: str) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"run {run!r}: {path.name} is damaged ({e})") from None
+        raise RunError("run {run!r}: {name} is damaged ({e})", run=run, name=path.name, e=e) from None

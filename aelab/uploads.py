@@ -45,23 +45,25 @@ def read_images(data: bytes, filename: str, size: int | None = 28) -> ImageSet:
     ``size=None``: an .npz of square images between 8 and 128 pixels keeps its size; anything else is
     resized to 28x28."""
     if size is not None and not SIZES[0] <= size <= SIZES[1]:
-        raise UploadError(f"image size must be between {SIZES[0]} and {SIZES[1]} pixels, got {size}")
+        raise UploadError("image size must be between {low} and {high} pixels, got {size}",
+                          low=SIZES[0], high=SIZES[1], size=size)
     limits.check("upload_bytes", len(data), UploadLimitError)
     suffix = PurePosixPath(filename.lower()).suffix
     if suffix not in (".npz", ".zip"):
-        raise UploadError(f"unsupported file type {suffix or '(none)'!r}: upload an .npz of arrays or a .zip of "
-                          f"PNG/JPEG images in one folder per class")
+        raise UploadError("unsupported file type {suffix!r}: upload an .npz of arrays or a .zip of PNG/JPEG images in "
+                          "one folder per class", suffix=suffix or "(none)")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise UploadError(f"the {suffix} file is damaged or not a {suffix} file") from None
+        raise UploadError("the {suffix} file is damaged or not a {suffix} file", suffix=suffix) from None
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         limits.check("upload_decompressed", sum(m.file_size for m in members), UploadLimitError)
         try:
             return _read_npz(archive, size) if suffix == ".npz" else _read_zip(archive, members, size or DEFAULT_SIZE)
         except (zipfile.BadZipFile, EOFError, OSError) as e:   # a member that is not what its header says
-            raise UploadError(f"the {suffix} file is damaged ({type(e).__name__}: {e})") from None
+            raise UploadError("the {suffix} file is damaged ({error}: {e})", suffix=suffix, error=type(e).__name__,
+                              e=e) from None
 
 
 # ------------------------------------------------------------------------------------------- .npz
@@ -84,17 +86,17 @@ def _npy_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> _Npy:
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(f, max_header_size=MAX_HEADER_BYTES)
         except ValueError as e:
-            raise UploadError(f"'{name}' in the .npz is not a plain array ({e})") from None
+            raise UploadError("'{name}' in the .npz is not a plain array ({e})", name=name, e=e) from None
         offset = f.tell()
     if dtype.hasobject:
         raise UploadError("the .npz holds pickled Python objects, which are never loaded; save plain "
                           "arrays (class names as a string array, not a list of objects)")
     if fortran:
-        raise UploadError(f"'{name}' is stored in Fortran order; save it with numpy's default (C) order")
+        raise UploadError("'{name}' is stored in Fortran order; save it with numpy's default (C) order", name=name)
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if declared != member.file_size - offset:
-        raise UploadError(f"'{name}' declares {declared:,} bytes of data but holds {member.file_size - offset:,}; "
-                          "the file is damaged")
+        raise UploadError("'{name}' declares {declared:,} bytes of data but holds {held:,}; the file is damaged",
+                          name=name, declared=declared, held=member.file_size - offset)
     return _Npy(member, tuple(shape), dtype)
 
 
@@ -105,20 +107,22 @@ def _read_npz(archive: zipfile.ZipFile, size: int | None) -> ImageSet:
     if image_key is None:
         candidates = [k for k, a in arrays.items() if len(a.shape) in (3, 4)]
         if len(candidates) != 1:
-            raise UploadError(f"no image array: name it 'images' (found {', '.join(arrays) or 'nothing'})")
+            raise UploadError("no image array: name it 'images' (found {names})",
+                              names=", ".join(arrays) or "nothing")
         image_key = candidates[0]
     header = arrays[image_key]
     shape = header.shape[:3] if len(header.shape) == 4 and header.shape[-1] == 1 else header.shape
     if len(shape) != 3:
-        raise UploadError(f"'{image_key}' must be N x H x W or N x H x W x 1 (grayscale), got shape {header.shape}")
+        raise UploadError("'{image_key}' must be N x H x W or N x H x W x 1 (grayscale), got shape {shape}",
+                          image_key=image_key, shape=header.shape)
     n, h, w = shape
     _check_count(n)
     if min(h, w) < 4:
-        raise UploadError(f"images of {h}x{w} pixels are too small (at least 4x4)")
+        raise UploadError("images of {h}x{w} pixels are too small (at least 4x4)", h=h, w=w)
     limits.check("image_pixels", h * w, UploadLimitError)
     limits.check("upload_pixels", n * h * w, UploadLimitError)
     if header.dtype != np.uint8 and header.dtype.kind != "f":
-        raise UploadError(f"images must be uint8 or float in [0, 1], got {header.dtype}")
+        raise UploadError("images must be uint8 or float in [0, 1], got {dtype}", dtype=header.dtype)
     if size is None:   # keep a square size that fits
         size = h if h == w and SIZES[0] <= h <= SIZES[1] else DEFAULT_SIZE
     images = _stream_images(archive, header, (n, h, w), size)
@@ -129,17 +133,18 @@ def _read_npz(archive: zipfile.ZipFile, size: int | None) -> ImageSet:
     if label_key is not None:
         lab = arrays[label_key]
         if lab.shape != (n,) or lab.dtype.kind not in "iu":
-            raise UploadError(f"labels must be {n} integers (one per image), got {lab.dtype} {lab.shape}")
+            raise UploadError("labels must be {n} integers (one per image), got {dtype} {shape}",
+                              n=n, dtype=lab.dtype, shape=lab.shape)
         labels = _load_small(archive, lab).astype(np.int64)
         if labels.min() < 0 or labels.max() >= MAX_CLASSES:
-            raise UploadError(f"labels must be in 0..{MAX_CLASSES - 1}")
+            raise UploadError("labels must be in 0..{last}", last=MAX_CLASSES - 1)
         k = int(labels.max()) + 1
         names = arrays.get("class_names")
         if names is not None:
             if names.dtype.kind != "U" or len(names.shape) != 1 or not k <= names.shape[0] <= MAX_CLASSES \
                     or names.dtype.itemsize > 4 * 1000:
-                raise UploadError(f"class_names must be a string array with {k} to {MAX_CLASSES} names "
-                                  "of at most 1,000 characters")
+                raise UploadError("class_names must be a string array with {k} to {max_classes} names of at most "
+                                  "1,000 characters", k=k, max_classes=MAX_CLASSES)
             class_names = _distinct_names(str(c) for c in _load_small(archive, names))
         else:
             class_names = tuple(str(i) for i in range(k))
@@ -183,8 +188,8 @@ def _read_zip(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], size: in
     for m in members:
         parts = PurePosixPath(m.filename.replace("\\", "/")).parts
         if m.filename.startswith(("/", "\\")) or ".." in parts or ":" in m.filename:
-            raise UploadError(f"'{m.filename[:80]}' is an unsafe name (absolute, or with '..'); "
-                              f"names in the zip must be <class>/<image>.png")
+            raise UploadError("'{name}' is an unsafe name (absolute, or with '..'); names in the zip must be "
+                              "<class>/<image>.png", name=m.filename[:80])
         if parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue   # macOS metadata, hidden files
         files.append((parts, m))
@@ -192,15 +197,16 @@ def _read_zip(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], size: in
         files = [(p[1:], m) for p, m in files]   # one top-level folder around the class folders
     bad = [("/".join(p)) for p, _ in files if len(p) != 2]
     if bad:
-        raise UploadError(f"put every image in one folder per class (<class>/<image>.png); "
-                          f"'{bad[0][:80]}' is not")
+        raise UploadError("put every image in one folder per class (<class>/<image>.png); '{name}' is not",
+                          name=bad[0][:80])
     others = [p[1] for p, _ in files if PurePosixPath(p[1].lower()).suffix not in IMAGE_SUFFIXES]
     if others:
-        raise UploadError(f"only PNG and JPEG images are accepted; '{others[0][:80]}' is not one")
+        raise UploadError("only PNG and JPEG images are accepted; '{name}' is not one", name=others[0][:80])
     _check_count(len(files))
     folders = sorted({p[0] for p, _ in files})
     if len(folders) > MAX_CLASSES:
-        raise UploadError(f"{len(folders)} class folders; the limit is {MAX_CLASSES}")
+        raise UploadError("{n} class folders; the limit is {max_classes}",
+                          n=len(folders), max_classes=MAX_CLASSES)
     class_names = _distinct_names(folders)
     index = dict(zip(folders, range(len(folders))))
 
@@ -222,7 +228,8 @@ def _read_zip(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], size: in
                     gray = gray.resize((size, size), Image.Resampling.LANCZOS)
                 images[i] = np.asarray(gray)
         except Exception as e:   # truncated, not an image, a decompression bomb, ...
-            raise UploadError(f"'{'/'.join(parts)[:80]}' cannot be read as an image ({type(e).__name__})") from None
+            raise UploadError("'{name}' cannot be read as an image ({error})",
+                              name="/".join(parts)[:80], error=type(e).__name__) from None
         labels[i] = index[parts[0]]
     return ImageSet(images, labels, class_names)
 
@@ -236,12 +243,13 @@ def _image_size(archive: zipfile.ZipFile, member: zipfile.ZipInfo, label: str) -
     try:
         with archive.open(member) as f, Image.open(f) as im:   # reads the header, not the pixels
             if im.format not in ("PNG", "JPEG"):
-                raise UploadError(f"'{label}' is a {im.format} file, not PNG or JPEG")
+                raise UploadError("'{label}' is a {format} file, not PNG or JPEG", label=label, format=im.format)
             return im.size
     except UploadError:
         raise
     except Exception as e:
-        raise UploadError(f"'{label}' cannot be read as an image ({type(e).__name__})") from None
+        raise UploadError("'{label}' cannot be read as an image ({error})", label=label,
+                          error=type(e).__name__) from None
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -250,7 +258,7 @@ def _check_count(n: int) -> None:
         raise UploadError("the file holds no images")
     limits.check("upload_images", n, UploadLimitError)
     if n < 20:
-        raise UploadError(f"only {n} images: at least 20 are needed to train and test")
+        raise UploadError("only {n} images: at least 20 are needed to train and test", n=n)
 
 
 def _clean_name(name: str) -> str:
@@ -268,8 +276,10 @@ def _distinct_names(names) -> tuple[str, ...]:
     for name in names:
         clean = _clean_name(name)
         if clean in shown:
-            raise UploadError(f"the classes {shown[clean][:60]!r} and {name[:60]!r} look the same ({clean!r}): "
-                              f"names must differ in visible characters within the first {CLASS_NAME_CHARS}")
+            raise UploadError("the classes {first!r} and {second!r} look the same ({clean!r}): names must differ in "
+                              "visible characters within the first {class_name_chars}",
+                              first=shown[clean][:60], second=name[:60], clean=clean,
+                              class_name_chars=CLASS_NAME_CHARS)
         shown[clean] = name
     return tuple(_clean_name(n) for n in names)
 

@@ -8,7 +8,7 @@ from aelab import figures, pretrain
 from aelab.jobs import registry
 from aelab.runs import Run, Study
 from pages.shared import state, widgets
-from pages.shared.i18n import _
+from pages.shared.i18n import _, current
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -55,7 +55,8 @@ def study_form(encoders: dict[str, Run]) -> None:
 def live_panel() -> None:
     def chart(snap) -> None:
         if snap.fits:
-            st.plotly_chart(figures.study_figure(pretrain.summarize(snap.fits), "So far"), key="pre_live_chart")
+            st.plotly_chart(figures.study_figure(pretrain.summarize(snap.fits), _("So far"), lang=current()),
+                            key="pre_live_chart")
 
     widgets.follow_job("study_job_id", "pre_study", _("study"), _("classifiers trained"),
                        _("Ends the study after the current classifier; nothing is saved."), chart)
@@ -69,7 +70,7 @@ def show_study(study: Study) -> None:
         encoders=", ".join(study.meta["encoders"]), data=widgets.dataset_label(study.meta["data"]),
         seeds=study.config.seeds, head=study.config.head, epochs=study.config.epochs, steps=study.config.min_steps,
         n_test=study.meta.get("n_test", 0), seconds=study.meta.get("seconds", 0)))
-    st.plotly_chart(figures.study_figure(rows), key="pre_chart")
+    st.plotly_chart(figures.study_figure(rows, lang=current()), key="pre_chart")
     encoder, labels, variant, accuracy = _("encoder"), _("labels"), _("variant"), _("accuracy")
     table = pd.DataFrame([{encoder: r["encoder"] or "–", labels: r["labels"], variant: _(pretrain.LABELS[r["variant"]]),
                            accuracy: f"{r['mean']:.1%} ± {r['std']:.1%}"} for r in rows])

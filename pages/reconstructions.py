@@ -4,7 +4,7 @@ import streamlit as st
 from aelab import figures, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
-from pages.shared.i18n import _, class_names
+from pages.shared.i18n import _, class_names, current
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -54,7 +54,8 @@ def metrics_section(run: Run, ds, model) -> None:
     left, right = st.columns([3, 2])
     metric = left.radio(_("Per-class metric"), ["bce", "mse", "psnr", "ssim"], horizontal=True, key="rec_metric",
                         format_func=str.upper)
-    left.plotly_chart(figures.per_class_figure(rep.per_class, metric))
+    left.plotly_chart(figures.per_class_figure(rep.per_class, metric, class_names(ds.name, list(rep.per_class)),
+                                               lang=current()))
     right.markdown(_("**The {n} worst-reconstructed test images** (each original above its reconstruction)")
                    .format(n=len(rep.worst)))
     images, ncols = metrics.pairs(model, ds.x_test[rep.worst])

@@ -9,7 +9,7 @@ from aelab.presets import command_line, python_snippet
 from aelab.runs import Run
 from pages.shared import launch, state, widgets
 from pages.shared.hparams_view import hparams_section
-from pages.shared.i18n import _, error_message
+from pages.shared.i18n import _, current, error_message
 from pages.shared.sidebar import through_router
 from pages.shared.studies_view import studies_section
 
@@ -48,8 +48,8 @@ def compare(runs: dict[str, Run]) -> None:
         return
     sel = {runs[k].name: runs[k] for k in keys}
     c = st.columns(2)
-    c[0].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "val_loss"))
-    c[1].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "loss"))
+    c[0].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "val_loss", lang=current()))
+    c[1].plotly_chart(figures.compare_figure({n: r.history for n, r in sel.items()}, "loss", lang=current()))
     st.dataframe(pd.DataFrame({n: {**{_("test {metric}").format(metric=k): v
                                       for k, v in r.metrics.get("test", {}).items()},
                                    _("val loss"): r.final_val_loss, _("epochs"): r.epochs_done,

@@ -1,6 +1,7 @@
 """The interface's languages: the catalogs are complete and compiled, the visitor's language is found and kept,
 and every text of a translated page goes through the catalog (a pseudo-locale marks what does)."""
 import gettext
+import json
 import re
 import subprocess
 import sys
@@ -19,11 +20,10 @@ PO = ROOT / "aelab/locales/zh_CN/LC_MESSAGES/aelab.po"
 MO = PO.with_suffix(".mo")
 PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/generate.py",
          "pages/pretrain.py", "pages/runs.py"]
-# pages whose every text goes through the catalog (the sidebar too, on all)
-TRANSLATED = ["pages/home.py", "pages/reconstructions.py", "pages/runs.py", "pages/pretrain.py"]
 # text that stays as it is in every language: names from data (runs, data sets, recipes), the product's name,
 # the language picker (labelled in both), numbers, units and abbreviations
-ALLOWED = re.compile(r"^(AE Lab|Language · 语言|[\d\s.,:%·×/()+\-–]*|FID \d.*)$")
+ALLOWED = re.compile(r"^(AE Lab|Language · 语言|[\d\s.,:%·×/()+\-–…]*|FID \d.*|[\d.]+ dB|"
+                     r"MSE|PSNR|SSIM|BCE|PCA|t-SNE|UMAP|KL|[xyzβσρ])$")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 pytestmark = pytest.mark.usefixtures("app_router")   # see conftest
@@ -34,7 +34,8 @@ def test_the_catalog_holds_every_message_of_the_code(tmp_path):
     the code marks, the Chinese catalog translates each of them (same placeholders), and the compiled catalog
     is the current one."""
     fresh = tmp_path / "fresh.pot"
-    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "N_",
+    keywords = re.search(r"^KEYWORDS := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", *keywords,
                     "--no-location", "--sort-output", "-o", str(fresh), "streamlit_app.py", "pages", "aelab"],
                    cwd=ROOT, check=True, capture_output=True)
     ids = {m.id for m in read_po(fresh.open("rb")) if m.id}
@@ -78,12 +79,33 @@ def test_class_names_of_built_in_data_sets_are_translated_not_stored():
 
 
 def proto_texts(proto):
-    """The visible strings of an element's protobuf: bodies, labels, help texts, captions, placeholders."""
+    """The visible strings of an element's protobuf: bodies, labels, help texts, captions, placeholders, and
+    the texts of a chart."""
     for field, value in proto.ListFields():
         if field.name in ("body", "label", "help", "placeholder", "caption", "text") and isinstance(value, str):
             yield value
+        elif field.name == "spec" and isinstance(value, str) and value.startswith("{"):   # a Plotly figure
+            yield from chart_texts(json.loads(value))
         elif hasattr(value, "ListFields"):   # a nested message (not a repeated field)
             yield from proto_texts(value)
+
+
+def chart_texts(spec: dict):
+    """A Plotly figure's words: its title, axis and colour-bar titles, annotations, and the names in its legend."""
+    layout = spec.get("layout", {})
+
+    def title(item) -> str:
+        return (item or {}).get("title", {}).get("text", "") if isinstance((item or {}).get("title"), dict) \
+            else (item or {}).get("title") or ""
+    yield title(layout)
+    for key, item in layout.items():
+        if key.startswith(("xaxis", "yaxis")) or key == "coloraxis":
+            yield title(item)
+    yield from (a.get("text", "") for a in layout.get("annotations", []))
+    for trace in spec.get("data", []):
+        if trace.get("showlegend") is not False and trace.get("type") != "parcoords":
+            yield str(trace.get("name") or "")
+        yield from (title(d) for d in [trace.get("marker", {}).get("colorbar", {})] if d)
 
 
 def texts(node):
@@ -112,9 +134,24 @@ NAMES = ("fashion-mnist", "digits", "-fashion", "stacked", "denoising", "sparse"
          "gan", "dcgan", "recurrent", "hashing", "classifier")   # run, recipe and data set names (the examples)
 
 
-@pytest.mark.parametrize("page", TRANSLATED)
-def test_every_text_of_a_translated_page_goes_through_the_catalog(page):
-    at = app(page, lang=i18n.PSEUDO)
+# every page, and the views that show more: each family's form, a VAE's and a hashing run's tools
+VIEWS = [*((page, {}, {}) for page in PAGES),
+         *(("pages/train.py", {"preset": recipe}, {}) for recipe in ("vae", "dcgan", "classifier")),
+         ("pages/latent.py", {}, {"active_run": "example:vae-fashion"}),
+         ("pages/latent.py", {}, {"active_run": "example:hashing-fashion"}),
+         ("pages/generate.py", {}, {"active_run": "example:vae-fashion"}),
+         ("pages/generate.py", {}, {"active_run": "example:gan-fashion"})]
+
+
+@pytest.mark.parametrize("page, query, state", VIEWS)
+def test_every_text_of_a_page_goes_through_the_catalog(page, query, state):
+    from aelab.jobs import registry
+
+    at = app(page, query, lang=i18n.PSEUDO, **state)
+    for _ in range(3):   # projections, probes, scores: draw them, and what they start in turn
+        assert all(task.join(180) for task in registry().tasks())
+        at.run()
+    assert not at.error, [e.value for e in at.error]
     leftovers = unmarked(at)
     assert not leftovers, f"{len(leftovers)} texts are not in the catalog: {leftovers[:8]}"
 
@@ -147,3 +184,21 @@ def test_a_limit_is_said_in_the_visitors_language_from_its_code_and_numbers(monk
     assert i18n.error_message(refused.value, "zh") == (
         "图像数量为 2,500 张图像；上限是 1,000 张图像（AELAB_MAX_UPLOAD_IMAGES）")
     assert i18n.error_message(ValueError("a plain error"), "zh") == "a plain error"   # no code: as it is
+
+
+def test_an_error_of_aelab_is_said_in_the_visitors_language_from_its_template(tmp_path):
+    from aelab import uploads
+    from aelab.errors import RunError, UploadError
+    from aelab.jobs import JobRefused
+    from aelab.runs import RunStore
+
+    with pytest.raises(RunError) as missing:
+        RunStore(tmp_path).open("nope")
+    assert str(missing.value) == i18n.error_message(missing.value, "en") == f"no run named 'nope' in {tmp_path}"
+    assert i18n.error_message(missing.value, "zh") == f"{tmp_path} 中没有名为 'nope' 的运行"
+    with pytest.raises(UploadError) as refused:
+        uploads.read_images(b"GIF89a", "cat.gif")
+    assert i18n.error_message(refused.value, "zh").startswith("不支持的文件类型 '.gif'：")
+    too_many = JobRefused("this server has {n} computations waiting; try again in a minute", n=3)
+    assert i18n.error_message(too_many, "zh") == "本服务器有 3 个计算在等待；请一分钟后再试"
+    assert i18n.error_message(RunError("an {unknown} message"), "zh") == "an {unknown} message"   # as it is

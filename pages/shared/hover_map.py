@@ -11,33 +11,46 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from pages.shared import widgets
+from pages.shared.i18n import _, class_names, current
 
 HTML = Path(__file__).with_name("hover_map.html").read_text()
 SECONDS_PER_IMAGE = 0.4 / 1000   # the sprite sheets and the neighbours: about 4 s for 10,000 images here
 
 
-def html(payload: dict) -> str:
-    """The component's page for ``payload`` (:func:`aelab.latent.hover_map`). Class names come from uploads:
-    '<' is escaped so that no string can close the script it sits in."""
-    return HTML.replace("__DATA__", json.dumps(payload).replace("<", "\\u003c"))
+def text() -> dict[str, str]:
+    """The component's words in this session's language ({i}, {label}, {k}: filled in by the component)."""
+    return {"thumbnails": _("Thumbnails on the map"), "hint": _("Hover a point to see its image."),
+            "howto2d": _("Wheel: zoom · drag: pan · double-click: reset"),
+            "howto3d": _("Drag: turn · wheel: zoom · double-click: reset"),
+            "image": _("image {i} · {label}"), "imageRecon": _("image {i} · {label} · its reconstruction"),
+            "nearest": _("{k} nearest in code space"), "toImage": _("to image {i}")}
+
+
+def html(payload: dict, words: dict[str, str]) -> str:
+    """The component's page for ``payload`` (:func:`aelab.latent.hover_map`) in ``words`` (:func:`text`). Class
+    names come from uploads: '<' is escaped so that no string can close the script it sits in."""
+    def script_safe(value) -> str:
+        return json.dumps(value).replace("<", "\\u003c")
+    return HTML.replace("__TEXT__", script_safe(words)).replace("__DATA__", script_safe(payload))
 
 
 def hover_section(run, view: dict, coords: np.ndarray) -> None:
     """A toggle, then the map of the projection ``coords`` (n, dims): its data are a background task (the
     images, the reconstructions and the neighbours cost the server nothing), shared by every session asking
     for the same map; the page this session drew last is kept, so a rerun does not rebuild it."""
-    if not st.toggle("See the images in the map: hover a point for its image, click it for its 10 nearest "
-                     "neighbours in code space", key="lat_hover",
-                     help="The images travel to your browser once (a sprite sheet), so hovering needs no server."):
+    if not st.toggle(_("See the images in the map: hover a point for its image, click it for its 10 nearest "
+                       "neighbours in code space"), key="lat_hover",
+                     help=_("The images travel to your browser once (a sprite sheet), so hovering needs no server.")):
         st.session_state.pop("lat_hover_cache", None)   # megabytes a session need not keep
         return
     n, dims = view["n"], view["dims"]
     task = widgets.task("hover_map", run, n, np.ascontiguousarray(coords, dtype=np.float32).tobytes(), dims)
-    payload = widgets.task_result(task, 1 + n * SECONDS_PER_IMAGE, "Preparing the images and the neighbours")
+    payload = widgets.task_result(task, 1 + n * SECONDS_PER_IMAGE, _("Preparing the images and the neighbours"))
     if payload is None:
         return
     cached = st.session_state.get("lat_hover_cache")
-    if cached is None or cached[0] is not task:
-        cached = (task, html(payload))
+    if cached is None or cached[0] is not task or cached[1] != current():
+        shown = {**payload, "classes": class_names(run.config.data.name, payload["classes"])}
+        cached = (task, current(), html(shown, text()))
         st.session_state["lat_hover_cache"] = cached
-    components.html(cached[1], height=540)
+    components.html(cached[2], height=540)

@@ -7,7 +7,7 @@ import streamlit as st
 from aelab import figures
 from aelab.runs import Run
 from aelab.sweeps import hparam_rows
-from pages.shared.i18n import _
+from pages.shared.i18n import _, current
 
 MAX_FILTERS = 6   # filters shown: the settings that vary, first ones first
 
@@ -40,7 +40,8 @@ def hparams_section(runs: dict[str, Run]) -> None:
     axes = st.multiselect(_("Axes of the chart"), [*settings, *metrics], default=[*settings[:6], *metrics[:3]],
                           key="hp_axes", help=_("More than a dozen axes crowd the chart: pick those you compare."))
     st.plotly_chart(figures.parallel_figure(shown.to_dict("records"), [a for a in settings if a in axes],
-                                            [m for m in metrics if m in axes], color), key="hp_parallel")
+                                            [m for m in metrics if m in axes], color, lang=current()),
+                    key="hp_parallel")
     st.caption(_("{shown} of {total} runs. Click a column's header to sort; the filters above choose the runs of "
                  "both the chart and the table.").format(shown=len(shown), total=len(table)))
     st.dataframe(shown.sort_values(metrics[0]) if metrics else shown, hide_index=True, key="hp_table")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from aelab import i18n
+from aelab.i18n import N_
 
 PICKER = "lang_picker"
 
@@ -28,19 +29,34 @@ def _browser_languages() -> str | None:
         return None
 
 
+def current() -> str:
+    """This session's language, as :func:`language` found it (for aelab functions that take ``lang``)."""
+    return st.session_state.get("lang", i18n.DEFAULT)
+
+
 def _(message: str) -> str:
     """``message`` in this session's language."""
-    return i18n.gettext_for(st.session_state.get("lang", i18n.DEFAULT))(message)
+    return i18n.gettext_for(current())(message)
 
 
 def error_message(error: BaseException) -> str:
-    """A refusal in this session's language (a limit from its code and numbers; see aelab.i18n.error_message)."""
-    return i18n.error_message(error, st.session_state.get("lang", i18n.DEFAULT))
+    """An error of aelab in this session's language, from its code and values (see aelab.i18n.error_message)."""
+    return i18n.error_message(error, current())
 
 
 def class_names(data_name: str, names) -> list[str]:
     """A data set's class names as this session shows them (the built-in ones translated)."""
-    return i18n.class_names(data_name, names, st.session_state.get("lang", i18n.DEFAULT))
+    return i18n.class_names(data_name, names, current())
+
+
+# a job's or task's status (aelab.jobs.Snapshot.status) as the pages say it
+STATUSES = {"queued": N_("queued"), "starting": N_("starting"), "running": N_("running"), "finished": N_("finished"),
+            "stopped": N_("stopped"), "timeout": N_("stopped at this server's time limit for a job"),
+            "cancelled": N_("cancelled"), "failed": N_("failed")}
+
+
+def status_label(status: str) -> str:
+    return _(STATUSES.get(status, status))
 
 
 def _picked() -> None:

@@ -17,11 +17,13 @@ from aelab.config import (
     switch_family,
     with_overrides,
 )
+from aelab.i18n import N_
 from aelab.presets import PRESETS, RESERVED_QUERY_KEYS, share_params, start_of
 from pages.shared import model_forms, state
+from pages.shared.i18n import _, error_message
 
 CUSTOM = "custom"
-FAMILY_LABELS = {"autoencoder": "Autoencoder", "gan": "GAN", "classifier": "Classifier"}
+FAMILY_LABELS = {"autoencoder": N_("Autoencoder"), "gan": N_("GAN"), "classifier": N_("Classifier")}
 NOT_IN_FORM = {("data", "name"), ("data", "data_dir"), ("model", "family")}
 SETTINGS = [(s, n, fams) for s, n, _, _, fams in setting_names() if (s, n) not in NOT_IN_FORM]
 key, number = model_forms.key, model_forms.number
@@ -61,13 +63,14 @@ def init_form() -> None:
     try:
         cfg = with_overrides(cfg, {k: v for k, v in params.items() if k not in RESERVED_QUERY_KEYS})
     except ConfigError as e:
-        st.warning(f"The link's settings could not all be used ({e}); the recipe's values are shown instead.")
+        st.warning(_("The link's settings could not all be used ({reason}); the recipe's values are shown "
+                     "instead.").format(reason=error_message(e)))
     st.session_state[key("recipe")] = recipe
     load_into_form(cfg)
     clamped = clamp_to_form()
     if clamped:
-        st.warning("The link asks for values outside the form's range, so the form shows the nearest allowed "
-                   f"value: {'; '.join(clamped)}.")
+        st.warning(_("The link asks for values outside the form's range, so the form shows the nearest allowed "
+                     "value: {moved}.").format(moved="; ".join(clamped)))
     st.session_state["form_ready"] = True
 
 
@@ -107,34 +110,35 @@ def form_config() -> RunConfig:
 
 
 def training_inputs() -> None:
-    st.markdown("**Training**")
-    opt = st.selectbox("Optimizer", OPTIMIZERS, key=key("optimizer"), help="Keras's default epsilons.")
-    number(st, "Learning rate", "lr", format="%.4g", help="Step size.")
+    st.markdown("**" + _("Training") + "**")
+    opt = st.selectbox(_("Optimizer"), OPTIMIZERS, key=key("optimizer"), help=_("Keras's default epsilons."))
+    number(st, _("Learning rate"), "lr", format="%.4g", help=_("Step size."))
     if opt in ("sgd", "rmsprop"):
-        number(st, "Momentum", "momentum", step=0.1, help="0 for plain SGD.")
+        number(st, _("Momentum"), "momentum", step=0.1, help=_("0 for plain SGD."))
     if opt == "sgd":
-        st.checkbox("Nesterov", key=key("nesterov"), help="Nesterov momentum (needs momentum > 0).")
+        st.checkbox(_("Nesterov"), key=key("nesterov"), help=_("Nesterov momentum (needs momentum > 0)."))
     if opt == "rmsprop":
-        number(st, "ρ", "rho", step=0.01, help="Decay of the squared-gradient average.")
+        number(st, "ρ", "rho", step=0.01, help=_("Decay of the squared-gradient average."))
     b = st.columns(2)
-    number(b[0], "Batch size", "batch_size", help="Images per step.")
-    number(b[1], "Epochs", "epochs", help="Passes over the training set.")
+    number(b[0], _("Batch size"), "batch_size", help=_("Images per step."))
+    number(b[1], _("Epochs"), "epochs", help=_("Passes over the training set."))
     b = st.columns(2)
-    number(b[0], "Validation split", "validation_split", step=0.05,
-                      help="Last fraction of the training set, unshuffled (as Keras).")
-    number(b[1], "Seed", "seed", help="Same seed, same numbers.")
+    number(b[0], _("Validation split"), "validation_split", step=0.05,
+                      help=_("Last fraction of the training set, unshuffled (as Keras)."))
+    number(b[1], _("Seed"), "seed", help=_("Same seed, same numbers."))
     pinned = pinned_device()
     if pinned:
         st.session_state[key("device")] = pinned
     b = st.columns(2)
-    b[0].selectbox("Device", DEVICES, key=key("device"), disabled=pinned is not None,
-                   help=f"This server trains on {pinned}." if pinned else "auto: cuda, then mps, then cpu.")
-    b[1].selectbox("Precision", PRECISIONS, key=key("precision"),
-                   help="fp32 keeps the book's numbers. bf16 / fp16 run the training passes in 16 bits (faster "
-                        "on GPUs); validation stays in fp32.")
-    st.checkbox("Compile (torch.compile)", key=key("compile"),
-                help="Compiles the networks before the first step (seconds to a minute): faster steps on GPUs, "
-                     "none measured on this CPU.")
+    b[0].selectbox(_("Device"), DEVICES, key=key("device"), disabled=pinned is not None,
+                   help=_("This server trains on {device}.").format(device=pinned) if pinned else
+                   _("auto: cuda, then mps, then cpu."))
+    b[1].selectbox(_("Precision"), PRECISIONS, key=key("precision"),
+                   help=_("fp32 keeps the book's numbers. bf16 / fp16 run the training passes in 16 bits (faster "
+                        "on GPUs); validation stays in fp32."))
+    st.checkbox(_("Compile (torch.compile)"), key=key("compile"),
+                help=_("Compiles the networks before the first step (seconds to a minute): faster steps on GPUs, "
+                     "none measured on this CPU."))
     ss = st.session_state
     if ss[key("family")] == "autoencoder" and ss[key("arch")] == "dense":
         greedy_inputs()
@@ -142,27 +146,28 @@ def training_inputs() -> None:
 
 def greedy_inputs() -> None:
     """Greedy layer-wise training (the book's "training one autoencoder at a time")."""
-    if not st.checkbox("Greedy layer-wise", key=key("greedy"),
-                       help="Train one shallow autoencoder at a time, outer first, each for the epochs above; the "
-                            "inner ones learn to reconstruct the codes of the outer ones (MSE)."):
+    if not st.checkbox(_("Greedy layer-wise"), key=key("greedy"),
+                       help=_("Train one shallow autoencoder at a time, outer first, each for the epochs above; the "
+                            "inner ones learn to reconstruct the codes of the outer ones (MSE).")):
         return
     b = st.columns(3)
-    number(b[0], "Inner learning rate", "inner_lr", format="%.4g", help="0: the learning rate above.")
-    number(b[1], "Fine-tune epochs", "finetune_epochs", help="Then train the stacked autoencoder as a whole.")
-    number(b[2], "Fine-tune rate", "finetune_lr", format="%.4g", help="0: the learning rate above.")
+    number(b[0], _("Inner learning rate"), "inner_lr", format="%.4g", help=_("0: the learning rate above."))
+    number(b[1], _("Fine-tune epochs"), "finetune_epochs", help=_("Then train the stacked autoencoder as a whole."))
+    number(b[2], _("Fine-tune rate"), "finetune_lr", format="%.4g", help=_("0: the learning rate above."))
 
 
 def draw_form() -> None:
     c = st.columns([2, 3])
-    c[0].selectbox("Recipe", [*PRESETS, CUSTOM], key=key("recipe"), on_change=on_recipe_change,
-                   format_func=lambda p: f"{p} — {PRESETS[p][0]}" if p in PRESETS else "custom model",
-                   help="The book's recipes (HOML ch. 17). Changing any value below keeps the recipe as a start.")
-    c[1].text_input("Run name (optional)", key="run_name", placeholder="recipe-data-timestamp",
-                    help="Letters, digits, '.', '_' and '-'.")
-    family = st.radio("Model family", list(FAMILY_LABELS), key=key("family"), horizontal=True,
-                      format_func=FAMILY_LABELS.get,
-                      help="Autoencoders (ch. 17's main subject), GANs (a generator against a discriminator), or "
-                           "the small classifier that the quality measure of generated images uses.")
+    recipes = {**{p: f"{p} — {_(PRESETS[p][0])}" for p in PRESETS}, CUSTOM: _("custom model")}
+    c[0].selectbox(_("Recipe"), list(recipes), key=key("recipe"), on_change=on_recipe_change, format_func=recipes.get,
+                   help=_("The book's recipes (HOML ch. 17). Changing any value below keeps the recipe as a start."))
+    c[1].text_input(_("Run name (optional)"), key="run_name", placeholder=_("recipe-data-timestamp"),
+                    help=_("Letters, digits, '.', '_' and '-'."))
+    families = {k: _(label) for k, label in FAMILY_LABELS.items()}
+    family = st.radio(_("Model family"), list(FAMILY_LABELS), key=key("family"), horizontal=True,
+                      format_func=families.get,
+                      help=_("Autoencoders (ch. 17's main subject), GANs (a generator against a discriminator), or "
+                           "the small classifier that the quality measure of generated images uses."))
     model_col, objective_col, train_col = st.columns(3)
     model_forms.FORMS[family](model_col, objective_col)
     with train_col:

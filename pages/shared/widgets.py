@@ -14,12 +14,13 @@ from aelab.data import is_file_name
 from aelab.jobs import JobRefused
 from aelab.runs import Run
 from pages.shared import state
-from pages.shared.i18n import _, error_message
+from pages.shared.i18n import _, error_message, status_label
 
 
 @contextlib.contextmanager
-def guard(what: str = "This step"):
-    """Show any failure as a readable message instead of a traceback."""
+def guard(what: str | None = None):
+    """Show any failure as a readable message instead of a traceback (``what``: the step, as shown)."""
+    what = what or _("This step")
     try:
         yield
     except (aelab.ConfigError, aelab.DataError, aelab.RunError, aelab.TrainingDiverged, JobRefused, ValueError,
@@ -28,6 +29,11 @@ def guard(what: str = "This step"):
     except Exception as e:  # anything unexpected: still no traceback on the page
         st.error(_("{what} failed unexpectedly ({error}: {reason}). Try again, or report it with this message.").format(
             what=what, error=type(e).__name__, reason=e), icon=":material/error:")
+
+
+def refusal(error: BaseException) -> None:
+    """A start refused (the queue, a limit, a name taken, a data set missing), in the visitor's language."""
+    st.error(error_message(error), icon=":material/block:")
 
 
 def browser_session() -> str:
@@ -89,7 +95,7 @@ def follow_job(job_key: str, pick_key: str, what: str, unit: str, stop_help: str
     if job.finished:
         snap, shown = job.snapshot(), f"{job_key}_shown"
         if snap.status != "finished":
-            st.warning(_("The last {what} ended: {status}.").format(what=what, status=snap.status) + " "
+            st.warning(_("The last {what} ended: {status}.").format(what=what, status=status_label(snap.status)) + " "
                        + (snap.error or ""), icon=":material/warning:")
         elif st.session_state.get(shown) != job.id:
             st.session_state[pick_key], st.session_state[shown] = state.run_key("run", snap.run_name), job.id
