@@ -61,7 +61,7 @@ def test_hover_map_payload_of_a_run(digits, tmp_path):
 def test_no_class_name_can_close_the_script():
     payload = {"x": [0.0], "y": [0.0], "labels": [0], "classes": ["</script><script>alert(1)</script>"],
                "sprite": "", "recon": None, "cols": 1, "h": 1, "w": 1, "neighbours": [[]], "distances": [[]]}
-    page = html(payload, {"hint": "</script>"})   # nor a translation
+    page = html(payload, lambda word: "</script>")   # nor a translation
     assert page.count("</script>") == 1 and "\\u003c/script>\\u003cscript>alert(1)" in page
     assert json.loads(page.split("const DATA = ")[1].split(";\n")[0]) == payload
 

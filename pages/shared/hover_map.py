@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from aelab.i18n import N_
 from pages.shared import widgets
 from pages.shared.i18n import _, class_names, current
 
@@ -17,20 +18,21 @@ HTML = Path(__file__).with_name("hover_map.html").read_text()
 SECONDS_PER_IMAGE = 0.4 / 1000   # the sprite sheets and the neighbours: about 4 s for 10,000 images here
 
 
-def text() -> dict[str, str]:
-    """The component's words in this session's language ({i}, {label}, {k}: filled in by the component)."""
-    return {"thumbnails": _("Thumbnails on the map"), "hint": _("Hover a point to see its image."),
-            "howto2d": _("Wheel: zoom · drag: pan · double-click: reset"),
-            "howto3d": _("Drag: turn · wheel: zoom · double-click: reset"),
-            "image": _("image {i} · {label}"), "imageRecon": _("image {i} · {label} · its reconstruction"),
-            "nearest": _("{k} nearest in code space"), "toImage": _("to image {i}")}
+# The component's words ({i}, {label}, {k}: filled in by the component)
+WORDS = {"thumbnails": N_("Thumbnails on the map"), "hint": N_("Hover a point to see its image."),
+         "howto2d": N_("Wheel: zoom · drag: pan · double-click: reset"),
+         "howto3d": N_("Drag: turn · wheel: zoom · double-click: reset"),
+         "image": N_("image {i} · {label}"), "imageRecon": N_("image {i} · {label} · its reconstruction"),
+         "nearest": N_("{k} nearest in code space"), "toImage": N_("to image {i}")}
 
 
-def html(payload: dict, words: dict[str, str]) -> str:
-    """The component's page for ``payload`` (:func:`aelab.latent.hover_map`) in ``words`` (:func:`text`). Class
-    names come from uploads: '<' is escaped so that no string can close the script it sits in."""
+def html(payload: dict, translate=str) -> str:
+    """The component's page for ``payload`` (:func:`aelab.latent.hover_map`), its words passed through
+    ``translate`` (a session's ``_``). Class names come from uploads: '<' is escaped so that no string can
+    close the script it sits in."""
     def script_safe(value) -> str:
         return json.dumps(value).replace("<", "\\u003c")
+    words = {key: translate(word) for key, word in WORDS.items()}
     return HTML.replace("__TEXT__", script_safe(words)).replace("__DATA__", script_safe(payload))
 
 
@@ -51,6 +53,6 @@ def hover_section(run, view: dict, coords: np.ndarray) -> None:
     cached = st.session_state.get("lat_hover_cache")
     if cached is None or cached[0] is not task or cached[1] != current():
         shown = {**payload, "classes": class_names(run.config.data.name, payload["classes"])}
-        cached = (task, current(), html(shown, text()))
+        cached = (task, current(), html(shown, _))
         st.session_state["lat_hover_cache"] = cached
     components.html(cached[2], height=540)
