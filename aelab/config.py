@@ -55,9 +55,10 @@ class DataConfig:
             raise ConfigError("data.name: give a data set name, e.g. 'fashion-mnist' or 'digits', or the path "
                               "of an .npz or .zip of your images")
         if not 8 <= self.image_size <= 128:
-            raise ConfigError(f"data.image_size must be between 8 and 128, got {self.image_size}")
+            raise ConfigError("data.image_size must be between 8 and 128, got {image_size}", image_size=self.image_size)
         if not 0.0 < self.validation_split < 1.0:
-            raise ConfigError(f"data.validation_split must be in (0, 1), got {self.validation_split}")
+            raise ConfigError("data.validation_split must be in (0, 1), got {validation_split}",
+                              validation_split=self.validation_split)
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -80,15 +81,19 @@ class ModelConfig:
         _choice("model.arch", self.arch, ARCHITECTURES)
         _choice("model.activation", self.activation, ACTIVATIONS)
         if self.arch == "rnn" and self.family != "autoencoder":
-            raise ConfigError(f"model.arch: 'rnn' is an autoencoder architecture; a {self.family} is dense or conv")
+            raise ConfigError("model.arch: 'rnn' is an autoencoder architecture; a {family} is dense or conv",
+                              family=self.family)
         if self.arch in ("dense", "rnn"):
             if any(h <= 0 for h in self.hidden):
-                raise ConfigError(f"model.hidden: every layer size must be positive, got {list(self.hidden)}")
+                raise ConfigError("model.hidden: every layer size must be positive, got {hidden}",
+                                  hidden=list(self.hidden))
         else:
             if not self.channels or any(c <= 0 for c in self.channels):
-                raise ConfigError(f"model.channels: give positive channel counts, got {list(self.channels)}")
+                raise ConfigError("model.channels: give positive channel counts, got {channels}",
+                                  channels=list(self.channels))
             if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-                raise ConfigError(f"model.kernel_size must be odd and >= 3, got {self.kernel_size}")
+                raise ConfigError("model.kernel_size must be odd and >= 3, got {kernel_size}",
+                                  kernel_size=self.kernel_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, **dataclasses.asdict(self)}
@@ -141,33 +146,37 @@ class AutoencoderConfig(ModelConfig):
         if self.output == "linear" and self.loss != "mse":
             raise ConfigError("model.output 'linear' needs loss 'mse': binary cross-entropy needs outputs in (0, 1)")
         if self.arch in ("dense", "rnn") and self.latent <= 0:
-            raise ConfigError(f"model.latent must be a positive code size, got {self.latent}")
+            raise ConfigError("model.latent must be a positive code size, got {latent}", latent=self.latent)
         if self.arch == "conv" and self.latent < 0:
-            raise ConfigError(f"model.latent must be >= 0 (0 = feature-map code), got {self.latent}")
+            raise ConfigError("model.latent must be >= 0 (0 = feature-map code), got {latent}", latent=self.latent)
         if self.tied and self.arch != "dense":
             raise ConfigError("model.tied is only available for the dense architecture")
         if self.arch == "rnn":
             self._validate_rnn()
         if self.code_noise < 0:
-            raise ConfigError(f"model.code_noise: a noise sigma must be >= 0, got {self.code_noise}")
+            raise ConfigError("model.code_noise: a noise sigma must be >= 0, got {code_noise}",
+                              code_noise=self.code_noise)
         if self.code_noise > 0 and (self.variational or (self.arch == "conv" and self.latent == 0)):
             raise ConfigError("model.code_noise needs a dense code layer: a VAE's code is already noisy, and a conv "
                               "model with latent 0 has no code layer")
         if self.noise == "gaussian" and not self.noise_level > 0:
-            raise ConfigError(f"model.noise_level: gaussian noise needs sigma > 0, got {self.noise_level}")
+            raise ConfigError("model.noise_level: gaussian noise needs sigma > 0, got {noise_level}",
+                              noise_level=self.noise_level)
         if self.noise == "dropout" and not 0 < self.noise_level < 1:
-            raise ConfigError(f"model.noise_level: dropout needs a rate in (0, 1), got {self.noise_level}")
+            raise ConfigError("model.noise_level: dropout needs a rate in (0, 1), got {noise_level}",
+                              noise_level=self.noise_level)
         if self.sparsity != "none" and not self.sparsity_weight > 0:
-            raise ConfigError(f"model.sparsity_weight must be > 0 with {self.sparsity} sparsity")
+            raise ConfigError("model.sparsity_weight must be > 0 with {sparsity} sparsity", sparsity=self.sparsity)
         if self.sparsity == "kl":
             if not 0 < self.sparsity_target < 1:
-                raise ConfigError(f"model.sparsity_target must be in (0, 1), got {self.sparsity_target}")
+                raise ConfigError("model.sparsity_target must be in (0, 1), got {sparsity_target}",
+                                  sparsity_target=self.sparsity_target)
             if self.code_activation != "sigmoid":
                 raise ConfigError("model.code_activation must be 'sigmoid' for KL sparsity "
                                   "(the KL compares mean activations in (0, 1) with the target rate)")
         if self.variational:
             if self.beta < 0:
-                raise ConfigError(f"model.beta must be >= 0, got {self.beta}")
+                raise ConfigError("model.beta must be >= 0, got {beta}", beta=self.beta)
             if self.arch == "conv" and self.latent == 0:
                 raise ConfigError("model.latent: a variational conv model needs a dense code size > 0")
             if self.tied:
@@ -208,9 +217,9 @@ class GANConfig(ModelConfig):
         _choice("model.d_activation", self.d_activation, ACTIVATIONS)
         _choice("model.output", self.output, OUTPUTS)
         if self.codings <= 0:
-            raise ConfigError(f"model.codings: a GAN needs a codings size > 0, got {self.codings}")
+            raise ConfigError("model.codings: a GAN needs a codings size > 0, got {codings}", codings=self.codings)
         if not 0 <= self.d_dropout < 1:
-            raise ConfigError(f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+            raise ConfigError("model.d_dropout must be in [0, 1), got {d_dropout}", d_dropout=self.d_dropout)
 
 
 @dataclass
@@ -223,9 +232,9 @@ class ClassifierConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         if self.features <= 0:
-            raise ConfigError(f"model.features must be a positive size, got {self.features}")
+            raise ConfigError("model.features must be a positive size, got {features}", features=self.features)
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError("model.dropout must be in [0, 1), got {dropout}", dropout=self.dropout)
 
 
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {c.family: c for c in (AutoencoderConfig, GANConfig, ClassifierConfig)}
@@ -267,7 +276,8 @@ def pinned_device() -> str | None:
     if not pinned:
         return None
     if pinned not in DEVICES:
-        raise ConfigError(f"AELAB_DEVICE must be one of {', '.join(DEVICES)}, got {pinned!r}")
+        raise ConfigError("AELAB_DEVICE must be one of {devices}, got {pinned!r}",
+                          devices=", ".join(DEVICES), pinned=pinned)
     return pinned
 
 
@@ -305,37 +315,42 @@ class TrainConfig:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.d_optimizer", self.d_optimizer, D_OPTIMIZERS)
         if self.d_lr < 0:
-            raise ConfigError(f"train.d_lr must be >= 0 (0 = same as lr), got {self.d_lr}")
+            raise ConfigError("train.d_lr must be >= 0 (0 = same as lr), got {d_lr}", d_lr=self.d_lr)
         if not 1 <= self.d_steps <= 10:
-            raise ConfigError(f"train.d_steps must be between 1 and 10, got {self.d_steps}")
+            raise ConfigError("train.d_steps must be between 1 and 10, got {d_steps}", d_steps=self.d_steps)
         if not 0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+            raise ConfigError("train.label_smoothing must be in [0, 0.5), got {label_smoothing}",
+                              label_smoothing=self.label_smoothing)
         _choice("train.device", self.device, DEVICES)
         _choice("train.precision", self.precision, PRECISIONS)
         if not self.lr > 0:
-            raise ConfigError(f"train.lr: the learning rate must be > 0, got {self.lr}")
+            raise ConfigError("train.lr: the learning rate must be > 0, got {lr}", lr=self.lr)
         if self.momentum < 0 or self.momentum >= 1:
-            raise ConfigError(f"train.momentum must be in [0, 1), got {self.momentum}")
+            raise ConfigError("train.momentum must be in [0, 1), got {momentum}", momentum=self.momentum)
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ConfigError("train.nesterov needs optimizer 'sgd' with momentum > 0")
         if not 0 < self.rho < 1:
-            raise ConfigError(f"train.rho must be in (0, 1), got {self.rho}")
+            raise ConfigError("train.rho must be in (0, 1), got {rho}", rho=self.rho)
         if self.batch_size <= 0:
-            raise ConfigError(f"train.batch_size must be positive, got {self.batch_size}")
+            raise ConfigError("train.batch_size must be positive, got {batch_size}", batch_size=self.batch_size)
         if self.epochs <= 0:
-            raise ConfigError(f"train.epochs must be positive, got {self.epochs}")
+            raise ConfigError("train.epochs must be positive, got {epochs}", epochs=self.epochs)
         for name in ("inner_lr", "finetune_lr"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name} must be >= 0 (0 = same as lr), got {getattr(self, name)}")
+                raise ConfigError("train.{name} must be >= 0 (0 = same as lr), got {value}",
+                                  name=name, value=getattr(self, name))
         if self.finetune_epochs < 0:
-            raise ConfigError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+            raise ConfigError("train.finetune_epochs must be >= 0, got {finetune_epochs}",
+                              finetune_epochs=self.finetune_epochs)
         _choice("train.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         if self.beta_schedule == "constant" and self.beta_epochs:
             raise ConfigError("train.beta_epochs is a setting of a beta schedule: set beta_schedule to warmup or "
                               "cyclical, or beta_epochs to 0")
         if self.beta_schedule != "constant" and not 0 < self.beta_epochs <= MAX_BETA_EPOCHS:
-            raise ConfigError(f"train.beta_epochs must be in (0, {MAX_BETA_EPOCHS}] for a {self.beta_schedule} "
-                              f"schedule, got {self.beta_epochs}")
+            raise ConfigError("train.beta_epochs must be in (0, {max_beta_epochs}] for a {beta_schedule} schedule, "
+                              "got {beta_epochs}",
+                              max_beta_epochs=MAX_BETA_EPOCHS, beta_schedule=self.beta_schedule,
+                              beta_epochs=self.beta_epochs)
         if not self.greedy and (self.finetune_epochs or self.inner_lr or self.finetune_lr):
             raise ConfigError("train.inner_lr, finetune_epochs and finetune_lr are settings of greedy training: "
                               "set greedy too")
@@ -359,7 +374,8 @@ class RunConfig:
             obj = getattr(self, section)
             for name, value in vars(obj).items():
                 if isinstance(value, float) and not math.isfinite(value):
-                    raise ConfigError(f"{section}.{name} must be a finite number, got {value}")
+                    raise ConfigError("{section}.{name} must be a finite number, got {value}",
+                                      section=section, name=name, value=value)
             obj.validate()
         if self.train.greedy:
             m = self.model
@@ -427,23 +443,25 @@ class StudyConfig:
     def validate(self) -> "StudyConfig":
         """Check every field against its bounds; returns self."""
         if not 1 <= len(self.labels) <= 12 or not all(1 <= n <= MAX_STUDY_LABELS for n in self.labels):
-            raise ConfigError(f"study.labels: 1 to 12 budgets, each between 1 and {MAX_STUDY_LABELS:,} labelled "
-                              f"images, got {self.labels}")
+            raise ConfigError("study.labels: 1 to 12 budgets, each between 1 and {max_study_labels:,} labelled "
+                              "images, got {labels}", max_study_labels=MAX_STUDY_LABELS, labels=self.labels)
         if len(set(self.labels)) != len(self.labels):
-            raise ConfigError(f"study.labels: each budget once, got {self.labels}")
+            raise ConfigError("study.labels: each budget once, got {labels}", labels=self.labels)
         if not 1 <= self.seeds <= 10:
-            raise ConfigError(f"study.seeds must be between 1 and 10, got {self.seeds}")
+            raise ConfigError("study.seeds must be between 1 and 10, got {seeds}", seeds=self.seeds)
         if not 0 <= self.seed <= 2**31 - 1:
-            raise ConfigError(f"study.seed must be between 0 and 2**31 - 1, got {self.seed}")
+            raise ConfigError("study.seed must be between 0 and 2**31 - 1, got {seed}", seed=self.seed)
         _choice("study.head", self.head, HEADS)
         for name, low, high in (("hidden", 1, 4096), ("epochs", 1, 500), ("min_steps", 0, 10_000),
                                 ("batch_size", 1, 4096)):
             if not low <= getattr(self, name) <= high:
-                raise ConfigError(f"study.{name} must be between {low} and {high}, got {getattr(self, name)}")
+                raise ConfigError("study.{name} must be between {low} and {high}, got {value}",
+                                  name=name, low=low, high=high, value=getattr(self, name))
         for name in ("lr", "encoder_lr"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 < value <= 10):
-                raise ConfigError(f"study.{name}: a learning rate must be in (0, 10], got {value}")
+                raise ConfigError("study.{name}: a learning rate must be in (0, 10], got {value}",
+                                  name=name, value=value)
         return self
 
     @property
@@ -460,7 +478,8 @@ class StudyConfig:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+        raise ConfigError("{name}: unknown value {value!r}; choose one of {allowed}",
+                          name=name, value=value, allowed=", ".join(allowed))
 
 
 def _field_names(cls) -> list[str]:
@@ -474,15 +493,17 @@ def from_dict(cls, d: dict[str, Any], prefix: str = ""):
     A model section is built as its ``family``'s config; a format-1 model section (one flat config for
     every family) is read too."""
     if not isinstance(d, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected an object, got {type(d).__name__}")
+        raise ConfigError("{where}: expected an object, got {got}",
+                          where=prefix or "config", got=type(d).__name__)
     if cls is ModelConfig or (isinstance(cls, type) and issubclass(cls, ModelConfig)):
         cls, d = _model_class_and_fields(d, prefix)
     hints = typing.get_type_hints(cls)
     known = set(_field_names(cls))
     unknown = set(d) - known
     if unknown:
-        raise ConfigError(f"{prefix or 'config'}: unknown field(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(known))}")
+        raise ConfigError("{where}: unknown field(s) {unknown}; known: {known}",
+                          where=prefix or "config", unknown=", ".join(sorted(unknown)),
+                          known=", ".join(sorted(known)))
     return cls(**{name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in d.items()})
 
 
@@ -515,7 +536,7 @@ def _coerce(hint, value, where: str):
         if isinstance(value, str):
             value = [v for v in value.replace(" ", "").split(",") if v]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError("{where}: expected a list, got {value!r}", where=where, value=value)
         return tuple(_coerce(args[0], v, where) for v in value)
     return parse_scalar(hint, value, where)
 
@@ -546,8 +567,9 @@ def parse_scalar(hint, value, where: str):
                 raise ValueError
             return value
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
-    raise ConfigError(f"{where}: unsupported type {hint}")
+        raise ConfigError("{where}: expected {expected}, got {value!r}",
+                          where=where, expected=hint.__name__, value=value) from None
+    raise ConfigError("{where}: unsupported type {hint}", where=where, hint=hint)
 
 
 # ------------------------------------------------------------------------------ flat settings
@@ -598,12 +620,13 @@ def with_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
                 if name in V1_MODEL_DEFAULTS and _coerce(type(V1_MODEL_DEFAULTS[name]), value, f"model.{name}") \
                         == V1_MODEL_DEFAULTS[name]:
                     continue
-                raise ConfigError(f"unknown setting {key!r} for a {new.model.family}" if name in V1_MODEL_DEFAULTS
-                                  or any(model_field(f, name) for f in FAMILIES) else f"unknown setting {key!r}")
+                if name in V1_MODEL_DEFAULTS or any(model_field(f, name) for f in FAMILIES):
+                    raise ConfigError("unknown setting {key!r} for a {family}", key=key, family=new.model.family)
+                raise ConfigError("unknown setting {key!r}", key=key)
             name = target
         obj = _sections(new).get(section)
         if obj is None or name not in _field_names(type(obj)):
-            raise ConfigError(f"unknown setting {key!r}")
+            raise ConfigError("unknown setting {key!r}", key=key)
         setattr(obj, name, _coerce(typing.get_type_hints(type(obj))[name], value, f"{section}.{name}"))
     return new
 

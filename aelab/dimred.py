@@ -133,14 +133,15 @@ def check_ks(ks: tuple[int, ...], n_pixels: int) -> tuple[int, ...]:
     """The code sizes, each once, sorted, between 1 and min(MAX_COMPARE_K, pixels)."""
     top = min(MAX_COMPARE_K, n_pixels)
     if not ks or len(ks) > 8 or any(not 1 <= k <= top for k in ks):
-        raise ConfigError(f"code sizes: 1 to 8 of them, each between 1 and {top}, got {list(ks)}")
+        raise ConfigError("code sizes: 1 to 8 of them, each between 1 and {top}, got {ks}", top=top, ks=list(ks))
     return tuple(sorted(set(ks)))
 
 
 def check_epochs(epochs: int | None) -> int | None:
     """Each autoencoder's epochs: None (its preset's) or 1 to MAX_COMPARE_EPOCHS."""
     if epochs is not None and not 1 <= epochs <= MAX_COMPARE_EPOCHS:
-        raise ConfigError(f"epochs must be between 1 and {MAX_COMPARE_EPOCHS}, got {epochs}")
+        raise ConfigError("epochs must be between 1 and {max_compare_epochs}, got {epochs}",
+                          max_compare_epochs=MAX_COMPARE_EPOCHS, epochs=epochs)
     return epochs
 
 

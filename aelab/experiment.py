@@ -45,10 +45,10 @@ def plan_resume(run: Run, more_epochs: int, fresh_optimizer: bool = False) -> tu
     training state (older runs, the examples, a diverged run) continues only with ``fresh_optimizer``; a
     greedy run does not continue (its phases are over)."""
     if not isinstance(more_epochs, int) or isinstance(more_epochs, bool) or more_epochs < 1:
-        raise ConfigError(f"the epochs to add must be a whole number >= 1, got {more_epochs!r}")
+        raise ConfigError("the epochs to add must be a whole number >= 1, got {more_epochs!r}", more_epochs=more_epochs)
     if run.config.train.greedy:
-        raise ConfigError(f"run {run.name!r} was trained greedily, layer by layer, and its phases are over: "
-                          "it cannot continue; train a new run")
+        raise ConfigError("run {name!r} was trained greedily, layer by layer, and its phases are over: it cannot "
+                          "continue; train a new run", name=run.name)
     checkpoint = None if fresh_optimizer else run.checkpoint()
     if checkpoint is None and not fresh_optimizer:
         raise RunError("run {name!r} was saved without its optimiser state (an example, a run saved before AE Lab "
@@ -94,8 +94,8 @@ def check_fits(cfg: RunConfig, dataset: Dataset):
     allocating it)."""
     split = dataset.split(cfg.data.validation_split)
     if cfg.train.batch_size > len(split.x_train):
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set "
-                          f"({len(split.x_train)} images of {dataset.name})")
+        raise ConfigError("train.batch_size {batch_size} is larger than the training set ({n_x_train} images of "
+                          "{name})", batch_size=cfg.train.batch_size, n_x_train=len(split.x_train), name=dataset.name)
     check_size(cfg.model, dataset.image_shape, cfg.train.batch_size, len(dataset.class_names))
     return split
 

@@ -96,7 +96,7 @@ RESERVED_QUERY_KEYS = ("preset", "data", "lang", "run", "method", "dims", "n")
 def preset(name: str, data: str = "fashion-mnist") -> RunConfig:
     """A fresh RunConfig for preset ``name`` on data set ``data``."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError("unknown preset {name!r}; choose one of {names}", name=name, names=", ".join(PRESETS))
     _, model, train = PRESETS[name]
     return RunConfig(DataConfig(name=data), copy.deepcopy(model), replace(train), preset=name)
 

@@ -55,8 +55,8 @@ def balanced_subset(y: np.ndarray, n: int, n_classes: int, seed: int) -> np.ndar
     for k in range(n_classes):
         pool = np.flatnonzero(y == k)
         if len(pool) < per_class[k]:
-            raise ConfigError(f"a budget of {n} labels needs {per_class[k]} training images of class {k}, "
-                              f"the data set has {len(pool)}")
+            raise ConfigError("a budget of {n} labels needs {needed} training images of class {k}, the data set has "
+                              "{n_pool}", n=n, needed=per_class[k], k=k, n_pool=len(pool))
         picked.append(rng.choice(pool, per_class[k], replace=False))
     return np.sort(np.concatenate(picked))
 
@@ -196,14 +196,14 @@ def check_encoders(encoders: list[Run]) -> None:
         raise ConfigError("each encoder run once")
     for run in encoders:
         if run.family != "autoencoder":
-            raise ConfigError(f"run {run.name!r} is a {run.family}, not an autoencoder: it has no encoder to "
-                              "pretrain with")
+            raise ConfigError("run {name!r} is a {family}, not an autoencoder: it has no encoder to pretrain with",
+                              name=run.name, family=run.family)
     datasets = {run.config.data.name for run in encoders}
     if len(datasets) > 1:
-        raise ConfigError(f"the encoders were trained on different data sets ({', '.join(sorted(datasets))}); "
-                          "a study compares encoders of one data set")
+        raise ConfigError("the encoders were trained on different data sets ({names}); a study compares encoders of "
+                          "one data set", names=", ".join(sorted(datasets)))
     if not pretrainable(encoders[0]):
-        raise ConfigError(f"{encoders[0].config.data.name} has no labels: there is nothing to classify")
+        raise ConfigError("{data} has no labels: there is nothing to classify", data=encoders[0].config.data.name)
 
 
 def fits_total(encoders: list[Run], cfg: StudyConfig) -> int:
@@ -224,8 +224,8 @@ def run_study(encoders: list[Run], cfg: StudyConfig, *, runs_dir=None, name: str
     n_classes = len(dataset.class_names)
     largest = max(cfg.labels)
     if largest > len(dataset.x_train):
-        raise ConfigError(f"a budget of {largest:,} labels is more than the {len(dataset.x_train):,} training "
-                          f"images of {dataset.name}")
+        raise ConfigError("a budget of {largest:,} labels is more than the {n_x_train:,} training images of {name}",
+                          largest=largest, n_x_train=len(dataset.x_train), name=dataset.name)
     models = {run.name: run.load_model() for run in encoders}
     total, fits, started = fits_total(encoders, cfg), [], time.perf_counter()
 

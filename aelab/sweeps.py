@@ -29,7 +29,8 @@ def parse_values(text: str) -> list[str]:
     """The comma-separated values of one axis, in order, without repeats (1 to ``MAX_AXIS_VALUES``)."""
     values = list(dict.fromkeys(v.strip() for v in str(text).split(",") if v.strip()))
     if not 1 <= len(values) <= MAX_AXIS_VALUES:
-        raise ConfigError(f"give 1 to {MAX_AXIS_VALUES} comma-separated values per setting, got {len(values)}")
+        raise ConfigError("give 1 to {max_axis_values} comma-separated values per setting, got {n_values}",
+                          max_axis_values=MAX_AXIS_VALUES, n_values=len(values))
     return values
 
 
@@ -38,15 +39,18 @@ def plan_sweep(cfg: RunConfig, axes: dict[str, Iterable[str]], stamp: str | None
     settings of :func:`sweepable`) applied to ``cfg``; a value that does not validate is refused with the
     setting's message, before anything starts."""
     if not 1 <= len(axes) <= MAX_SWEEP_AXES:
-        raise ConfigError(f"a sweep varies 1 or {MAX_SWEEP_AXES} settings, got {len(axes)}")
+        raise ConfigError("a sweep varies 1 or {max_sweep_axes} settings, got {n_axes}",
+                          max_sweep_axes=MAX_SWEEP_AXES, n_axes=len(axes))
     allowed = sweepable(cfg.model.family)
     for name in axes:
         if name not in allowed:
-            raise ConfigError(f"a sweep cannot vary {name!r}; it varies one of {', '.join(allowed)}")
+            raise ConfigError("a sweep cannot vary {name!r}; it varies one of {allowed}",
+                              name=name, allowed=", ".join(allowed))
     grid = [list(values) for values in axes.values()]
     count = math.prod(len(v) for v in grid)
     if count > MAX_SWEEP_RUNS:
-        raise ConfigError(f"this sweep has {count} runs; a sweep has at most {MAX_SWEEP_RUNS}")
+        raise ConfigError("this sweep has {count} runs; a sweep has at most {max_sweep_runs}",
+                          count=count, max_sweep_runs=MAX_SWEEP_RUNS)
     stamp = stamp or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = f"sweep-{cfg.preset or cfg.model.arch}-{stamp}"
     planned = []

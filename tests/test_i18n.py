@@ -187,8 +187,9 @@ def test_a_limit_is_said_in_the_visitors_language_from_its_code_and_numbers(monk
 
 
 def test_an_error_of_aelab_is_said_in_the_visitors_language_from_its_template(tmp_path):
+    import aelab
     from aelab import uploads
-    from aelab.errors import RunError, UploadError
+    from aelab.errors import ConfigError, RunError, UploadError
     from aelab.jobs import JobRefused
     from aelab.runs import RunStore
 
@@ -201,4 +202,7 @@ def test_an_error_of_aelab_is_said_in_the_visitors_language_from_its_template(tm
     assert i18n.error_message(refused.value, "zh").startswith("不支持的文件类型 '.gif'：")
     too_many = JobRefused("this server has {n} computations waiting; try again in a minute", n=3)
     assert i18n.error_message(too_many, "zh") == "本服务器有 3 个计算在等待；请一分钟后再试"
+    with pytest.raises(ConfigError) as unknown:
+        aelab.preset("nope", "digits")
+    assert i18n.error_message(unknown.value, "zh").startswith("未知的配方 'nope'；请从 stacked, ")
     assert i18n.error_message(RunError("an {unknown} message"), "zh") == "an {unknown} message"   # as it is

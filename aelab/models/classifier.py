@@ -22,7 +22,8 @@ class Classifier(Model):
     def __init__(self, cfg: ClassifierConfig, image_shape: tuple[int, int, int], n_classes: int):
         super().__init__()
         if n_classes < 2:
-            raise ConfigError(f"a classifier needs a data set with at least 2 classes, got {n_classes}")
+            raise ConfigError("a classifier needs a data set with at least 2 classes, got {n_classes}",
+                              n_classes=n_classes)
         self.cfg, self.image_shape, self.latent_dim, self.n_classes = cfg, tuple(image_shape), cfg.features, n_classes
         build_trunk = dense_trunk if cfg.arch == "dense" else conv_trunk
         self.trunk, size = build_trunk(cfg, self.image_shape)

@@ -20,8 +20,9 @@ def conv_trunk(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[nn.
     c, h, w = image_shape
     hs, ws = pooled_sizes(h, len(cfg.channels)), pooled_sizes(w, len(cfg.channels))
     if hs[-1] < 1 or ws[-1] < 1:
-        raise ConfigError(f"model.channels: {len(cfg.channels)} pooling steps shrink a {h}x{w} image to nothing; "
-                          f"use at most {max(0, min(h, w).bit_length() - 1)} conv layers")
+        raise ConfigError("model.channels: {n_channels} pooling steps shrink a {h}x{w} image to nothing; use at most "
+                          "{most} conv layers",
+                          n_channels=len(cfg.channels), h=h, w=w, most=max(0, min(h, w).bit_length() - 1))
     layers: list[nn.Module] = []
     for out in cfg.channels:
         layers += [nn.Conv2d(c, out, cfg.kernel_size, padding="same"), activation(cfg.activation), nn.MaxPool2d(2)]

@@ -121,8 +121,8 @@ class GAN(Model):
         if cfg.arch == "conv":
             c, h, w = self.image_shape
             if min(h, w) < 2 ** len(cfg.channels):
-                raise ConfigError(f"model.channels: {len(cfg.channels)} stride-2 layers are too many for "
-                                  f"{h}x{w} images")
+                raise ConfigError("model.channels: {n_channels} stride-2 layers are too many for {h}x{w} images",
+                                  n_channels=len(cfg.channels), h=h, w=w)
             self.generator, self.discriminator = conv_generator(cfg, image_shape), conv_discriminator(cfg, image_shape)
             self.to(memory_format=torch.channels_last)
         else:
