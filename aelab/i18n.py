@@ -54,14 +54,47 @@ def number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.3g}"
 
 
+class Message(str):
+    """A message that keeps its template and values: the English text as a ``str`` (logs, the CLI), and what
+    :func:`error_message` needs to say it in another language. It crosses processes (pickle) whole. Values
+    may be messages themselves (a worker's "{what} ran out of memory", ``what`` = said("the job"))."""
+
+    def __new__(cls, template: str, **values):
+        text = template.format(**values) if values else template
+        message = super().__new__(cls, text)
+        message.template, message.values = template, values
+        return message
+
+    def __reduce__(self):
+        return _said_again, (self.template, self.values)
+
+    def translated(self, lang: str) -> str:
+        _ = gettext_for(lang)
+        values = {k: v.translated(lang) if isinstance(v, Message) else v for k, v in self.values.items()}
+        return _(self.template).format(**values) if values else _(self.template)
+
+
+def _said_again(template: str, values: dict) -> "Message":
+    return Message(template, **values)
+
+
+def said(template: str, **values) -> Message:
+    """A message of the catalog with its values (`make translations` extracts the template)."""
+    return Message(template, **values)
+
+
 LIMIT_MESSAGE = N_("{what} is {got} {unit}; the limit is {limit} {unit} ({setting})")   # see aelab.errors
 
 
-def error_message(error: BaseException, lang: str) -> str:
+def error_message(error: BaseException | str, lang: str) -> str:
     """``error`` as a visitor reads it in ``lang``: a refusal above a bound (an aelab.errors.LimitError) rebuilt
-    from its code's words and its numbers, an error of aelab from its template and values (aelab.errors.Said);
-    any other error as it is (its message is English)."""
+    from its code's words and its numbers, an error of aelab from its template and values (aelab.errors.Said),
+    a message of a worker (a :class:`Message`) from its own; any other error or text as it is (English)."""
     _ = gettext_for(lang)
+    if isinstance(error, Message):
+        return error.translated(lang)
+    if isinstance(error, str):
+        return error
     if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
         template, values = getattr(error, "template", None), getattr(error, "values", None)
         if not isinstance(template, str) or len(error.args) != 1 or error.args[0] != (

@@ -36,6 +36,7 @@ from . import limits
 from .config import MAX_COMPARE_K, RunConfig, StudyConfig, pinned_device
 from .dimred import check_epochs, check_ks
 from .errors import Said, SettingLimitError
+from .i18n import said
 from .pretrain import check_encoders, fits_total
 from .runs import Run
 from .tasks import TASKS
@@ -161,14 +162,22 @@ class Worker:
         self.conn.close()
 
 
-def death_message(what: str, code: int | None, where: str = "") -> str:
-    """Why a worker's connection closed before it reported an outcome, from its exit code."""
-    where = f" {where}" if where else ""
-    if code is not None and code < 0:
+def death_message(what, worker, where=None, advice=None):
+    """Why ``worker``'s connection closed before it reported an outcome (from its exit code, or from Ray's
+    reason), how far the work got (``where``) and what to try (``advice``): messages of the catalog."""
+    code, lost = worker.process.returncode, getattr(worker, "lost", None)
+    if lost:
+        death = said("{what}'s worker on the Ray cluster died ({reason})", what=what, reason=lost)
+    elif code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        cause = " (most likely out of memory)" if -code == signal.SIGKILL else ""
-        return f"{what}'s worker process was killed by {name}{cause}{where}"
-    return f"{what}'s worker process ended unexpectedly (exit code {code}){where}"
+        death = said("{what}'s worker process was killed by {signal} (most likely out of memory)", what=what,
+                     signal=name) if -code == signal.SIGKILL else \
+            said("{what}'s worker process was killed by {signal}", what=what, signal=name)
+    else:
+        death = said("{what}'s worker process ended unexpectedly (exit code {code})", what=what, code=code)
+    if where:
+        death = said("{death} {where}", death=death, where=where)
+    return said("{death}; {advice}", death=death, advice=advice) if advice else death
 
 
 class WorkerPool:
@@ -259,7 +268,7 @@ class _WorkerJob(_Work):
 
     kind = "job"
     work_kind = ""          # what the worker is asked to do
-    nothing_saved = ""      # the end of a death message
+    nothing_saved = said("try again")   # the end of a death message
 
     def __init__(self, owner: str, on_end, snap):
         super().__init__(owner, on_end)
@@ -302,7 +311,7 @@ class _WorkerJob(_Work):
         worker = pool.take()
         try:
             if not worker.wait_ready():
-                self._end({"status": "failed", "error": "the job's worker process did not start; try again"})
+                self._end({"status": "failed", "error": said("the job's worker process did not start; try again")})
                 return
             threads = job_threads(self.work_kind)
             with _running_job_threads_lock:
@@ -323,8 +332,8 @@ class _WorkerJob(_Work):
             worker.process.wait()
             with self._lock:
                 where = self._where()
-            self._end({"status": "failed", "error": death_message("the job", worker.process.returncode, where)
-                       + self.nothing_saved})
+            self._end({"status": "failed", "error": death_message(said("the job"), worker, where,
+                                                                  self.nothing_saved)})
         finally:
             worker.kill()
             with _running_job_threads_lock:
@@ -351,7 +360,7 @@ class Job(_WorkerJob):
     """One training run of a validated config in a worker process; ``classifier`` scores a VAE or GAN."""
 
     work_kind = "train"
-    nothing_saved = "; no run was saved. Try a smaller model or batch, or try again."
+    nothing_saved = said("no run was saved. Try a smaller model or batch, or try again.")
 
     def __init__(self, cfg: RunConfig, runs_dir, owner: str = "", name: str | None = None,
                  classifier: Run | None = None, on_end=None, resume: tuple[Run, bool] | None = None):
@@ -368,7 +377,8 @@ class Job(_WorkerJob):
 
     def _where(self) -> str:
         s = self._snap
-        return f"at epoch {s.epoch}, batch {s.batch}" if s.batches else "before training"
+        return said("at epoch {epoch}, batch {batch}", epoch=s.epoch, batch=s.batch) if s.batches else \
+            said("before training")
 
     def _apply(self, kind: str, data: dict) -> None:
         with self._lock:
@@ -393,7 +403,7 @@ class StudyJob(_WorkerJob):
     study is saved in ``runs_dir`` when it finishes. Stopping it ends it after the current fit, unsaved."""
 
     work_kind = "study"
-    nothing_saved = "; nothing was saved. Try fewer budgets, seeds or encoders, or try again."
+    nothing_saved = said("nothing was saved. Try fewer budgets, seeds or encoders, or try again.")
 
     def __init__(self, encoders: list[Run], cfg: StudyConfig, runs_dir, owner: str = "", name: str | None = None,
                  on_end=None, fits_total: int = 0):
@@ -408,7 +418,7 @@ class StudyJob(_WorkerJob):
                 "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
 
     def _where(self) -> str:
-        return f"after {self._snap.fits_done} of {self._snap.fits_total} fits"
+        return said("after {done} of {total} fits", done=self._snap.fits_done, total=self._snap.fits_total)
 
     def _apply(self, kind: str, data: dict) -> None:
         with self._lock:
@@ -425,7 +435,8 @@ class ComparisonJob(_WorkerJob):
     saved as a run when trained, the table when all are. Stopping it ends it during the current model."""
 
     work_kind = "compare"
-    nothing_saved = "; the runs trained before were saved, the table was not. Try fewer code sizes, or try again."
+    nothing_saved = said("the runs trained before were saved, the table was not. Try fewer code sizes, or try "
+                         "again.")
 
     def __init__(self, data: str, ks: tuple[int, ...], epochs: int | None, runs_dir, owner: str = "",
                  name: str | None = None, on_end=None):
@@ -440,7 +451,7 @@ class ComparisonJob(_WorkerJob):
                 "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
 
     def _where(self) -> str:
-        return f"after {self._snap.fits_done} of {self._snap.fits_total} models"
+        return said("after {done} of {total} models", done=self._snap.fits_done, total=self._snap.fits_total)
 
     _apply = StudyJob._apply
 
@@ -496,11 +507,12 @@ class Task(_Work):
                 self._end({"status": "cancelled"})
             elif self._timed_out:
                 bound = limits.BOUNDS["job_minutes"]
-                self._end({"status": "failed", "error": f"it took longer than {bound.value():g} minutes "
-                                                        f"({bound.setting}); try fewer images or iterations"})
+                self._end({"status": "failed", "error": said(
+                    "it took longer than {minutes:g} minutes ({setting}); try fewer images or iterations",
+                    minutes=bound.value(), setting=bound.setting)})
             else:
-                self._end({"status": "failed", "error": death_message("the task", worker.process.returncode)
-                           + "; try fewer images, or try again"})
+                self._end({"status": "failed", "error": death_message(said("the task"), worker, None,
+                                                                      said("try fewer images, or try again"))})
             return
         with self._lock:
             self._worker = None   # from now on a cancel has nothing to kill: the worker serves other tasks

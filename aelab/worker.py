@@ -18,6 +18,8 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
+from .i18n import said
+
 PROGRESS_EVERY_S = 0.25   # at most four progress messages a second: the page redraws every 2 s
 TRACE_EVERY = 20          # batches between two points of the live training-loss trace
 
@@ -127,7 +129,8 @@ def run(conn: Connection) -> None:
     except MemoryError:
         conn.send(("end", {"status": "failed", "error": _out_of_memory(job)}))
     except Exception as e:   # shown to the visitor as a message, never a traceback
-        conn.send(("end", {"status": "failed", "error": _message(e, job, "the job", "try a smaller model or batch"),
+        conn.send(("end", {"status": "failed", "error": _message(e, job, said("the job"),
+                                                                  said("try a smaller model or batch")),
                            "run_name": getattr(e, "run_name", None)}))
 
 
@@ -137,7 +140,8 @@ def _run_study(conn: Connection, job: dict, stop: threading.Event, kind: str = "
     from .dimred import ComparisonStopped, compare
     from .pretrain import StudyStopped, run_study
 
-    what, advice = ("the study", "try fewer budgets") if kind == "study" else ("the comparison", "try fewer code sizes")
+    what, advice = (said("the study"), said("try fewer budgets")) if kind == "study" else \
+        (said("the comparison"), said("try fewer code sizes"))
     timed_out = threading.Event()
     if job["minutes"] is not None:
         timer = threading.Timer(job["minutes"] * 60, lambda: (timed_out.set(), stop.set()))
@@ -155,10 +159,11 @@ def _run_study(conn: Connection, job: dict, stop: threading.Event, kind: str = "
         conn.send(("end", {"status": "finished", "run_name": saved.name}))
     except (StudyStopped, ComparisonStopped) as e:
         if timed_out.is_set():
-            conn.send(("end", {"status": "timeout", "error": f"{what} took longer than {job['minutes']:g} "
-                                                             f"minutes (AELAB_MAX_JOB_MINUTES); {e}"}))
+            conn.send(("end", {"status": "timeout", "error": said(
+                "{what} took longer than {minutes:g} minutes (AELAB_MAX_JOB_MINUTES); {reason}", what=what,
+                minutes=job["minutes"], reason=_text(e))}))
         else:
-            conn.send(("end", {"status": "stopped", "error": str(e)}))
+            conn.send(("end", {"status": "stopped", "error": _text(e)}))
     except MemoryError:
         conn.send(("end", {"status": "failed", "error": _out_of_memory(job, what, advice)}))
     except Exception as e:   # shown to the visitor as a message, never a traceback
@@ -169,21 +174,38 @@ def _run_task(conn: Connection, job: dict, fn) -> None:
     try:
         conn.send(("end", {"status": "finished", "result": fn(*job["args"], **job["kwargs"])}))
     except MemoryError:
-        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, "the task", "try fewer images")}))
+        conn.send(("end", {"status": "failed", "error": _out_of_memory(job, said("the task"),
+                                                                       said("try fewer images"))}))
     except Exception as e:   # shown to the visitor as a message, never a traceback
-        conn.send(("end", {"status": "failed", "error": _message(e, job, "the task", "try fewer images")}))
+        conn.send(("end", {"status": "failed", "error": _message(e, job, said("the task"),
+                                                                 said("try fewer images"))}))
 
 
-def _message(e: Exception, job: dict, what: str, advice: str) -> str:
+def _text(e: Exception) -> str:
+    """An exception's message, as a :class:`aelab.i18n.Message` when it is one of aelab's (said from its
+    template and values, so a page can translate it), else its English text."""
+    template, values = getattr(e, "template", None), getattr(e, "values", None)
+    if isinstance(template, str) and isinstance(values, dict) and str(e) == (template.format(**values) if values
+                                                                             else template):
+        return said(template, **values)
+    return str(e)
+
+
+def _message(e: Exception, job: dict, what, advice):
     message = str(e)
     if "can't allocate memory" in message or "not enough memory" in message:
         return _out_of_memory(job, what, advice)
+    if getattr(e, "template", None) is not None:   # one of aelab's errors: it says itself what happened
+        return _text(e)
     return message if message.startswith(type(e).__name__) else f"{type(e).__name__}: {message}"
 
 
-def _out_of_memory(job: dict, what: str = "the job", advice: str = "try a smaller model or batch") -> str:
-    return (f"{what} ran out of memory (this server gives a job or task {job['memory_mb']:,.0f} MB, "
-            f"AELAB_MAX_WORKER_MB); {advice}")
+def _out_of_memory(job: dict, what=None, advice=None):
+    what, advice = what or said("the job"), advice or said("try a smaller model or batch")
+    if job["memory_mb"] is None:   # no cap: the machine itself ran out
+        return said("{what} ran out of memory; {advice}", what=what, advice=advice)
+    return said("{what} ran out of memory (this server gives a job or task {mb:,.0f} MB, AELAB_MAX_WORKER_MB); "
+                "{advice}", what=what, mb=job["memory_mb"], advice=advice)
 
 
 if __name__ == "__main__":

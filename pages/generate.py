@@ -7,7 +7,7 @@ from aelab.figures import class_share_figure
 from aelab.jobs import JobRefused
 from aelab.runs import find_classifier
 from pages.shared import launch, state, widgets
-from pages.shared.i18n import _, class_names, current
+from pages.shared.i18n import _, class_names, current, error_message
 from pages.shared.sidebar import through_router
 
 through_router()
@@ -33,7 +33,7 @@ def quality_task(run, classifier_run):
         return saved
     task = widgets.task("quality", run, classifier_run, QUALITY_SAMPLES, slot=f"quality:{run.name}")
     if task.finished and task.status != "finished":
-        st.error(_("The quality measure failed: {reason}").format(reason=task.error or _("cancelled")),
+        st.error(_("The quality measure failed: {reason}").format(reason=error_message(task.error or _("cancelled"))),
                  icon=":material/error:")
         return {}
     return task.result if task.finished else None

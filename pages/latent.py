@@ -7,7 +7,7 @@ from aelab import data, figures, latent, metrics
 from aelab.runs import Run
 from pages.shared import state, widgets
 from pages.shared.hover_map import hover_section
-from pages.shared.i18n import _, class_names, current
+from pages.shared.i18n import _, class_names, current, error_message
 from pages.shared.latent_views import decode_anywhere, projection_seconds, timelapse_section, units_section
 from pages.shared.reduction_views import comparison_section, hashing_section
 from pages.shared.sidebar import through_router
@@ -75,7 +75,8 @@ def projection_task(run: Run, model, view: dict):
                               _("You can change settings or visit other pages meanwhile."))
         st.stop()
     if task.status != "finished":
-        raise ValueError(task.error or _("the projection was cancelled; change a setting to try again"))
+        raise ValueError(error_message(task.error) if task.error else
+                         _("the projection was cancelled; change a setting to try again"))
     return task
 
 

@@ -206,3 +206,17 @@ def test_an_error_of_aelab_is_said_in_the_visitors_language_from_its_template(tm
         aelab.preset("nope", "digits")
     assert i18n.error_message(unknown.value, "zh").startswith("未知的配方 'nope'；请从 stacked, ")
     assert i18n.error_message(RunError("an {unknown} message"), "zh") == "an {unknown} message"   # as it is
+
+
+def test_a_workers_message_crosses_processes_and_is_said_in_the_visitors_language():
+    import pickle
+
+    from aelab.worker import _out_of_memory
+
+    message = pickle.loads(pickle.dumps(_out_of_memory({"memory_mb": 2000}, i18n.said("the task"),
+                                                        i18n.said("try fewer images"))))
+    assert message == ("the task ran out of memory (this server gives a job or task 2,000 MB, AELAB_MAX_WORKER_MB); "
+                       "try fewer images")
+    assert i18n.error_message(message, "zh") == "后台计算内存不足（本服务器给每个任务或计算 2,000 MB，" \
+                                                "AELAB_MAX_WORKER_MB）；请减少图像数量"
+    assert i18n.error_message("plain English", "zh") == "plain English"

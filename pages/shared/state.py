@@ -14,6 +14,7 @@ import aelab
 from aelab import data as data_mod
 from aelab import limits
 from aelab.runs import Run, RunStore, Study, cleanup_sessions, default_runs_dir, examples_dir
+from pages.shared.i18n import _, error_message
 
 BY_RUN = {Run: lambda run: run.fingerprint}   # cached results of a run depend on its directory and weights
 BY_DATA = {aelab.DataConfig: lambda cfg: (cfg.name, cfg.data_dir, cfg.image_size)}
@@ -177,5 +178,6 @@ def run_dataset(run: Run) -> aelab.Dataset | None:
     try:
         return dataset(run.config.data)
     except aelab.DataError as e:
-        st.error(f"The data set of run {run.name} is not available here: {e}")
+        st.error(_("The data set of run {run} is not available here: {reason}").format(run=run.name,
+                                                                                      reason=error_message(e)))
         return None

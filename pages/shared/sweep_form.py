@@ -10,7 +10,7 @@ import aelab
 from aelab.jobs import JobRefused, registry
 from aelab.sweeps import MAX_SWEEP_RUNS, parse_values, plan_sweep, sweepable
 from pages.shared import launch, widgets
-from pages.shared.i18n import _, status_label
+from pages.shared.i18n import _, error_message, status_label
 
 NONE = "–"
 
@@ -63,7 +63,8 @@ def sweep_status() -> None:
             _("status"): status_label(s.status)
             + (_(" (place {place})").format(place=s.position) if s.position else ""),
             _("epoch"): f"{s.epoch}/{s.epochs}", _("val loss"): (s.history.get("val_loss") or [None])[-1],
-            _("error"): s.error} for j, s in zip(jobs, snaps)]), hide_index=True, key="sweep_table")
+            _("error"): error_message(s.error) if s.error else None} for j, s in zip(jobs, snaps)]),
+            hide_index=True, key="sweep_table")
         return all(s.done for s in snaps)
 
     st.markdown("**" + _("Sweep") + "**")

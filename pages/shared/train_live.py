@@ -10,7 +10,7 @@ from aelab import figures
 from aelab.jobs import registry
 from aelab.presets import BOOK_VAL_LOSS
 from pages.shared import state, widgets
-from pages.shared.i18n import _, current, status_label
+from pages.shared.i18n import _, current, error_message, status_label
 
 
 def last(history: dict, k: str, fmt: str = ".4f") -> str:
@@ -75,7 +75,7 @@ def draw_live(job, snap) -> None:
     with right:
         draw_frames(job, snap)
     if snap.status == "failed":
-        st.error(_("Training failed: {reason}").format(reason=snap.error), icon=":material/error:")
+        st.error(_("Training failed: {reason}").format(reason=error_message(snap.error)), icon=":material/error:")
 
 
 def draw_frames(job, snap) -> None:

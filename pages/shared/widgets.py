@@ -77,7 +77,7 @@ def task_result(task, estimate_s: float, what: str, note: str = ""):
         wait_for_task(task, estimate_s, what, note)
         return None
     if task.status != "finished":
-        st.error(_("{what} failed: {reason}").format(what=what, reason=task.error or _("cancelled")),
+        st.error(_("{what} failed: {reason}").format(what=what, reason=error_message(task.error or _("cancelled"))),
                  icon=":material/error:")
         return None
     return task.result
@@ -96,7 +96,7 @@ def follow_job(job_key: str, pick_key: str, what: str, unit: str, stop_help: str
         snap, shown = job.snapshot(), f"{job_key}_shown"
         if snap.status != "finished":
             st.warning(_("The last {what} ended: {status}.").format(what=what, status=status_label(snap.status)) + " "
-                       + (snap.error or ""), icon=":material/warning:")
+                       + error_message(snap.error or ""), icon=":material/warning:")
         elif st.session_state.get(shown) != job.id:
             st.session_state[pick_key], st.session_state[shown] = state.run_key("run", snap.run_name), job.id
         return
