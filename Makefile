@@ -52,8 +52,8 @@ $(VENV)/.runtime: requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-ray.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -r requirements-ray.txt
 	@touch $@
 
 clean:

@@ -35,7 +35,7 @@ import numpy as np
 from . import limits
 from .config import MAX_COMPARE_K, RunConfig, StudyConfig, pinned_device
 from .dimred import check_epochs, check_ks
-from .errors import Said, SettingLimitError
+from .errors import ConfigError, Said, SettingLimitError
 from .i18n import said
 from .pretrain import check_encoders, fits_total
 from .runs import Run
@@ -123,25 +123,24 @@ def busy_threads() -> int:
         return sum(_running_job_threads.values())
 
 
-class Worker:
-    """A worker process (``python -m aelab.worker``) and our end of its connection."""
+class WorkerBase:
+    """What the job system uses of a worker: ``conn`` (``send``, ``recv``, ``poll``, ``close``, as a
+    multiprocessing Connection), ``process`` (``poll``, ``kill``, ``wait``, ``returncode``, ``pid``), ``ready``,
+    ``tasks_done``; a process here (:class:`Worker`) or an actor on a Ray cluster (aelab.ray_backend)."""
 
-    def __init__(self):
-        ours, theirs = socket.socketpair()
-        self.process = subprocess.Popen([sys.executable, "-m", "aelab.worker", str(theirs.fileno())],
-                                        pass_fds=(theirs.fileno(),), cwd=os.path.dirname(os.path.dirname(__file__)),
-                                        stdin=subprocess.DEVNULL)
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.ready = threading.Event()
-        self.tasks_done = 0
+    conn: Connection
+    ready: threading.Event
+    tasks_done: int
 
     def wait_ready(self, timeout: float = 120) -> bool:
         """Wait for the worker's 'ready' (its imports done); False if it died or took too long."""
         if not self.ready.is_set() and self.conn.poll(timeout):
             try:
-                kind, _ = self.conn.recv()
-                self.ready.set() if kind == "ready" else None
+                kind, data = self.conn.recv()
+                if kind == "ready":
+                    self.ready.set()
+                    if self.process.pid is None:   # an actor's process: known once it says so
+                        self.process.pid = data.get("pid")
             except (EOFError, OSError):
                 pass
         return self.ready.is_set()
@@ -154,6 +153,22 @@ class Worker:
                                "minutes": minutes if math.isfinite(minutes) else None,
                                "memory_mb": memory if math.isfinite(memory) else None,
                                "env": {k: v for k, v in os.environ.items() if k.startswith("AELAB_")}}))
+
+    def kill(self) -> None: ...
+
+
+class Worker(WorkerBase):
+    """A worker process (``python -m aelab.worker``) and our end of its connection."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen([sys.executable, "-m", "aelab.worker", str(theirs.fileno())],
+                                        pass_fds=(theirs.fileno(),), cwd=os.path.dirname(os.path.dirname(__file__)),
+                                        stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.ready = threading.Event()
+        self.tasks_done = 0
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -191,8 +206,10 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._refill()
 
-    def take(self, for_task: bool = False) -> Worker:
-        """A worker: for a task, one that finished a task before if there is one; else a warm one, else new."""
+    def take(self, for_task: bool = False, threads: int = 1, device: str = "cpu") -> Worker:
+        """A worker: for a task, one that finished a task before if there is one; else a warm one, else new.
+        (``threads`` and ``device``: what the work needs, which a cluster's pool asks for; here every worker
+        runs on this machine.)"""
         with self._lock:
             worker = self._task_idle.popleft() if for_task and self._task_idle else None
             if worker is None and self._idle:
@@ -307,13 +324,16 @@ class _WorkerJob(_Work):
             self.started = time.time()
         super()._launch(pool)
 
+    def _device(self) -> str:
+        return "cpu"
+
     def _follow(self, pool: WorkerPool) -> None:
-        worker = pool.take()
+        threads = job_threads(self.work_kind)
+        worker = pool.take(threads=threads, device=self._device())
         try:
             if not worker.wait_ready():
                 self._end({"status": "failed", "error": said("the job's worker process did not start; try again")})
                 return
-            threads = job_threads(self.work_kind)
             with _running_job_threads_lock:
                 _running_job_threads[id(self)] = threads
             worker.send_work(self.work_kind, self._payload(), threads)
@@ -371,9 +391,12 @@ class Job(_WorkerJob):
     def snapshot(self) -> Snapshot:
         return super().snapshot()
 
+    def _device(self) -> str:
+        return self.cfg.train.device
+
     def _payload(self) -> dict:
-        return {"cfg": self.cfg, "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None,
-                "name": self.name, "classifier": self.classifier, "resume": self.resume}
+        return {"cfg": self.cfg, "runs_dir": _absolute(self.runs_dir), "name": self.name,
+                "classifier": self.classifier, "resume": self.resume}
 
     def _where(self) -> str:
         s = self._snap
@@ -414,8 +437,7 @@ class StudyJob(_WorkerJob):
         return super().snapshot()
 
     def _payload(self) -> dict:
-        return {"encoders": self.encoders, "cfg": self.cfg, "name": self.name,
-                "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
+        return {"encoders": self.encoders, "cfg": self.cfg, "name": self.name, "runs_dir": _absolute(self.runs_dir)}
 
     def _where(self) -> str:
         return said("after {done} of {total} fits", done=self._snap.fits_done, total=self._snap.fits_total)
@@ -448,7 +470,7 @@ class ComparisonJob(_WorkerJob):
 
     def _payload(self) -> dict:
         return {"data": self.data, "ks": self.ks, "epochs": self.epochs, "name": self.name,
-                "runs_dir": str(self.runs_dir) if self.runs_dir is not None else None}
+                "runs_dir": _absolute(self.runs_dir)}
 
     def _where(self) -> str:
         return said("after {done} of {total} models", done=self._snap.fits_done, total=self._snap.fits_total)
@@ -487,15 +509,15 @@ class Task(_Work):
         super()._launch(pool)
 
     def _follow(self, pool: WorkerPool) -> None:
-        worker = pool.take(for_task=True)
+        threads = job_threads("task", busy=busy_threads())
+        worker = pool.take(for_task=True, threads=threads)
         with self._lock:
             self._worker, self.pid = worker, worker.process.pid
             cancelled = self._cancelled
         try:
             if cancelled or not worker.wait_ready():
                 raise EOFError
-            worker.send_work("task", {"name": self.name, "args": self.args, "kwargs": self.kwargs},
-                             job_threads("task", busy=busy_threads()))
+            worker.send_work("task", {"name": self.name, "args": self.args, "kwargs": self.kwargs}, threads)
             minutes = limits.limit("job_minutes")
             if not worker.conn.poll(minutes * 60 if math.isfinite(minutes) else None):
                 self._timed_out = True
@@ -535,6 +557,12 @@ class Task(_Work):
             self.status, self.result, self.error = outcome["status"], outcome.get("result"), outcome.get("error")
             self.position, self.finished_at = None, time.time()
         self._ended()
+
+
+def _absolute(runs_dir) -> str | None:
+    """The runs directory as the worker must see it: absolute (a worker's working directory is not the
+    server's)."""
+    return os.path.abspath(runs_dir) if runs_dir is not None else None
 
 
 def _key_part(value):
@@ -632,36 +660,19 @@ class Registry:
         is free for (the others queue)."""
         pool = self.pool
         with self._lock:   # a job counts from the moment it is registered
-            if self.max_per_visitor is not None and owner:
-                mine = [j for j in self._jobs.values() if j.owner == owner and not j.finished]
-                if len(mine) + len(makers) > self.max_per_visitor:
-                    if len(makers) > 1:
-                        raise JobRefused("you have {mine} jobs queued or training; these {asked} would make {total}, "
-                                         "the limit per visitor is {limit} (AELAB_MAX_QUEUED_PER_VISITOR); wait for "
-                                         "one or cancel it", mine=len(mine), asked=len(makers),
-                                         total=len(mine) + len(makers), limit=self.max_per_visitor)
-                    raise JobRefused("you have {mine} jobs queued or training, the limit per visitor is {limit} "
-                                     "(AELAB_MAX_QUEUED_PER_VISITOR); wait for one or cancel it", mine=len(mine),
-                                     limit=self.max_per_visitor)
             jobs = [make() for make in makers]
-            launches = []
+            started = self._admit_all(jobs, owner, self.max_per_visitor)
             for job in jobs:
                 self._jobs[job.id] = job
-                if self._admit(job):
-                    launches.append(job)
-        for job in launches:
-            job._launch(pool)
+        for job, now in zip(jobs, started):
+            if now:
+                job._launch(pool)
         return jobs
 
     def cancel(self, work: _Work) -> None:
         """A queued job or task leaves the queue; a training job stops after the current batch and saves its
         run; a running task's worker is killed."""
-        with self._lock:
-            queued = work in self._queue
-            if queued:
-                self._queue.remove(work)
-                self._number_queue()
-        if queued:
+        if self._dequeue(work):
             work._end({"status": "cancelled"})
         else:
             work._cancel()
@@ -688,7 +699,7 @@ class Registry:
                     raise JobRefused("this server has {n} computations waiting; try again in a minute",
                                      n=MAX_OPEN_TASKS)
                 task = self._tasks[key] = Task(name, args, kwargs, on_end=self._ended)
-                launch = self._admit(task)
+                launch = self._admit_all([task])[0]
                 self._forget_finished_tasks()
             holder = (owner, slot or name)
             previous = self._held.get(holder) if owner else None
@@ -728,6 +739,24 @@ class Registry:
     # ------------------------------------------------------------------------ the queue
     def _limit(self, kind: str) -> int:
         return self.max_jobs if kind == "job" else self.max_tasks
+
+    def _admit_all(self, works: list[_Work], owner: str = "", per_visitor: int | None = None) -> list[bool]:
+        """Under the lock: take ``works`` (of one kind, one owner) all at once, or refuse them all
+        (:class:`JobRefused`) when ``owner``'s jobs would pass ``per_visitor``; which of them start now."""
+        if per_visitor is not None and owner:
+            mine = sum(j.owner == owner and not j.finished for j in self._jobs.values())
+            if mine + len(works) > per_visitor:
+                raise visitor_cap_refusal(mine, len(works), per_visitor)
+        return [self._admit(work) for work in works]
+
+    def _dequeue(self, work: _Work) -> bool:
+        """``work`` leaves the queue if it waits there (True), else nothing happens (False)."""
+        with self._lock:
+            if work not in self._queue:
+                return False
+            self._queue.remove(work)
+            self._number_queue()
+            return True
 
     def _admit(self, work: _Work) -> bool:
         """Under the lock: True when ``work`` may start now (its slot is taken), else it joins the queue."""
@@ -771,8 +800,34 @@ class Registry:
             self._pool.close()
 
 
+def visitor_cap_refusal(mine: int, asked: int, limit: int) -> JobRefused:
+    """The refusal of ``asked`` more jobs to a visitor who has ``mine`` queued or running, past ``limit``."""
+    if asked > 1:
+        return JobRefused("you have {mine} jobs queued or training; these {asked} would make {total}, the limit per "
+                          "visitor is {limit} (AELAB_MAX_QUEUED_PER_VISITOR); wait for one or cancel it", mine=mine,
+                          asked=asked, total=mine + asked, limit=limit)
+    return JobRefused("you have {mine} jobs queued or training, the limit per visitor is {limit} "
+                      "(AELAB_MAX_QUEUED_PER_VISITOR); wait for one or cancel it", mine=mine, limit=limit)
+
+
+# AELAB_JOB_BACKEND -> the registry class that runs the works (by name: Ray is optional, loaded when chosen)
+BACKENDS = {"local": "aelab.jobs:Registry", "ray": "aelab.ray_backend:RayRegistry"}
+
 _registry: Registry | None = None
 _registry_lock = threading.Lock()
+
+
+def make_registry(**kwargs) -> Registry:
+    """A registry of the backend ``AELAB_JOB_BACKEND`` names (default ``local``: worker processes of this
+    machine; ``ray``: actors on the Ray cluster at ``AELAB_RAY_ADDRESS``, see aelab.ray_backend)."""
+    import importlib
+
+    backend = os.environ.get("AELAB_JOB_BACKEND") or "local"
+    if backend not in BACKENDS:
+        raise ConfigError("AELAB_JOB_BACKEND must be one of {names}, got {backend!r}", names=", ".join(BACKENDS),
+                          backend=backend)
+    module, name = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
 
 
 def registry() -> Registry:
@@ -780,5 +835,5 @@ def registry() -> Registry:
     global _registry
     with _registry_lock:
         if _registry is None:
-            _registry = Registry()
+            _registry = make_registry()
         return _registry

@@ -21,6 +21,10 @@ median, max, the ratio of medians, and the cores the server, the workers and the
 was watched). Bounded: at most 20 visitors, 4 jobs, 600 s; only loopback traffic.
 
 ``--root DIR`` runs another checkout of AE Lab (same virtual environment) to measure a version before a change.
+``--backend ray`` runs the jobs and tasks on a Ray cluster started here for the measurement (a head and
+``--ray-workers`` worker nodes of one CPU each, on 127.0.0.1: bench.ray_cluster); ``--throughput N`` also
+times N short training jobs (``stacked`` on digits, 3 epochs, two at a time) through the backend's queue,
+and reports jobs per minute.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ import time
 from pathlib import Path
 
 from bench.app import CHROMIUM_ARGS, Server, rss_mb
+from bench.ray_cluster import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [("Home", "AE Lab"), ("Train", "Train"), ("Reconstructions", "Reconstructions"),
@@ -252,17 +257,49 @@ async def load(browser, server: Server, visitors: int, jobs: int, seconds: float
             "workers_rss_mib": round(peaks.workers, 1), "cpu_s": peaks.cpu()}
 
 
+def throughput(n: int, env: dict) -> dict:
+    """Wall time of ``n`` short jobs (stacked on digits, 3 epochs) queued at once, two running at a time, through
+    the job system of ``env`` (the local workers, or the Ray cluster)."""
+    import aelab
+    from aelab.jobs import make_registry
+
+    os.environ.update(env)
+    registry = make_registry(max_jobs=2, max_per_visitor=n)
+    cfg = aelab.preset("stacked", "digits")
+    cfg.train.epochs = 3
+    try:
+        with tempfile.TemporaryDirectory() as runs:
+            started = time.perf_counter()
+            jobs = [registry.start(cfg, runs, owner="bench") for _ in range(n)]
+            assert all(job.join(600) for job in jobs)
+            seconds = time.perf_counter() - started
+            statuses = [job.snapshot().status for job in jobs]
+    finally:
+        registry.close()
+    return {"jobs": n, "seconds": round(seconds, 1), "jobs_per_minute": round(60 * n / seconds, 2),
+            "finished": statuses.count("finished"),
+            "first_point_s": [round(job.snapshot().first_point_seconds or float("nan"), 2) for job in jobs]}
+
+
 async def measure(args) -> dict:
+    if args.backend == "ray":
+        with local_cluster(args.ray_workers) as address:
+            return await _measure(args, {"AELAB_JOB_BACKEND": "ray", "AELAB_RAY_ADDRESS": address})
+    return await _measure(args, {})
+
+
+async def _measure(args, backend_env: dict) -> dict:
     from playwright.async_api import async_playwright
 
     root = args.root.resolve()
-    server = Server(root, {"AELAB_MAX_JOBS": str(max(2, args.jobs))})
+    server = Server(root, {"AELAB_MAX_JOBS": str(max(2, args.jobs)), **backend_env})
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                                args=CHROMIUM_ARGS)
             try:
-                result = {"root": str(root), "commit": _commit(root)}
+                result = {"root": str(root), "commit": _commit(root), "backend": args.backend,
+                          "ray_workers": args.ray_workers if args.backend == "ray" else None}
                 if args.epochs:
                     result["speed"] = await speed(browser, server, root, args.epochs, args.rounds)
                 result.update(await load(browser, server, args.visitors, args.jobs, args.seconds, args.pages))
@@ -270,6 +307,8 @@ async def measure(args) -> dict:
                 await browser.close()
     finally:
         server.close()
+    if args.throughput:
+        result["throughput"] = throughput(args.throughput, backend_env)
     return result
 
 
@@ -284,10 +323,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout of AE Lab to serve")
     p.add_argument("--pages", type=_pages, default=PAGES,
                    help="the pages the visitors open in turn, by their link names, comma-separated (default: all six)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="the job system's backend (ray: a local cluster started for the measurement)")
+    p.add_argument("--ray-workers", type=int, default=2, help="worker nodes of the local Ray cluster (1 CPU each)")
+    p.add_argument("--throughput", type=int, default=0, help="also time this many short jobs through the queue")
     p.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = p.parse_args(argv)
-    if not (1 <= args.visitors <= MAX_VISITORS and 0 <= args.jobs <= MAX_JOBS and 0 < args.seconds <= MAX_SECONDS):
-        p.error(f"bounds: 1-{MAX_VISITORS} visitors, 0-{MAX_JOBS} jobs, up to {MAX_SECONDS} s")
+    if not (1 <= args.visitors <= MAX_VISITORS and 0 <= args.jobs <= MAX_JOBS and 0 < args.seconds <= MAX_SECONDS
+            and 1 <= args.ray_workers <= 4 and 0 <= args.throughput <= 8):
+        p.error(f"bounds: 1-{MAX_VISITORS} visitors, 0-{MAX_JOBS} jobs, up to {MAX_SECONDS} s, 1-4 Ray workers, "
+                "0-8 throughput jobs")
     return args
 
 

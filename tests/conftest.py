@@ -94,3 +94,49 @@ def app(page: str | None = None, query: dict | None = None, timeout: float = 120
     assert not at.exception, at.exception
     return at
 
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """A Ray head on 127.0.0.1 for the whole test session (about 4 s to start), its address; stopped at the
+    end with everything it started. Its workers import aelab from this checkout (PYTHONPATH)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+    port = free_port()
+    ports = ["--port", str(port),
+             "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+             "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
+             "--node-manager-port", str(free_port()), "--object-manager-port", str(free_port())]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
+    log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                             "--node-ip-address", "127.0.0.1", "--num-cpus", "4", "--include-dashboard", "false",
+                             "--disable-usage-stats", *ports], env=env, cwd=root, stdout=log, stderr=log,
+                            start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while subprocess.run([str(Path(sys.executable).with_name("ray")), "status", "--address", address],
+                         capture_output=True, env=env).returncode != 0:
+        assert head.poll() is None and time.time() < deadline, Path(log.name).read_text()[-2000:]
+        time.sleep(0.5)
+    yield address
+    os.killpg(head.pid, signal.SIGTERM)   # --block: the head stops what it started (it drains up to 30 s)
+    try:
+        head.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)   # its processes share its group: nothing is left behind
+        head.wait(10)

@@ -40,9 +40,9 @@ def hosted_server(tmp_path_factory):
     yield from run_server(tmp_path_factory, {"AELAB_HOSTED": "1"})
 
 
-def run_server(tmp_path_factory, extra_env: dict | None = None):
+def run_server(tmp_path_factory, extra_env: dict | None = None, runs: Path | None = None):
     port = free_port()
-    runs = tmp_path_factory.mktemp("browser-runs")
+    runs = runs or tmp_path_factory.mktemp("browser-runs")
     env = {**os.environ, "AELAB_RUNS_DIR": str(runs), "AELAB_DATA_DIR": str(tmp_path_factory.mktemp("data")),
            **(extra_env or {})}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
@@ -509,3 +509,34 @@ def test_every_page_in_chinese(server, browser):
             shot(page, f"zh-{path}")
     finally:
         context.close()
+
+
+def test_two_replicas_on_ray_share_the_runs_and_one_job_limit(ray_head, tmp_path_factory, browser):
+    """Two app processes on two ports, on the Ray backend with AELAB_MAX_JOBS=1 and one runs directory: a job
+    started on the second waits in line while the first's trains, starts when it is stopped, and both runs
+    are in the shared directory."""
+    runs = tmp_path_factory.mktemp("shared-runs")
+    env = {"AELAB_JOB_BACKEND": "ray", "AELAB_RAY_ADDRESS": ray_head, "AELAB_MAX_JOBS": "1"}
+    replicas = [run_server(tmp_path_factory, env, runs) for _ in range(2)]
+    first, second = (next(r) for r in replicas)
+    pages = [browser.new_context(viewport={"width": 1400, "height": 1900}).new_page() for _ in range(2)]
+    try:
+        for page, replica, link in zip(pages, (first, second), ("data=fashion-mnist&epochs=300",   # minutes
+                                                                "data=digits&epochs=2")):
+            goto(page, f"{replica['url']}/train?preset=stacked&{link}", "Start training")
+            page.get_by_role("button", name="Start training").click()
+            if replica is first:
+                page.get_by_text("Epoch 1/300").first.wait_for(timeout=120_000)   # it trains
+        pages[1].get_by_text("Queued: place 1 in line").wait_for(timeout=30_000)
+        shot(pages[1], "ray-queued-on-the-second-replica")
+        pages[0].get_by_role("button", name="Stop").click()
+        pages[0].get_by_text("saved (stopped)").wait_for(timeout=60_000)
+        pages[1].get_by_text("saved (finished)").wait_for(timeout=120_000)
+        assert_no_exception(pages[1])
+        saved = sorted(p.name for p in runs.iterdir() if not p.name.startswith("."))
+        assert [name.rsplit("-", 2)[0] for name in saved] == ["stacked-digits", "stacked-fashion-mnist"], saved
+    finally:
+        for page in pages:
+            page.context.close()
+        for replica in replicas:
+            next(replica, None)
