@@ -138,12 +138,14 @@ class WorkerBase:
             try:
                 kind, data = self.conn.recv()
                 if kind == "ready":
+                    self._ready(data)
                     self.ready.set()
-                    if self.process.pid is None:   # an actor's process: known once it says so
-                        self.process.pid = data.get("pid")
             except (EOFError, OSError):
                 pass
         return self.ready.is_set()
+
+    def _ready(self, said: dict) -> None:
+        """What the worker's 'ready' says ({"pid": its process id}), for a worker that needs it."""
 
     def send_work(self, kind: str, work: dict, threads: int) -> None:
         """Hand the worker its one job or task, with this server's limits and ``AELAB_*`` settings as they

@@ -199,6 +199,9 @@ class RayWorker(jobs.WorkerBase):
         self.ready = threading.Event()
         self.tasks_done = 0
 
+    def _ready(self, said: dict) -> None:
+        self.process.pid = said.get("pid")   # the actor's process: known once it says so
+
     def _set_lost(self, error: Exception) -> None:
         self.process.dead = True
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

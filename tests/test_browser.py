@@ -273,21 +273,20 @@ def upload_in_the_browser(page, server):
 
 def pick_option(page, box: str, option: str, tries: int = 3) -> None:
     """Open the selectbox ``box``, type to filter, pick ``option``. An opening click that lands during a
-    rerun can be lost (seen under load): then open it again."""
+    rerun can be lost, and the list redrawn before the pick (both seen under load): then open it again."""
     for attempt in range(tries):
         page.get_by_role("combobox", name=box).click()
         page.keyboard.type(option)
         choice = page.get_by_role("option", name=option, exact=True)
-        try:
+        try:   # the list can also be redrawn under the pointer (a rerun), so the click is retried too
             choice.wait_for(timeout=10_000)
+            choice.click(timeout=10_000)
+            return
         except Exception:
             if attempt == tries - 1:
                 raise
             page.keyboard.press("Escape")
             wait_idle(page)
-            continue
-        choice.click()
-        return
 
 
 def sweep_in_the_browser(page, server):
