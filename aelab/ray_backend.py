@@ -211,14 +211,13 @@ class RayWorker(jobs.WorkerBase):
         self.process.kill()
 
 
-class RayWorkerPool:
+class RayWorkerPool(jobs.WorkerPool):
     """Workers for the job system on Ray: an actor per job (with what it asks for), and the actors that
-    finished a task serve the next tasks, as the local pool's workers do. No warm actor is kept ahead: a
-    cluster's nodes come and go, and a job's request is known only when it starts."""
+    finished a task serve the next tasks, as the local pool's workers do (``give_back``, ``close``). No warm
+    actor is kept ahead: a cluster's nodes come and go, and a job's request is known only when it starts."""
 
     def __init__(self):
-        self._task_idle: list[RayWorker] = []
-        self._lock = threading.Lock()
+        super().__init__(warm=0)
 
     def take(self, for_task: bool = False, threads: int = 1, device: str = "cpu") -> RayWorker:
         """A worker for a task (an idle one if there is one; it asks for one CPU: a visitor waits for it, and
@@ -227,25 +226,12 @@ class RayWorkerPool:
         if for_task:
             with self._lock:
                 if self._task_idle:
-                    return self._task_idle.pop()
+                    return self._task_idle.popleft()
         ray = connect()
         gpus = int(device == "cuda" or (device == "auto" and not for_task
                                         and ray.cluster_resources().get("GPU", 0) >= 1))
         memory = limits.limit("worker_memory")
         return RayWorker(1 if for_task else threads, gpus, memory if math.isfinite(memory) else None)
-
-    def give_back(self, worker: RayWorker) -> None:
-        worker.tasks_done += 1
-        if worker.tasks_done >= jobs.TASKS_PER_WORKER or worker.process.poll() is not None:
-            worker.kill()
-            return
-        with self._lock:
-            self._task_idle.append(worker)
-
-    def close(self) -> None:
-        with self._lock:
-            while self._task_idle:
-                self._task_idle.pop().kill()
 
 
 # ------------------------------------------------------------------------------------------- the queue
