@@ -29,7 +29,7 @@ bench: $(VENV)/.dev data browser
 # come in untranslated, `make test` says which), and compile them. See README "Languages".
 # The messages: _() and N_() in pages and aelab, and the templates of the errors pages show (aelab.errors).
 LOCALES := aelab/locales
-KEYWORDS := -k N_ -k said -k ConfigError -k DataError -k UploadError -k RunError -k JobRefused
+KEYWORDS := -k N_ -k said -k ConfigError -k TrainingDiverged -k DataError -k UploadError -k RunError -k JobRefused
 translations: $(VENV)/.dev
 	$(VENV)/bin/pybabel extract -F babel.cfg $(KEYWORDS) --no-location --sort-output --project "AE Lab" \
 		-o $(LOCALES)/aelab.pot streamlit_app.py pages aelab

@@ -38,15 +38,15 @@ class RunError(Said, RuntimeError):
     code = "run"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Said, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to try. ``result`` holds what was
     trained before (the trainer's FitResult, the model back at its last finite epoch), ``run_name`` the
     run it was saved as."""
 
     code = "diverged"
 
-    def __init__(self, message: str, result=None, run_name: str | None = None):
-        super().__init__(message)
+    def __init__(self, template: str, result=None, run_name: str | None = None, **values):
+        super().__init__(template, **values)
         self.result, self.run_name = result, run_name
 
 

@@ -16,6 +16,7 @@ from .config import RunConfig
 from .data import Dataset, load_dataset
 from .distributed import Context
 from .errors import ConfigError, RunError, TrainingDiverged
+from .i18n import said
 from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
 from .models import Model, build_model, check_size
@@ -171,6 +172,7 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     run = store.save(model, cfg, fit.history, meta, metrics, name, {**previews.timeline(), **codes.timeline()},
                      None if diverged else fit.checkpoint)
     if diverged:
-        raise TrainingDiverged(f"{diverged} The epochs before were saved as run {run.name} (status diverged, "
-                               "with the weights of the last finite epoch).", fit, run.name)
+        raise TrainingDiverged("{reason} The epochs before were saved as run {run} (status diverged, with the "
+                               "weights of the last finite epoch).", fit, run.name,
+                               reason=said(diverged.template, **diverged.values), run=run.name)
     return Experiment(run, fit, previews, model)

@@ -100,7 +100,7 @@ def error_message(error: BaseException | str, lang: str) -> str:
         if not isinstance(template, str) or len(error.args) != 1 or error.args[0] != (
                 template.format(**values) if values else template):   # not (or no longer) what the template says
             return str(error)
-        return _(template).format(**values) if values else _(template)
+        return Message(template, **values).translated(lang)
     return _(LIMIT_MESSAGE).format(
         what=_(error.what), got=number(error.got), unit=_(error.unit), limit=number(error.limit),
         setting=error.setting)

@@ -194,9 +194,10 @@ class Trainer:
                     model.eval()
                     state.model, state.status = model, "diverged"
                     self._emit("on_train_end", state)
-                    raise TrainingDiverged(str(e), FitResult(state.history, "diverged", float("nan"),
-                                                             (epoch, state.batch), str(device),
-                                                             dist.describe() if dist else None)) from None
+                    raise TrainingDiverged(e.template, FitResult(state.history, "diverged", float("nan"),
+                                                                 (epoch, state.batch), str(device),
+                                                                 dist.describe() if dist else None),
+                                           **e.values) from None
                 if state.batch < state.batches:
                     status, stopped_at = stop_reason, (epoch, state.batch)
                 if state.batch == 0:
@@ -309,9 +310,10 @@ class Trainer:
             if not math.isfinite(value):
                 batch = last_batch - len(values) + 1 + i
                 raise TrainingDiverged(
-                    f"the training loss became {value} at epoch {state.epoch}, batch {batch}/{state.batches} "
-                    f"(learning rate {self.cfg.lr}, optimizer {self.cfg.optimizer}). Try a smaller learning rate, "
-                    f"another optimizer (adam), or a smaller loss weight.")
+                    "the training loss became {value} at epoch {epoch}, batch {batch}/{batches} (learning rate "
+                    "{lr}, optimizer {optimizer}). Try a smaller learning rate, another optimizer (adam), or a "
+                    "smaller loss weight.", value=value, epoch=state.epoch, batch=batch, batches=state.batches,
+                    lr=self.cfg.lr, optimizer=self.cfg.optimizer)
         return math.fsum(values)
 
     def _why_stopped(self) -> str | None:

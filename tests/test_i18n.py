@@ -220,3 +220,15 @@ def test_a_workers_message_crosses_processes_and_is_said_in_the_visitors_languag
     assert i18n.error_message(message, "zh") == "后台计算内存不足（本服务器给每个任务或计算 2,000 MB，" \
                                                 "AELAB_MAX_WORKER_MB）；请减少图像数量"
     assert i18n.error_message("plain English", "zh") == "plain English"
+
+
+def test_a_diverged_run_is_said_in_the_visitors_language(tmp_path):
+    import aelab
+
+    cfg = aelab.preset("stacked", "digits")
+    cfg.train.epochs, cfg.train.lr = 2, 1e6   # past any learning rate that converges
+    with pytest.raises(aelab.TrainingDiverged) as diverged:
+        aelab.train(cfg, runs_dir=tmp_path, name="exploded")
+    assert "The epochs before were saved as run exploded" in str(diverged.value)
+    zh = i18n.error_message(diverged.value, "zh")
+    assert zh.startswith("训练损失在第 1 轮") and "之前的轮次已保存为运行 exploded" in zh, zh
