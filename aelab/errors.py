@@ -3,19 +3,21 @@ as one line. Each has a stable ``code`` (a refusal above a bound: the bound's ow
 They live in one bottom module so that every layer can raise them without importing upwards.
 
 A message is a template of the catalog and its values, ``RunError("no run named {name!r}", name=name)``:
-``str(error)`` is the English, and :func:`aelab.i18n.error_message` says it in a visitor's language. (`make
-translations` extracts the first argument of these classes, so give the template as a literal.)"""
+``str(error)`` is the English, and :func:`aelab.i18n.error_message` says it in a visitor's language from
+``error.said`` (an :class:`aelab.i18n.Message`). (`make translations` extracts the first argument of these
+classes, so give the template as a literal.)"""
 from __future__ import annotations
 
-from .i18n import LIMIT_MESSAGE, number
+from .i18n import LIMIT_MESSAGE, Message, number
 
 
 class Said:
-    """An error whose message is ``template`` filled with ``values`` (see the module's docstring)."""
+    """An error whose message is ``template`` filled with ``values``, kept whole in ``said`` (a Message; or
+    give one made already as ``template``)."""
 
-    def __init__(self, template: str = "", *args, **values):
-        self.template, self.values = template, values
-        super().__init__(template.format(**values) if values else template, *args)
+    def __init__(self, template: str = "", **values):
+        self.said = template if isinstance(template, Message) else Message(template, **values)
+        super().__init__(str(self.said))
 
 
 class ConfigError(Said, ValueError):
@@ -50,15 +52,16 @@ class TrainingDiverged(Said, RuntimeError):
         self.result, self.run_name = result, run_name
 
 
-class LimitError(Exception):
+class LimitError(Said, Exception):
     """A request above one of the bounds in :mod:`aelab.limits`: a stable ``code`` (e.g. ``upload_pixels``),
     the ``limit`` and what was asked for (``got``) in ``unit``, and the ``setting`` that raises the bound.
-    The one-line English message is built from these, so a page can say it in any language."""
+    Its message is built from these (``what`` and ``unit`` are words of the catalog), so a page can say it in
+    any language."""
 
     def __init__(self, code: str, *, limit: float, got: float, unit: str, what: str, setting: str):
         self.code, self.limit, self.got, self.unit, self.what, self.setting = code, limit, got, unit, what, setting
-        super().__init__(LIMIT_MESSAGE.format(what=what, got=number(got), unit=unit, limit=number(limit),
-                                             setting=setting))
+        super().__init__(Message(LIMIT_MESSAGE, what=Message(what), got=number(got), unit=Message(unit),
+                                 limit=number(limit), setting=setting))
 
 
 class UploadLimitError(LimitError, UploadError):

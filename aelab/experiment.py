@@ -16,7 +16,6 @@ from .config import RunConfig
 from .data import Dataset, load_dataset
 from .distributed import Context
 from .errors import ConfigError, RunError, TrainingDiverged
-from .i18n import said
 from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
 from .models import Model, build_model, check_size
@@ -174,5 +173,5 @@ def train_validated(cfg: RunConfig, *, runs_dir=None, name: str | None = None, c
     if diverged:
         raise TrainingDiverged("{reason} The epochs before were saved as run {run} (status diverged, with the "
                                "weights of the last finite epoch).", fit, run.name,
-                               reason=said(diverged.template, **diverged.values), run=run.name)
+                               reason=diverged.said, run=run.name)
     return Experiment(run, fit, previews, model)

@@ -60,22 +60,17 @@ class Message(str):
     may be messages themselves (a worker's "{what} ran out of memory", ``what`` = said("the job"))."""
 
     def __new__(cls, template: str, **values):
-        text = template.format(**values) if values else template
-        message = super().__new__(cls, text)
+        message = super().__new__(cls, template.format(**values) if values else template)
         message.template, message.values = template, values
         return message
 
-    def __reduce__(self):
-        return _said_again, (self.template, self.values)
+    def __getnewargs_ex__(self):   # pickle: made again from its template and values
+        return (self.template,), self.values
 
     def translated(self, lang: str) -> str:
         _ = gettext_for(lang)
         values = {k: v.translated(lang) if isinstance(v, Message) else v for k, v in self.values.items()}
         return _(self.template).format(**values) if values else _(self.template)
-
-
-def _said_again(template: str, values: dict) -> "Message":
-    return Message(template, **values)
 
 
 def said(template: str, **values) -> Message:
@@ -87,23 +82,11 @@ LIMIT_MESSAGE = N_("{what} is {got} {unit}; the limit is {limit} {unit} ({settin
 
 
 def error_message(error: BaseException | str, lang: str) -> str:
-    """``error`` as a visitor reads it in ``lang``: a refusal above a bound (an aelab.errors.LimitError) rebuilt
-    from its code's words and its numbers, an error of aelab from its template and values (aelab.errors.Said),
-    a message of a worker (a :class:`Message`) from its own; any other error or text as it is (English)."""
-    _ = gettext_for(lang)
-    if isinstance(error, Message):
-        return error.translated(lang)
-    if isinstance(error, str):
-        return error
-    if not all(hasattr(error, k) for k in ("what", "got", "limit", "unit", "setting")):
-        template, values = getattr(error, "template", None), getattr(error, "values", None)
-        if not isinstance(template, str) or len(error.args) != 1 or error.args[0] != (
-                template.format(**values) if values else template):   # not (or no longer) what the template says
-            return str(error)
-        return Message(template, **values).translated(lang)
-    return _(LIMIT_MESSAGE).format(
-        what=_(error.what), got=number(error.got), unit=_(error.unit), limit=number(error.limit),
-        setting=error.setting)
+    """``error`` as a visitor reads it in ``lang``: an error of aelab (aelab.errors: a refusal above a bound
+    too) from the :class:`Message` it carries in ``said``, a worker's :class:`Message` from its own; any other
+    error or text as it is (English)."""
+    message = getattr(error, "said", error)
+    return message.translated(lang) if isinstance(message, Message) else str(error)
 
 
 def preferred_language(accept_language: str | None) -> str:

@@ -131,6 +131,7 @@ class WorkerBase:
     conn: Connection
     ready: threading.Event
     tasks_done: int
+    lost: str | None = None   # why a worker elsewhere (a Ray actor) went, when it died under us
 
     def wait_ready(self, timeout: float = 120) -> bool:
         """Wait for the worker's 'ready' (its imports done); False if it died or took too long."""
@@ -144,7 +145,7 @@ class WorkerBase:
                 pass
         return self.ready.is_set()
 
-    def _ready(self, said: dict) -> None:
+    def _ready(self, data: dict) -> None:
         """What the worker's 'ready' says ({"pid": its process id}), for a worker that needs it."""
 
     def send_work(self, kind: str, work: dict, threads: int) -> None:
@@ -182,9 +183,9 @@ class Worker(WorkerBase):
 def death_message(what, worker, where=None, advice=None):
     """Why ``worker``'s connection closed before it reported an outcome (from its exit code, or from Ray's
     reason), how far the work got (``where``) and what to try (``advice``): messages of the catalog."""
-    code, lost = worker.process.returncode, getattr(worker, "lost", None)
-    if lost:
-        death = said("{what}'s worker on the Ray cluster died ({reason})", what=what, reason=lost)
+    code = worker.process.returncode
+    if worker.lost:
+        death = said("{what}'s worker on the Ray cluster died ({reason})", what=what, reason=worker.lost)
     elif code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         death = said("{what}'s worker process was killed by {signal} (most likely out of memory)", what=what,

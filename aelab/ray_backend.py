@@ -113,11 +113,8 @@ class _QueueConn:
     def send(self, message) -> None:
         self.outbox.put(message)
 
-    def recv(self):
-        message = self.inbox.get()
-        if message == CLOSED:
-            raise EOFError
-        return message
+    def recv(self):   # until the server kills the actor (a worker waiting here has nothing left to do)
+        return self.inbox.get()
 
 
 class _ActorConn:
@@ -189,7 +186,6 @@ class RayWorker(jobs.WorkerBase):
 
     def __init__(self, cpus: int = 1, gpus: int = 0, memory_mb: float | None = None):
         ray = connect()
-        self.lost: str | None = None   # why the actor went, when it died under us
         options = {"num_cpus": cpus, "num_gpus": gpus, "max_concurrency": 4, "max_restarts": 0}
         if memory_mb is not None:
             options["memory"] = int(memory_mb * 1e6)
@@ -199,8 +195,8 @@ class RayWorker(jobs.WorkerBase):
         self.ready = threading.Event()
         self.tasks_done = 0
 
-    def _ready(self, said: dict) -> None:
-        self.process.pid = said.get("pid")   # the actor's process: known once it says so
+    def _ready(self, data: dict) -> None:
+        self.process.pid = data.get("pid")   # the actor's process: known once it says so
 
     def _set_lost(self, error: Exception) -> None:
         self.process.dead = True
@@ -291,10 +287,6 @@ class Admission:
             if owner_replica == replica:
                 positions[work_id] = places[kind]
         return self.granted.pop(replica, []), positions
-
-    def counts(self) -> dict:
-        """{kind: (running, queued)} over every replica (for tests and the load benchmark)."""
-        return {kind: (len(self.running[kind]), sum(q[0] == kind for q in self.queue)) for kind in self.running}
 
     def _promote(self, kind: str, limit: int) -> None:
         while len(self.running[kind]) < limit:

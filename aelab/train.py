@@ -194,10 +194,9 @@ class Trainer:
                     model.eval()
                     state.model, state.status = model, "diverged"
                     self._emit("on_train_end", state)
-                    raise TrainingDiverged(e.template, FitResult(state.history, "diverged", float("nan"),
-                                                                 (epoch, state.batch), str(device),
-                                                                 dist.describe() if dist else None),
-                                           **e.values) from None
+                    raise TrainingDiverged(e.said, FitResult(state.history, "diverged", float("nan"),
+                                                             (epoch, state.batch), str(device),
+                                                             dist.describe() if dist else None)) from None
                 if state.batch < state.batches:
                     status, stopped_at = stop_reason, (epoch, state.batch)
                 if state.batch == 0:

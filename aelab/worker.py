@@ -182,21 +182,17 @@ def _run_task(conn: Connection, job: dict, fn) -> None:
 
 
 def _text(e: Exception) -> str:
-    """An exception's message, as a :class:`aelab.i18n.Message` when it is one of aelab's (said from its
-    template and values, so a page can translate it), else its English text."""
-    template, values = getattr(e, "template", None), getattr(e, "values", None)
-    if isinstance(template, str) and isinstance(values, dict) and str(e) == (template.format(**values) if values
-                                                                             else template):
-        return said(template, **values)
-    return str(e)
+    """An exception's message: the :class:`aelab.i18n.Message` of one of aelab's errors (a page translates
+    it), else its English text."""
+    return getattr(e, "said", None) or str(e)
 
 
 def _message(e: Exception, job: dict, what, advice):
     message = str(e)
     if "can't allocate memory" in message or "not enough memory" in message:
         return _out_of_memory(job, what, advice)
-    if getattr(e, "template", None) is not None:   # one of aelab's errors: it says itself what happened
-        return _text(e)
+    if hasattr(e, "said"):   # one of aelab's errors: it says itself what happened
+        return e.said
     return message if message.startswith(type(e).__name__) else f"{type(e).__name__}: {message}"
 
 
