@@ -7,6 +7,7 @@ Quick start::
     exp = aelab.train(cfg, runs_dir="runs")
     print(exp.run.name, exp.run.final_val_loss)
 """
+from . import runtime  # noqa: F401  first: it picks torch's CPU kernels before any runs (aelab.runtime.choose_kernels)
 from .config import (
                      AutoencoderConfig,
                      ClassifierConfig,

@@ -11,12 +11,19 @@ What it sets, and the measurement behind each (bench/RESULTS.md, "Steady numbers
 - **inference batches** of :data:`INFERENCE_BATCH` images (see there).
 - **threads**: torch's intra-op pool and the OpenMP / BLAS pools of numpy, scipy and scikit-learn
   (``threadpoolctl``) get the same count, so no idle pool spins beside the busy one.
+- **ATen's AVX2 kernels on AVX-512 hosts** (:func:`choose_kernels`, run when ``aelab`` is imported): the
+  AVX-512 build of ``expm1``, which SELU and ELU use, ran 4x slower than its AVX2 build on a Zen 4 host
+  (401,408 floats: 1.80 against 0.43 ms), so `conv`'s SELUs took a third of its step. Matrix products (MKL)
+  and convolutions (oneDNN) choose their own kernels and are not affected. torch.compile's cache then goes
+  to a folder of its own.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
+import tempfile
+from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -29,6 +36,36 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # mallopt parameters, from glibc
 # in fresh mmap'd pages, large enough that per-batch overhead does not show. Validating `conv` on 6,000 images in
 # batches of 1,000 faulted 110,000-230,000 pages a pass (at 256: under 600) and peaked 128 MB higher.
 INFERENCE_BATCH = 256
+
+
+KERNELS_VARIABLE = "ATEN_CPU_CAPABILITY"   # torch reads it once, at its first CPU kernel
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The first CPU's instruction-set flags (``avx2``, ``avx512f``, ...); empty where there is no cpuinfo."""
+    try:
+        with cpuinfo.open() as lines:
+            for line in lines:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_kernels(environ=os.environ, flags: set[str] | None = None) -> str | None:
+    """On a CPU with AVX-512, ask torch for its AVX2 elementwise kernels (see the module's docstring), unless
+    ``ATEN_CPU_CAPABILITY`` is set already (set it to ``avx512`` to keep those); ``TORCHINDUCTOR_CACHE_DIR`` too,
+    unless set. Takes effect only before torch's first CPU kernel runs, so ``aelab`` calls it on import. Returns
+    the value it set, or None."""
+    if KERNELS_VARIABLE in environ or "avx512f" not in (cpu_flags() if flags is None else flags):
+        return None
+    environ[KERNELS_VARIABLE] = "avx2"
+    # torch.compile's C++ kernels are cached without the kernel set in their key: one built by an AVX-512 process
+    # and loaded by an AVX2 one gave NaN losses (and the other way round, a malloc crash), so keep them apart
+    environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(),
+                                                               f"torchinductor_aten_avx2_uid{os.getuid()}"))
+    return "avx2"
 
 
 def tune_malloc() -> bool:
@@ -44,8 +81,13 @@ def tune_malloc() -> bool:
 
 def configure(threads: int | None = None) -> dict:
     """Tune this process for training: malloc thresholds, and ``threads`` for torch and for the OpenMP/BLAS
-    pools of numpy, scipy and scikit-learn (None: torch's default, one per core). Returns what was set."""
+    pools of numpy, scipy and scikit-learn (None: torch's default, one per core). Returns what was set, and the
+    elementwise kernels in use (``kernels``: ``AVX2``, ``AVX512``, ...)."""
     if threads is not None:
         torch.set_num_threads(threads)
     threadpool_limits(torch.get_num_threads())
-    return {"threads": torch.get_num_threads(), "malloc_tuned": tune_malloc(), "cpus": os.cpu_count()}
+    return {"threads": torch.get_num_threads(), "malloc_tuned": tune_malloc(), "cpus": os.cpu_count(),
+            "kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+choose_kernels()   # on import, so before torch's first CPU kernel in any process that imports aelab first

@@ -3,6 +3,8 @@
 Runs every comparison below in one go and writes bench/RESULTS.md:
   seed       the book's `stacked` recipe: aelab vs Keras (TensorFlow CPU) vs a plain PyTorch loop, interleaved
   presets    every preset at the book's epoch count, aelab next to the same recipe in Keras
+  gans       ms per training step of the `gan` and `dcgan` presets against the book's GAN loop in Keras, over a fixed
+             number of steps (their samples' quality over 3 seeds: `python -m bench.gan`, about an hour)
   batches    images/s of stacked, conv and vae at batch 32/128/512, beside a FLOP-bound estimate
   latent     PCA, t-SNE and UMAP time for 2,000 / 5,000 / 10,000 codes
   app        cold start, Start -> first live point, peak server RSS while training and projecting
@@ -33,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 KERAS_VENV = HERE / ".venv-keras"
 KERAS_REQUIREMENT = "tensorflow-cpu==2.21.*"
-SECTIONS = ("seed", "presets", "book3d", "batches", "latent", "app", "gpu")
+SECTIONS = ("seed", "presets", "gans", "book3d", "batches", "latent", "app", "gpu")
 
 
 def log(*args) -> None:
@@ -207,6 +209,34 @@ def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
     return lines, data
 
 
+# GANs timed over a fixed number of steps: (epochs, steps per epoch); the first epoch (Keras traces its graphs) is
+# left out, so each figure is the median of 5 epochs. Their quality needs full runs: bench.gan.
+GAN_STEPS = {"gan": (6, 300), "dcgan": (6, 60)}
+
+
+def gans_section() -> tuple[list[str], dict]:
+    from bench.gan import aelab_gan, keras_gan
+
+    lines = ["The book's `train_gan` loop in Keras (`bench/keras_ref.py`: the discriminator on 32 fakes + 32 reals, "
+             "then the generator through the frozen discriminator) and AE Lab's `gan` and `dcgan` presets, back to "
+             "back, on the first (steps x 32) Fashion-MNIST training images; ms per step (one discriminator and one "
+             "generator update): median (min-max) over epochs 2..N. Their samples' quality against the book's, over "
+             "3 seeds of full runs, is in \"The book's GAN against the `gan` preset\" (`python -m bench.gan`).", "",
+             "| preset | epochs x steps | AE Lab ms / step | Keras ms / step | speed-up | host speed |",
+             "|---|---|---|---|---|---|"]
+    data = {}
+    for name, (epochs, steps) in GAN_STEPS.items():
+        log(f"gan speed: {name}")
+        host = host_speed()
+        k = keras_gan(name, 0, epochs, None, images=steps * 32)
+        ours = aelab_gan(name, 0, epochs, images=steps * 32, samples=False)
+        tk, ta = ([s * 1e3 for s in r["step_seconds"][1:]] for r in (k, ours))
+        data[name] = {"aelab_ms": ta, "keras_ms": tk, "host": host}
+        lines.append(f"| `{name}` | {epochs} x {steps} | {spread(ta)} | {spread(tk)} | {median(tk) / median(ta):.2f}x "
+                     f"| {host['python_mops']:.0f} |")
+    return lines, data
+
+
 def peak_gflops() -> float:
     """Measured float32 matmul throughput of this machine (all torch threads)."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
@@ -357,7 +387,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
     runtime.configure()   # the settings the CLI and the app's workers use
-    titles = {"seed": "Seed recipe speed", "presets": "All presets", "batches": "Larger batches",
+    titles = {"seed": "Seed recipe speed", "presets": "All presets", "gans": "The GANs' speed against Keras",
+              "batches": "Larger batches",
               "latent": "Latent projection", "app": "The app", "gpu": "GPU",
               "book3d": "The book's 3-D demo: PCA with a linear autoencoder"}
     doc = ["# AE Lab benchmark results", "", "Made by `make bench` (`python -m bench`) in one run.", "",

@@ -34,26 +34,33 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-def keras_gan(preset: str, seed: int, epochs: int, folder: Path) -> dict:
-    out = folder / f"keras-{preset}-{seed}.npy"
+def keras_gan(preset: str, seed: int, epochs: int, folder: Path | None, images: int | None = None) -> dict:
+    """The book's loop in Keras; with ``folder``, its samples as ``images``; with ``images``, on the first that
+    many training images only (a timing run)."""
+    out = folder / f"keras-{preset}-{seed}.npy" if folder else None
     cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", preset, "--seed", str(seed),
-           "--epochs", str(epochs), "--samples-out", str(out)]
+           "--epochs", str(epochs), *(["--samples-out", str(out)] if out else []),
+           *(["--images", str(images)] if images else [])]
     row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-    row["images"] = torch.from_numpy(np.load(out)).float().reshape(-1, 1, 28, 28).clamp(0, 1)
+    if out:
+        row["images"] = torch.from_numpy(np.load(out)).float().reshape(-1, 1, 28, 28).clamp(0, 1)
     return row
 
 
-def aelab_gan(preset: str, seed: int, epochs: int) -> dict:
+def aelab_gan(preset: str, seed: int, epochs: int, images: int | None = None, samples: bool = True) -> dict:
+    """The preset trained by aelab's Trainer; with ``images``, on the first that many training images only."""
     cfg = aelab.preset(preset, "fashion-mnist")
     cfg.train.epochs, cfg.train.seed = epochs, seed
     ds = aelab.load_dataset("fashion-mnist")
     split = ds.split(0.1)
+    split.x_train, split.y_train = split.x_train[:images], split.y_train[:images]
     model = aelab.build_model(cfg.model, ds.image_shape, seed)
     fit = aelab.Trainer(cfg.train).fit(model, split)
     steps = -(-len(split.x_train) // cfg.train.batch_size)
-    images = model.sample(N_SAMPLES, generator=torch.Generator().manual_seed(seed))
-    return {"seconds": fit.history["train_seconds"], "step_seconds": [s / steps for s in fit.history["train_seconds"]],
-            "images": images}
+    row = {"seconds": fit.history["train_seconds"], "step_seconds": [s / steps for s in fit.history["train_seconds"]]}
+    if samples:
+        row["images"] = model.sample(N_SAMPLES, generator=torch.Generator().manual_seed(seed))
+    return row
 
 
 def mean_sd(xs) -> str:

@@ -203,7 +203,8 @@ def gan_models(preset):
 def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_size=32):
     """The book's ``train_gan`` loop: per batch, the discriminator on fakes then reals (one batch of 64, labels
     0 and 1), then the generator through the frozen discriminator (labels 1). Reshuffled every epoch, last
-    partial batch dropped (the book's ``drop_remainder=True``). Saves ``n_samples`` images in [0, 1] as .npy."""
+    partial batch dropped (the book's ``drop_remainder=True``). Saves ``n_samples`` images in [0, 1] as .npy
+    when ``samples_out`` is given."""
     keras.utils.set_random_seed(seed)
     generator, discriminator, gan, codings = gan_models(preset)
     x = x_train if preset == "gan" else x_train.reshape(-1, 28, 28, 1) * 2.0 - 1.0
@@ -222,9 +223,10 @@ def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_
             gan.train_on_batch(tf.random.normal((batch_size, codings)), y2)
         seconds.append(time.perf_counter() - started)
         step_seconds.append(seconds[-1] / (len(x) // batch_size))
-    images = generator.predict(tf.random.normal((n_samples, codings), seed=seed), verbose=0, batch_size=500)
-    images = np.asarray(images).reshape(n_samples, 28, 28)
-    np.save(samples_out, images if preset == "gan" else (images + 1.0) / 2.0)
+    if samples_out:
+        images = generator.predict(tf.random.normal((n_samples, codings), seed=seed), verbose=0, batch_size=500)
+        images = np.asarray(images).reshape(n_samples, 28, 28)
+        np.save(samples_out, images if preset == "gan" else (images + 1.0) / 2.0)
     return {"preset": preset, "seed": seed, "epochs": epochs, "batch_size": batch_size, "seconds": seconds,
             "step_seconds": step_seconds, "samples": samples_out, "tensorflow": tf.__version__}
 
@@ -306,8 +308,10 @@ def main():
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--samples-out", help="gan, dcgan: where to save the generated images (.npy)")
+    parser.add_argument("--images", type=int, help="train on the first N training images only (a timing run)")
     args = parser.parse_args()
     x_train, x_valid = load(args.data_dir)
+    x_train = x_train[:args.images]
     for preset in args.presets.split(","):
         if preset in ("gan", "dcgan"):
             print(json.dumps(train_gan(preset, x_train, args.seed, args.epochs or 10, args.samples_out)), flush=True)

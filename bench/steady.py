@@ -11,6 +11,8 @@ The cases separate the suspects one at a time:
   threads    1 or 2 torch threads, alone and beside a competing busy process (a second program on one core)
   wait       OpenMP's wait policy (OMP_WAIT_POLICY active / passive) beside the competing process
   denormals  torch.set_flush_denormal(True) against the default
+  kernels    ATen's AVX-512 elementwise kernels against its AVX2 ones (ATEN_CPU_CAPABILITY), on an AVX-512 host;
+             `--ops` times the elementwise operations themselves under each
 """
 from __future__ import annotations
 
@@ -62,7 +64,46 @@ def child(preset: str, steps: int, tuned: bool, threads: int, flush_denormal: bo
     meter = Meter()
     model = aelab.build_model(cfg.model, ds.image_shape, 42)
     aelab.Trainer(cfg.train, callbacks=[meter], eval_batch_size=eval_batch).fit(model, split)
-    return {"ms": meter.ms[1:], "faults_per_step": statistics.median(meter.faults[1:])}
+    return {"ms": meter.ms[1:], "faults_per_step": statistics.median(meter.faults[1:]),
+            "kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+OPS_SHAPE = (32, 16, 28, 28)   # `conv`'s first activation at batch 32
+
+
+def ops_child(repeat: int = 5) -> dict:
+    """Microseconds per call (median of ``repeat`` rounds of 100 calls each) of the elementwise operations the
+    presets run, on ``OPS_SHAPE`` floats, under the kernels this process got."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    import aelab  # noqa: F401  (its kernel choice, unless ATEN_CPU_CAPABILITY is set)
+    from aelab import runtime
+
+    runtime.configure()
+    x = torch.randn(OPS_SHAPE, generator=torch.Generator().manual_seed(0))
+    xg, grad = x.clone().requires_grad_(), torch.ones(OPS_SHAPE)
+    ops = {"selu": lambda: F.selu(x), "selu forward + backward": lambda: F.selu(xg).backward(grad),
+           "expm1": lambda: torch.expm1(x), "exp": lambda: torch.exp(x), "tanh": lambda: torch.tanh(x),
+           "sigmoid": lambda: torch.sigmoid(x), "log_sigmoid": lambda: F.logsigmoid(x), "relu": lambda: F.relu(x)}
+    rounds = {name: [] for name in ops}
+    for _ in range(repeat + 1):   # round by round, so that a slow moment of the host is shared by every operation
+        for name, op in ops.items():
+            started = time.perf_counter()
+            for _ in range(100):
+                op()
+            rounds[name].append((time.perf_counter() - started) * 1e4)
+    return {"us": {name: statistics.median(us[1:]) for name, us in rounds.items()},   # the first round warms up
+            "kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+def ops(kernels: str) -> dict:
+    """:func:`ops_child` in a fresh process with ``ATEN_CPU_CAPABILITY=kernels``."""
+    out = subprocess.run([sys.executable, "-m", "bench.steady", "--ops-child"], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "ATEN_CPU_CAPABILITY": kernels})
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def measure(preset: str, steps: int, *, tuned=True, threads=2, flush_denormal=False, env=None,
@@ -89,6 +130,9 @@ def host(rounds: int = 10) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--ops-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ops", action="store_true", help="time the elementwise operations under each kernel set "
+                        "(AVX-512, AVX2) instead of training")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tuned", action="store_true", help=argparse.SUPPRESS)
@@ -101,6 +145,19 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.tuned, args.threads, args.flush_denormal, args.eval_batch)))
+        return
+    if args.ops_child:
+        print(json.dumps(ops_child()))
+        return
+    if args.ops:
+        runs = [ops(kernels) for kernels in ("avx512", "avx2", "avx512", "avx2")]   # interleaved, twice each
+        if args.json:
+            print(json.dumps(runs))
+            return
+        print("| operation on 32x16x28x28 floats | " + " | ".join(r["kernels"] for r in runs) + " |\n|---|"
+              + "---|" * len(runs))
+        for name in runs[0]["us"]:
+            print(f"| `{name}` | " + " | ".join(f"{r['us'][name]:.0f} µs" for r in runs) + " |")
         return
     result = {"host": host(), "cases": []}
     for preset in args.presets.split(","):
@@ -118,12 +175,16 @@ def main(argv=None) -> None:
                  ("2 threads + busy, OMP_WAIT_POLICY=active", dict(competitor=True, env={"OMP_WAIT_POLICY": "ACTIVE"})),
                  ("2 threads, GOMP_SPINCOUNT=10000", dict(env={"GOMP_SPINCOUNT": "10000"})),
                  ("2 threads + busy, GOMP_SPINCOUNT=10000", dict(competitor=True, env={"GOMP_SPINCOUNT": "10000"})),
-                 ("flush denormals", dict(flush_denormal=True)), ("denormals kept (the default)", dict())]
+                 ("flush denormals", dict(flush_denormal=True)), ("denormals kept (the default)", dict()),
+                 *[(f"kernels: ATen's {label}", dict(env={"ATEN_CPU_CAPABILITY": value}))
+                   for label, value in (("AVX-512 (ATEN_CPU_CAPABILITY=avx512)", "avx512"),
+                                        ("AVX2 (aelab's choice on an AVX-512 host)", "avx2"))] * args.repeat]
         wanted = args.cases.split(",") if args.cases else None
         for label, kwargs in [c for c in cases if wanted is None or any(w in c[0] for w in wanted)]:
             m = measure(preset, steps, **kwargs)
             result["cases"].append({"preset": preset, "case": label, **m})
-            print(f"{preset:8s} {label:44s} ms/step {spread(m['ms'])}  faults/step {m['faults_per_step']:.0f}",
+            print(f"{preset:8s} {label:44s} ms/step {spread(m['ms'])}  faults/step {m['faults_per_step']:.0f} "
+                  f"kernels {m['kernels']}",
                   file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(result))

@@ -84,3 +84,31 @@ def test_a_running_job_holds_its_threads_until_it_ends(tmp_path, monkeypatch):
     finally:
         registry.close()
     assert sent == [("train", jobs.job_threads("train"))]
+
+
+def test_avx512_hosts_get_atens_avx2_kernels_unless_told_otherwise(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n"
+                       "processor\t: 1\nflags\t\t: fpu\n")
+    assert runtime.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "avx512f", "avx512bw"}
+    assert runtime.cpu_flags(tmp_path / "missing") == set()
+    env = {}
+    assert runtime.choose_kernels(env, {"avx2", "avx512f"}) == "avx2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert "aten_avx2" in env["TORCHINDUCTOR_CACHE_DIR"]   # compiled kernels kept apart from AVX-512 ones
+    env = {"ATEN_CPU_CAPABILITY": "avx512"}   # the user's choice stays
+    assert runtime.choose_kernels(env, {"avx2", "avx512f"}) is None and env == {"ATEN_CPU_CAPABILITY": "avx512"}
+    env = {}
+    assert runtime.choose_kernels(env, {"avx2"}) is None and env == {}   # AVX2 hosts: torch's own choice
+
+
+@pytest.mark.skipif("avx512f" not in runtime.cpu_flags(), reason="an AVX-512 host")
+def test_importing_aelab_first_gives_a_fresh_process_the_avx2_kernels():
+    script = "import aelab, torch; print(torch.backends.cpu.get_cpu_capability(), aelab.runtime.configure()['kernels'])"
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.split() == ["AVX2", "AVX2"]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**env, "ATEN_CPU_CAPABILITY": "avx512"},
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.split() == ["AVX512", "AVX512"]

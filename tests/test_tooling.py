@@ -89,3 +89,13 @@ def test_gpu_benchmark_runs_its_cases_on_any_device(capsys):
     assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16") and fp32["batch_size"] == 32
     assert 0 < bf16["val_loss"] < 1 and 0 < fp32["val_loss"] < 1 and fp32["val_loss"] != bf16["val_loss"]
     assert result["environment"]["torch"] == torch.__version__ and result["ddp"] is None
+
+
+def test_gan_speed_bench_trains_a_preset_on_the_first_images_only():
+    from bench.__main__ import GAN_STEPS
+    from bench.gan import aelab_gan
+
+    row = aelab_gan("gan", 0, epochs=2, images=3 * 32, samples=False)
+    assert len(row["step_seconds"]) == 2 and "images" not in row
+    assert all(abs(s - t / 3) < 1e-12 for s, t in zip(row["step_seconds"], row["seconds"]))   # 3 steps an epoch
+    assert set(GAN_STEPS) == {"gan", "dcgan"} and all(epochs >= 6 for epochs, _ in GAN_STEPS.values())

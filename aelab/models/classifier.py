@@ -13,7 +13,7 @@ from ..config import ClassifierConfig, ConfigError
 from .base import Model, Output
 from .conv import conv_trunk
 from .dense import dense_trunk
-from .layers import activation
+from .layers import Dropout, activation
 
 
 class Classifier(Model):
@@ -28,7 +28,7 @@ class Classifier(Model):
         build_trunk = dense_trunk if cfg.arch == "dense" else conv_trunk
         self.trunk, size = build_trunk(cfg, self.image_shape)
         self.features = nn.Sequential(nn.Linear(size, cfg.features), activation(cfg.activation))
-        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.features, n_classes))
+        self.head = nn.Sequential(Dropout(cfg.dropout), nn.Linear(cfg.features, n_classes))
         if cfg.arch == "conv":
             self.to(memory_format=torch.channels_last)
 

@@ -18,7 +18,7 @@ from ..config import ConfigError, GANConfig, TrainConfig
 from ..optim import make_optimizer
 from .base import PLAIN, Model, Output, Update
 from .conv import transpose_padding
-from .layers import activation
+from .layers import Dropout, activation
 
 PREVIEW_SEED = 1234    # the fixed noise of the live sample grid
 PREVIEW_SAMPLES = 32
@@ -57,7 +57,7 @@ def dense_discriminator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn
     for h in cfg.hidden:
         layers += [nn.Linear(size, h), activation(cfg.d_activation)]
         if cfg.d_dropout:
-            layers.append(nn.Dropout(cfg.d_dropout))
+            layers.append(Dropout(cfg.d_dropout))
         size = h
     layers.append(nn.Linear(size, 1))
     return nn.Sequential(*layers)
@@ -94,7 +94,7 @@ def conv_discriminator(cfg: GANConfig, image_shape: tuple[int, int, int]) -> nn.
         layers += [nn.Conv2d(c, out, cfg.kernel_size, stride=2, padding=cfg.kernel_size // 2),
                    activation(cfg.d_activation)]
         if cfg.d_dropout:
-            layers.append(nn.Dropout(cfg.d_dropout))
+            layers.append(Dropout(cfg.d_dropout))
         c = out
     layers += [nn.Flatten(), nn.Linear(c * hs[-1] * ws[-1], 1)]
     return nn.Sequential(*layers)
