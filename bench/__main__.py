@@ -365,7 +365,8 @@ def environment() -> list[str]:
             f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, {platform.system()}; "
             f"host speed at the start: Python {host['python_mops']:.0f} M additions/s, matmul "
             f"{host['matmul_gflops_1t']:.0f} GFLOP/s on one thread",
-            f"- python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"- python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads, "
+            f"ATen's {torch.backends.cpu.get_cpu_capability()} kernels), "
             f"Keras reference: {KERAS_REQUIREMENT} in its own venv",
             "- timings on shared machines are noisy: compare the ratios measured in this one run"]
 
@@ -394,7 +395,7 @@ def main(argv=None) -> None:
     doc = ["# AE Lab benchmark results", "", "Made by `make bench` (`python -m bench`) in one run.", "",
            *environment(), ""]
     kept = other_sections(Path(args.out), titles.values())
-    results = {}
+    results, started = {}, time.perf_counter()
     for name in args.only.split(","):
         log(f"== {name}")
         if name == "seed":
@@ -406,6 +407,10 @@ def main(argv=None) -> None:
         results[name] = data
         doc += [f"## {titles[name]}", "", *lines, ""]
         Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
+    minutes = (time.perf_counter() - started) / 60
+    doc.insert(doc.index("- timings on shared machines are noisy: compare the ratios measured in this one run"),
+               f"- this run took {minutes:.1f} minutes ({args.only})")
+    Path(args.out).write_text("\n".join(doc + kept))
     Path(args.out).with_name("results.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n".join(doc))
 
