@@ -139,7 +139,7 @@ def cpu_model() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     fields = dict(line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)
     fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = fields.get("flags", "").split()
+    flags = runtime.cpu_flags()
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return (f"{fields.get('model name', platform.processor())} (family {fields.get('cpu family', '?')} "
             f"model {fields.get('model', '?')}, {isa})")
@@ -396,6 +396,7 @@ def main(argv=None) -> None:
               "book3d": "The book's 3-D demo: PCA with a linear autoencoder"}
     doc = ["# AE Lab benchmark results", "", "Made by `make bench` (`python -m bench`) in one run.", "",
            *environment(), ""]
+    duration_at = len(doc) - 1   # the run's duration joins the environment's lines once it is known
     kept = other_sections(Path(args.out), titles.values())
     results, started = {}, time.perf_counter()
     for name in args.only.split(","):
@@ -410,8 +411,7 @@ def main(argv=None) -> None:
         doc += [f"## {titles[name]}", "", *lines, ""]
         Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
     minutes = (time.perf_counter() - started) / 60
-    doc.insert(doc.index("- timings on shared machines are noisy: compare the ratios measured in this one run"),
-               f"- this run took {minutes:.1f} minutes ({args.only})")
+    doc.insert(duration_at, f"- this run took {minutes:.1f} minutes ({args.only})")
     Path(args.out).write_text("\n".join(doc + kept))
     Path(args.out).with_name("results.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n".join(doc))

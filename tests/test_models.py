@@ -151,3 +151,19 @@ def test_rounded_accuracy_is_the_books_metric_and_recorded_per_epoch(digits):
     mse = aelab.preset("stacked", "digits")
     mse.model.loss, mse.train.epochs = "mse", 1
     assert "val_rounded_acc" not in aelab.train(mse, evaluate=False).fit.history   # BCE autoencoders only
+
+
+def test_dropout_layer_drops_at_its_rate_scales_the_rest_and_only_in_training():
+    from aelab.models.layers import Dropout
+
+    layer, x = Dropout(0.4), torch.ones(200_000)
+    torch.manual_seed(0)
+    y = layer.train()(x)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.6, abs=0.005)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.6))   # inverted dropout: the mean stays 1
+    assert torch.equal(layer.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+    xg = torch.ones(1000, requires_grad=True)
+    layer.train()(xg).sum().backward()
+    grads = xg.grad.unique().tolist()   # gradients flow through the kept elements only, scaled as they are
+    assert len(grads) == 2 and grads[0] == 0.0 and grads[1] == pytest.approx(1 / 0.6)
