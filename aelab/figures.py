@@ -16,6 +16,11 @@ TERM_LABELS = {"recon": N_("reconstruction (per pixel)"), "kl": N_("KL (nats / i
 EPOCH = N_("epoch")
 
 
+def _live(points: int) -> str:
+    """The mode of a live trace: its lone first point as a marker (a line through one point draws nothing)."""
+    return "lines" if points > 1 else "markers"
+
+
 def _layout(fig: go.Figure, title: str, y: str, x: str) -> go.Figure:
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=360,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
@@ -41,7 +46,7 @@ def loss_figure(history: dict, trace: list[tuple[float, float]] | None = None, r
                         mode="lines+markers", line=dict(color="#059669", dash="dot"))
     if trace:
         xs, ys = zip(*trace)
-        fig.add_scatter(x=xs, y=ys, name=_("training (live)"), mode="lines", line=dict(color="#A5B4FC", width=1))
+        fig.add_scatter(x=xs, y=ys, name=_("training (live)"), mode=_live(len(xs)), line=dict(color="#A5B4FC", width=1))
     ep = history.get("epoch", [])
     if ep:
         fig.add_scatter(x=ep, y=history["loss"], name=_("training"), mode="lines+markers", line=dict(color="#4F46E5"))
@@ -78,13 +83,13 @@ def beta_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | No
     traces = traces or {}
     if traces.get("beta"):
         xs, ys = zip(*traces["beta"])
-        fig.add_scatter(x=xs, y=ys, name="β", mode="lines", line=dict(color="#4F46E5", shape="linear"))
+        fig.add_scatter(x=xs, y=ys, name="β", mode=_live(len(xs)), line=dict(color="#4F46E5", shape="linear"))
     elif history.get("beta"):
         fig.add_scatter(x=history["epoch"], y=history["beta"], name="β", mode="lines+markers",
                         line=dict(color="#4F46E5"))
     if traces.get("kl"):
         xs, ys = zip(*traces["kl"])
-        fig.add_scatter(x=xs, y=ys, name=_("KL (training, nats / image)"), mode="lines", yaxis="y3",
+        fig.add_scatter(x=xs, y=ys, name=_("KL (training, nats / image)"), mode=_live(len(xs)), yaxis="y3",
                         line=dict(color="#F97316", width=1))
     if history.get("val_kl"):
         fig.add_scatter(x=history["epoch"], y=history["val_kl"], name=_("KL (validation)"), mode="markers", yaxis="y3",
@@ -112,8 +117,8 @@ def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | Non
         trace = (traces or {}).get(k)
         if trace:
             xs, ys = zip(*trace)
-            fig.add_scatter(x=xs, y=ys, name=_("{name} (live)").format(name=names[k]), mode="lines", opacity=0.45,
-                            line=dict(color=colors[k], width=1), showlegend=False)
+            fig.add_scatter(x=xs, y=ys, name=_("{name} (live)").format(name=names[k]), mode=_live(len(xs)),
+                            opacity=0.45, line=dict(color=colors[k], width=1), showlegend=False)
         if history.get(k):
             fig.add_scatter(x=history["epoch"], y=history[k], name=names[k], mode="lines+markers",
                             line=dict(color=colors[k]))

@@ -296,6 +296,15 @@ class _WorkerJob(_Work):
         self._snap = snap
         self._worker: Worker | None = None
         self._stop_asked = False
+        self._reported = threading.Event()   # set at the first live point (Job) or when the work ends
+
+    def wait_for_first_point(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the job's first live point, or its end; at once when it is queued.
+        True when the page has something to draw (a warm worker reports within about half a second)."""
+        with self._lock:
+            if self._snap.status == "queued":
+                return False
+        return self._reported.wait(timeout)
 
     def snapshot(self):
         with self._lock:
@@ -376,6 +385,7 @@ class _WorkerJob(_Work):
             s.error = outcome.get("error")
             s.run_name = outcome.get("run_name")
             s.position = None
+        self._reported.set()
         self._ended()
 
 
@@ -418,6 +428,7 @@ class Job(_WorkerJob):
                     s.traces.setdefault(k, []).extend(points)
                 if s.first_point_seconds is None:
                     s.first_point_seconds = time.time() - self.started
+                    self._reported.set()
             elif kind == "epoch":
                 s.history = data["history"]
                 if data["frame"] is not None:

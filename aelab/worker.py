@@ -79,13 +79,15 @@ def _listen_for_stop(conn: Connection, stop: threading.Event) -> None:
 
 def run(conn: Connection) -> None:
     # Everything a job may import, imported before the memory cap: scipy's and OpenBLAS's set-up spins
-    # forever when an allocation fails under RLIMIT_DATA, where torch raises a clear error.
+    # forever when an allocation fails under RLIMIT_DATA, where torch raises a clear error. And before "ready"
+    # rather than after Start: torch's optimizers import torch._dynamo when the first one is built (1.4 s here).
     import scipy.linalg  # noqa: F401
     import sklearn.datasets  # noqa: F401
     import sklearn.decomposition  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     import sklearn.manifold  # noqa: F401
     import sklearn.neighbors  # noqa: F401
+    import torch._dynamo  # noqa: F401
 
     from . import runtime
     from .experiment import Resume, train_validated

@@ -328,6 +328,8 @@ def app_section() -> tuple[list[str], dict]:
              f"| Start (stacked, Fashion-MNIST) to the first point on the live chart, the server's first visitor | "
              f"{m['first_point_s']:.2f} s |",
              f"| ... a second visitor's Start, once the server is warm | {m['first_point_warm_s']:.2f} s |",
+             f"| ... the same two from opening the Train page (drawn, then Start clicked at once) | "
+             f"{m['open_to_first_point_s']:.2f} s, {m['open_to_first_point_warm_s']:.2f} s |",
              f"| server RSS after start, before any page | {m['rss_idle_mb']:.0f} MiB |",
              f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MiB |",
              f"| ... of which anonymous memory (RssAnon: heap, stacks; not mapped library files) | "

@@ -37,4 +37,4 @@ if cfg is not None:
 with st.container(key="sweep_panel"):   # keys: the screenshots script finds the sections by them
     sweep_panel(cfg)
 with st.container(key="live_view"):
-    train_live.job_panel()
+    train_live.job_panel(cfg)

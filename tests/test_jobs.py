@@ -20,11 +20,22 @@ def small(epochs=2):
 
 def test_job_trains_in_the_background_and_saves_a_run(tmp_path):
     job = Registry(max_jobs=1).start(small(), tmp_path, owner="me")
+    assert job.wait_for_first_point(120) and job.snapshot().trace   # what the page waits for after Start
     assert job.join(120)
     snap = job.snapshot()
     assert snap.status == "finished" and snap.run_name and (tmp_path / snap.run_name / "config.json").exists()
     assert len(snap.history["val_loss"]) == 2 and snap.trace and snap.first_point_seconds > 0
     assert snap.preview.shape == snap.preview_input.shape == (8, 8, 8)
+
+
+def test_the_live_charts_show_a_lone_first_point():
+    from aelab import figures
+
+    one, two = [(0.01, 0.5)], [(0.01, 0.5), (0.02, 0.4)]
+    for chart in (lambda t: figures.loss_figure({}, t), lambda t: figures.gan_figure({}, {"d_loss": t, "g_loss": t}),
+                  lambda t: figures.beta_figure({}, {"beta": t, "kl": t})):
+        assert [d.mode for d in chart(one).data] == ["markers"] * len(chart(one).data) != []   # a line needs two
+        assert [d.mode for d in chart(two).data] == ["lines"] * len(chart(two).data)
 
 
 def test_a_pinned_device_overrides_the_one_asked_for(tmp_path, monkeypatch):
@@ -54,6 +65,8 @@ def test_past_the_limit_jobs_queue_in_order_and_can_be_cancelled(tmp_path, monke
         second, third = reg.start(small(), tmp_path, owner="b"), reg.start(small(), tmp_path, owner="c")
         assert [second.snapshot().status, second.snapshot().position] == ["queued", 1]
         assert third.snapshot().position == 2
+        waited = time.monotonic()
+        assert not second.wait_for_first_point(30) and time.monotonic() - waited < 1   # queued: no wait
         reg.cancel(second)
         assert second.join(1) and second.snapshot().status == "cancelled" and third.snapshot().position == 1
         _wait_running(first)
@@ -247,9 +260,10 @@ def test_a_job_past_its_memory_cap_fails_with_a_message(tmp_path, monkeypatch):
     reg = Registry(max_jobs=1)
     try:
         job = reg.start(cfg, tmp_path)
-        assert job.join(120)
+        assert job.wait_for_first_point(120)   # no point ever comes: the end ends the page's wait
         snap = job.snapshot()
         assert snap.status == "failed" and "ran out of memory" in snap.error and "AELAB_MAX_WORKER_MB" in snap.error
+        assert not snap.trace and job.join(30)
     finally:
         reg.close()
 

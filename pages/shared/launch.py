@@ -8,6 +8,9 @@ from aelab.experiment import check_fits
 from aelab.jobs import registry
 from aelab.runs import Run, find_classifier
 from pages.shared import state
+from pages.shared.i18n import _
+
+FIRST_POINT_WAIT_S = 2.0   # with a warm worker the first point comes within about 0.5 s of Start
 
 
 def checked(cfgs: list[aelab.RunConfig], runs: dict[str, Run] | None = None):
@@ -26,6 +29,9 @@ def start_job(cfg: aelab.RunConfig, name: str | None = None, runs: dict[str, Run
     run); the Train page follows it. Raises JobRefused / RunError."""
     job = registry().start(cfg, state.user_runs_dir(), state.session_id(), name, checked([cfg], runs), resume)
     st.session_state["job_id"] = job.id
+    # the page that follows draws the first point at once rather than at its next refresh (2 s later)
+    with st.spinner(_("Starting…")):
+        job.wait_for_first_point(FIRST_POINT_WAIT_S)
     return job
 
 
