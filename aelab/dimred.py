@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.linalg
 import torch
-from sklearn.decomposition import PCA
 
 from .config import COMPARE_KS, MAX_COMPARE_EPOCHS, MAX_COMPARE_K, AutoencoderConfig, DataConfig, RunConfig, TrainConfig
 from .data import Dataset, Split, load_dataset, to_float
@@ -37,6 +35,8 @@ from .train import Trainer
 # ------------------------------------------------------------------------------------------ geometry
 def max_principal_angle(a: np.ndarray, b: np.ndarray) -> float:
     """The largest principal angle, in degrees, between the column spaces of ``a`` (D, k) and ``b`` (D, k)."""
+    import scipy.linalg  # here, not on import: the server (which imports this module) never computes one
+
     return float(np.degrees(scipy.linalg.subspace_angles(a, b).max()))
 
 
@@ -51,12 +51,14 @@ def decoder_subspace(model) -> np.ndarray:
     return (out[1:] - out[0]).T
 
 
-def pca_components(x: np.ndarray, k: int) -> PCA:
-    """PCA of the rows of ``x`` with ``k`` components (full SVD: exact, and seedless)."""
+def pca_components(x: np.ndarray, k: int):
+    """PCA (scikit-learn's) of the rows of ``x`` with ``k`` components (full SVD: exact, and seedless)."""
+    from sklearn.decomposition import PCA  # here, not on import: scikit-learn is 80 MB the server does not need
+
     return PCA(n_components=k, svd_solver="full").fit(x)
 
 
-def pca_mse(pca: PCA, x: np.ndarray, k: int) -> float:
+def pca_mse(pca, x: np.ndarray, k: int) -> float:
     """Mean squared error per value of reconstructing ``x`` from its first ``k`` principal components."""
     z = (x - pca.mean_) @ pca.components_[:k].T
     return float(np.mean((z @ pca.components_[:k] + pca.mean_ - x) ** 2))

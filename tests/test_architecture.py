@@ -38,6 +38,16 @@ def test_lint_fails_on_an_import_that_goes_the_wrong_way(tmp_path):
     assert broken.returncode != 0 and "aelab.models.base -> aelab.experiment" in broken.stdout
 
 
+def test_the_server_leaves_what_only_workers_need_unimported():
+    """The pages' modules (the server's) import neither scikit-learn, SciPy, torchvision nor torch._dynamo: 80 + 75
+    MB of the server's memory that only the workers' tasks and training use."""
+    code = ("import importlib, pkgutil, sys; import aelab.jobs, aelab.tasks, pages.shared as p\n"
+            "for m in pkgutil.iter_modules(p.__path__): importlib.import_module('pages.shared.' + m.name)\n"
+            "print(*[m for m in ('sklearn', 'scipy', 'torchvision', 'torch._dynamo') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr[-2000:]
+
+
 def test_repository_holds_no_build_outputs():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in tracked if f.endswith((".whl", ".pyc", ".egg-info"))]
