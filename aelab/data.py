@@ -10,7 +10,10 @@ import gzip
 import hashlib
 import os
 import re
+import shutil
 import struct
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -165,27 +168,100 @@ def _find_idx(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_dir(directory: str | Path, name: str) -> Dataset:
-    """Load the four published IDX files from ``directory``, checking counts and shapes agree."""
+def load_idx_dir(directory: str | Path, name: str, cache: bool = False) -> Dataset:
+    """Load the four published IDX files from ``directory``, checking counts and shapes agree.
+
+    ``cache``: keep the decoded arrays, uncompressed, under ``<data dir>/decoded/`` and map them from there
+    on later loads (by any process), as long as the IDX files keep their size and time. No decoding (0.3 s
+    for Fashion-MNIST), and the images are file pages that the server and its workers share and the kernel
+    can drop, not 55 MB of each process's heap."""
     directory = Path(directory)
-    arrays = {}
+    files = {}
     for split, stems in IDX_FILES.items():
-        files = [_find_idx(directory, s) for s in stems]
-        if None in files:
-            missing = [s for s, f in zip(stems, files) if f is None]
+        files[split] = [_find_idx(directory, s) for s in stems]
+        if None in files[split]:
+            missing = [s for s, f in zip(stems, files[split]) if f is None]
             raise DataError("{directory}: missing {files} (.gz or plain)",
                             directory=directory, files=", ".join(missing))
-        images, labels = read_idx(files[0], "images"), read_idx(files[1], "labels")
-        if len(images) != len(labels):
-            raise DataError("{images_file} has {n_images} images but {labels_file} has {n_labels} labels",
-                            images_file=files[0], n_images=len(images), labels_file=files[1], n_labels=len(labels))
-        if labels.size and labels.max() >= 10:
-            raise DataError("{file}: label {label} out of range 0..9", file=files[1], label=labels.max())
-        arrays[split] = (images, labels)
-    if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
-        raise DataError("{directory}: train and test images differ in size", directory=directory)
+    decoded = _decoded_dir(name, [f for pair in files.values() for f in pair]) if cache else None
+    arrays = _read_decoded(decoded) if decoded else None
+    if arrays is None:
+        arrays = {}
+        for split, (images_file, labels_file) in files.items():
+            images, labels = read_idx(images_file, "images"), read_idx(labels_file, "labels")
+            if len(images) != len(labels):
+                raise DataError("{images_file} has {n_images} images but {labels_file} has {n_labels} labels",
+                                images_file=images_file, n_images=len(images), labels_file=labels_file,
+                                n_labels=len(labels))
+            if labels.size and labels.max() >= 10:
+                raise DataError("{file}: label {label} out of range 0..9", file=labels_file, label=labels.max())
+            arrays[split] = (images, labels)
+        if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
+            raise DataError("{directory}: train and test images differ in size", directory=directory)
+        if decoded:
+            arrays = _write_decoded(decoded, arrays) or arrays
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
     return Dataset.from_arrays(name, arrays["train"], arrays["test"], classes, source=str(directory))
+
+
+DECODED_KEPT = 4   # decoded IDX data sets kept on disk (55 MB for Fashion-MNIST), the most recently written
+
+
+def _decoded_dir(name: str, files: list[Path]) -> Path:
+    """Where the decoded arrays of these IDX ``files`` live: named by their paths, sizes and times."""
+    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return default_data_dir() / "decoded" / f"{name}-{hashlib.sha256(repr(stats).encode()).hexdigest()[:16]}"
+
+
+def _read_decoded(where: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """The arrays written by :func:`_write_decoded`, mapped copy-on-write (writes stay private to the process);
+    None when they are missing or do not look as written (then the IDX files are decoded again)."""
+    try:
+        arrays = {split: tuple(np.load(where / f"{split}-{part}.npy", mmap_mode="c", allow_pickle=False)
+                               for part in ("images", "labels")) for split in IDX_FILES}
+    except (OSError, ValueError, EOFError):
+        return None
+    for images, labels in arrays.values():
+        if not (images.dtype == labels.dtype == np.uint8 and images.ndim == 3 and labels.ndim == 1
+                and len(images) == len(labels) and (not labels.size or labels.max() < 10)):
+            return None
+    return arrays if arrays["train"][0].shape[1:] == arrays["test"][0].shape[1:] else None
+
+
+def _write_decoded(where: Path, arrays: dict) -> dict | None:
+    """Write the checked ``arrays`` to ``where`` (all at once: a rename; a process that got there first wins)
+    and map them back; None if the disk would not take them. Older decoded sets beyond ``DECODED_KEPT`` go."""
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=".writing-"))
+    except OSError:
+        return None
+    try:
+        for split, (images, labels) in arrays.items():
+            np.save(tmp / f"{split}-images.npy", images)
+            np.save(tmp / f"{split}-labels.npy", labels)
+        shutil.rmtree(where, ignore_errors=True)   # a damaged one (we are here because it could not be read)
+        tmp.rename(where)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _forget_old_decoded(where)
+    return _read_decoded(where)
+
+
+def _forget_old_decoded(keep: Path) -> None:
+    """Remove the decoded sets beyond the ``DECODED_KEPT`` newest (``keep`` stays), and what a process that died
+    while writing left (after an hour). Another process may be removing them too: what is gone is gone."""
+    now, ages = time.time(), {}
+    for d in keep.parent.iterdir():
+        try:
+            ages[d] = now - d.stat().st_mtime
+        except OSError:
+            continue
+    done = [d for d in ages if not d.name.startswith(".")]
+    old = sorted(done, key=ages.get)[DECODED_KEPT:] + [d for d in ages if d.name.startswith(".") and ages[d] > 3600]
+    for d in old:
+        if d != keep:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
@@ -209,7 +285,7 @@ def _load_idx_dataset(name: str, data_dir, download: bool) -> Dataset:
         if _find_idx(directory, IDX_FILES["train"][0]) is None:
             tried.append(str(directory))
             continue
-        return load_idx_dir(directory, name)  # present but damaged: its own clear error
+        return load_idx_dir(directory, name, cache=True)  # present but damaged: its own clear error
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     if download:
         try:
@@ -217,7 +293,7 @@ def _load_idx_dataset(name: str, data_dir, download: bool) -> Dataset:
 
             getattr(tvd, TORCHVISION_NAMES[name])(root=str(root), train=True, download=True)
             getattr(tvd, TORCHVISION_NAMES[name])(root=str(root), train=False, download=True)
-            return load_idx_dir(root / TORCHVISION_NAMES[name] / "raw", name)
+            return load_idx_dir(root / TORCHVISION_NAMES[name] / "raw", name, cache=True)
         except Exception as e:  # no network, blocked host, ...
             tried.append(f"torchvision download into {root} ({type(e).__name__}: {e})")
     debian = " `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or" if name in DEBIAN_DIRS else ""

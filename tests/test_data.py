@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -110,3 +111,36 @@ def test_debian_fashion_mnist():
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert torch.bincount(ds.y_train).tolist() == [6000] * 10
     assert data.default_dataset()[0] == "fashion-mnist"
+
+
+def test_decoded_idx_sets_are_kept_mapped_checked_and_bounded(idx_dir, tmp_path_factory, monkeypatch):
+    from aelab import data
+
+    monkeypatch.setenv("AELAB_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
+    first = load_idx_dir(idx_dir, "fashion-mnist", cache=True)
+    (decoded,) = (data.default_data_dir() / "decoded").iterdir()
+    assert sorted(p.name for p in decoded.iterdir()) == ["test-images.npy", "test-labels.npy", "train-images.npy",
+                                                         "train-labels.npy"]
+    decoding = []
+    monkeypatch.setattr(data, "read_idx", lambda *a: decoding.append(a) or read_idx(*a))
+    again = load_idx_dir(idx_dir, "fashion-mnist", cache=True)
+    assert not decoding and isinstance(np.load(decoded / "train-images.npy", mmap_mode="c"), np.memmap)
+    for a, b in [(first.x_train, again.x_train), (first.y_train, again.y_train), (first.x_test, again.x_test)]:
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    again.x_test[0] = 0   # copy-on-write: the file keeps its pixels
+    assert torch.equal(load_idx_dir(idx_dir, "fashion-mnist", cache=True).x_test, first.x_test) and not decoding
+
+    # damaged (by a replaced file: truncating a mapped file in place would kill the processes that map it, and
+    # AE Lab never rewrites one in place)
+    (decoded / "new.npy").write_bytes((decoded / "train-images.npy").read_bytes()[:5000])
+    (decoded / "new.npy").replace(decoded / "train-images.npy")
+    assert torch.equal(load_idx_dir(idx_dir, "fashion-mnist", cache=True).x_train, first.x_train)
+    assert len(decoding) == 4 and data._read_decoded(decoded) is not None   # decoded again, and rewritten
+    np.save(decoded / "new.npy", np.load(decoded / "test-labels.npy") + 10)   # well formed, labels out of range
+    (decoded / "new.npy").replace(decoded / "test-labels.npy")
+    assert torch.equal(load_idx_dir(idx_dir, "fashion-mnist", cache=True).y_test, first.y_test) and len(decoding) == 8
+
+    for i in range(data.DECODED_KEPT + 2):   # each change of the files is a new set; the oldest go
+        os.utime(idx_dir / "t10k-labels-idx1-ubyte.gz", ns=(i * 10**9, i * 10**9))
+        load_idx_dir(idx_dir, "fashion-mnist", cache=True)
+    assert len(list((data.default_data_dir() / "decoded").iterdir())) == data.DECODED_KEPT
