@@ -167,3 +167,20 @@ def test_dropout_layer_drops_at_its_rate_scales_the_rest_and_only_in_training():
     layer.train()(xg).sum().backward()
     grads = xg.grad.unique().tolist()   # gradients flow through the kept elements only, scaled as they are
     assert len(grads) == 2 and grads[0] == 0.0 and grads[1] == pytest.approx(1 / 0.6)
+
+
+@pytest.mark.parametrize("target", [0.1, 0.02, 0.5])
+def test_kl_sparsity_is_the_sum_of_bernoulli_kls_and_their_gradient(target):
+    """The fused form (a BCE less the target's entropy) against KL(t || r) written out, value and gradient."""
+    from aelab.losses import kl_sparsity
+
+    z = (torch.rand(32, 300, generator=torch.Generator().manual_seed(1)) ** 3).requires_grad_()
+    rate = z.mean(0)
+    by_hand = (target * torch.log(target / rate) + (1 - target) * torch.log((1 - target) / (1 - rate))).sum()
+    (expected,) = torch.autograd.grad(by_hand, z)
+    fused = kl_sparsity(z, target)
+    (grad,) = torch.autograd.grad(fused, z)
+    assert fused.item() == pytest.approx(by_hand.item(), rel=1e-5) and fused.item() > 0
+    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-7)
+    at_target = torch.full((4, 300), target, requires_grad=True)
+    assert abs(kl_sparsity(at_target, target).item()) < 1e-4   # no penalty at the target rate
