@@ -17,4 +17,6 @@ ENV AELAB_RUNS_DIR=/data/runs
 VOLUME /data
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
-CMD ["streamlit", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+# `python -m`, not the `streamlit` script: each worker process would import that script (multiprocessing's rule for
+# the parent's main module), and Streamlit with it
+CMD ["python", "-m", "streamlit", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]

@@ -1,7 +1,8 @@
-"""A worker process of the app's job system: ``python -m aelab.worker FD``.
+"""A worker process of the app's job system, forked by the fork server of :class:`aelab.jobs.Worker` (which
+imported :mod:`aelab.worker_imports` once); :func:`serve` is where it starts.
 
-It imports torch and the trainer once (a warm worker: the next Start does not wait for the import), says
-``ready`` on the connection inherited as file descriptor FD, lowers its priority below the server's and
+It has torch and the trainer imported (a warm worker: the next Start does not wait for the import), says
+``ready`` on its connection to the server, lowers its priority below the server's and
 caps its data segment (RLIMIT_DATA, not RLIMIT_AS: importing torch maps gigabytes it never touches), then
 runs tasks (functions of :data:`aelab.tasks.TASKS`: each sends back its result, and the worker waits for the
 next) or one job (training, or a pretraining study), after which it exits. A job's progress, previews and
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -78,18 +78,8 @@ def _listen_for_stop(conn: Connection, stop: threading.Event) -> None:
 
 
 def run(conn: Connection) -> None:
-    # Everything a job may import, imported before the memory cap: scipy's and OpenBLAS's set-up spins
-    # forever when an allocation fails under RLIMIT_DATA, where torch raises a clear error. And before "ready"
-    # rather than after Start: torch's optimizers import torch._dynamo when the first one is built (1.4 s here).
-    import scipy.linalg  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import sklearn.decomposition  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.manifold  # noqa: F401
-    import sklearn.neighbors  # noqa: F401
-    import torch._dynamo  # noqa: F401
-
-    from . import runtime
+    # before the memory cap (see aelab.worker_imports); a worker forked by the fork server has them already
+    from . import runtime, worker_imports  # noqa: F401
     from .experiment import Resume, train_validated
     from .tasks import TASKS
     from .train import PreviewRecorder
@@ -206,11 +196,12 @@ def _out_of_memory(job: dict, what=None, advice=None):
                 "{advice}", what=what, mb=job["memory_mb"], advice=advice)
 
 
-if __name__ == "__main__":
-    connection = Connection(int(sys.argv[1]))
+def serve(conn: Connection) -> None:
+    """A worker's life: :func:`run` on ``conn`` until the server closes it or the work is done."""
     try:
-        run(connection)
+        run(conn)
     except (EOFError, BrokenPipeError, ConnectionResetError):   # the server went away or gave back a spare worker
         pass
     finally:
-        connection.close()
+        conn.close()
+

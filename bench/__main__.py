@@ -334,9 +334,12 @@ def app_section() -> tuple[list[str], dict]:
              f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MiB |",
              f"| ... of which anonymous memory (RssAnon: heap, stacks; not mapped library files) | "
              f"{m['rss_anon_train_mb']:.0f} MiB |",
-             "| peak anonymous memory of the server and its workers together while training `stacked` | "
+             "| peak anonymous memory of the server and its workers together while training `stacked`, a page "
+             f"shared by forked workers counted once (PSS) | {m['pss_anon_train_total_mb']:.0f} MiB |",
+             "| ... the same summed over the processes' RssAnon (a shared page counted in each) | "
              f"{m['rss_anon_train_total_mb']:.0f} MiB |",
-             "| ... each worker's peak, anonymous / all RSS (the training job's worker and the warm spare) | "
+             "| ... each other process's peak, anonymous / all RSS (the workers' fork server, the training job's "
+             "worker, the warm spare, multiprocessing's resource tracker) | "
              + ", ".join(f"{a:.0f} / {r:.0f} MiB" for a, r in m["rss_train_workers_mb"]) + " |",
              f"| peak server RSS while projecting 10,000 codes with t-SNE | {m['rss_tsne_mb']:.0f} MiB |",
              f"| ... of which anonymous memory | {m['rss_anon_tsne_mb']:.0f} MiB |",

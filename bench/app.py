@@ -26,9 +26,18 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def pss_anon_mb(pid: int) -> float:
+    """The anonymous memory of ``pid`` in MiB with each page shared with other processes (a forked worker's pages
+    of its fork server) counted as its share: summed over processes, each page counts once."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss_Anon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the server's workers), whichever of its threads started them:
-    /proc lists a child under the thread that forked it."""
+    """The processes whose parent is ``pid``, whichever of its threads started them: /proc lists a child under
+    the thread that forked it."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
@@ -38,8 +47,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """The server's processes: its children (the workers' fork server, multiprocessing's resource tracker) and
+    theirs (the workers)."""
+    found = children(pid)
+    return found + [d for c in found for d in descendants(c)]
+
+
 class RssSampler(threading.Thread):
-    """Samples the RSS of a process and of its children (the server and its workers) every 0.1 s;
+    """Samples the RSS of a process and of its descendants (the server and its workers) every 0.1 s;
     ``peak(since)`` is the largest sample of the server after ``since``, ``peak_total`` of all together."""
 
     def __init__(self, pid: int):
@@ -49,9 +65,9 @@ class RssSampler(threading.Thread):
     def run(self):
         while self.running:
             row = {}
-            for pid in [self.pid, *children(self.pid)]:
+            for pid in [self.pid, *descendants(self.pid)]:
                 try:
-                    row[pid] = (rss_mb(pid), rss_mb(pid, "RssAnon"))
+                    row[pid] = (rss_mb(pid), rss_mb(pid, "RssAnon"), pss_anon_mb(pid))
                 except OSError:
                     if pid == self.pid:
                         return
@@ -62,15 +78,16 @@ class RssSampler(threading.Thread):
         i = 1 if anon else 0   # each sample is (RSS, RssAnon)
         return max((row[self.pid][i] for t, row in self.samples if t >= since and self.pid in row), default=0.0)
 
-    def peak_total(self, since: float, anon: bool = False) -> float:
-        i = 1 if anon else 0
+    def peak_total(self, since: float, anon: bool = False, shared_once: bool = False) -> float:
+        """The largest sum over the processes of RSS, RssAnon (``anon``), or anonymous PSS (``shared_once``)."""
+        i = 2 if shared_once else 1 if anon else 0
         return max((sum(v[i] for v in row.values()) for t, row in self.samples if t >= since), default=0.0)
 
     def peak_workers(self, since: float) -> list[tuple[float, float]]:
         """(peak anonymous RSS, peak RSS) in MiB of each worker seen after ``since``, the largest first."""
         out: dict[int, tuple[float, float]] = {}
         for t, row in self.samples:
-            for pid, (rss, anon) in row.items():
+            for pid, (rss, anon, _) in row.items():
                 if t >= since and pid != self.pid:
                     old = out.get(pid, (0.0, 0.0))
                     out[pid] = (max(old[0], anon), max(old[1], rss))
@@ -154,6 +171,7 @@ def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
             out["rss_train_mb"] = sampler.peak(t0)
             out["rss_anon_train_mb"] = sampler.peak(t0, anon=True)
             out["rss_anon_train_total_mb"] = sampler.peak_total(t0, anon=True)
+            out["pss_anon_train_total_mb"] = sampler.peak_total(t0, shared_once=True)
             out["rss_train_workers_mb"] = sampler.peak_workers(t0)
             # a second visitor (a new session) once the server is warm: the spare worker taken by the first job
             # was replaced when that job started, and has imported torch by now

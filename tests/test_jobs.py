@@ -315,3 +315,25 @@ def test_the_server_freezes_the_imported_objects_out_of_the_collector():
         assert gc.get_freeze_count() > 100_000   # torch, plotly, pandas: Streamlit's per-run gc skips them
     finally:
         gc.unfreeze()
+
+
+def test_workers_are_forked_from_one_server_and_share_its_imports():
+    from aelab.jobs import Worker
+
+    def status(pid, key):
+        return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith(key + ":"))
+
+    def pss_anon(pid):
+        return next(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss_Anon:"))
+
+    workers = [Worker(), Worker()]
+    try:
+        assert all(w.wait_ready(120) for w in workers)
+        (server,) = {status(w.process.pid, "PPid") for w in workers}   # one parent, not this process
+        assert server != os.getpid() and "aelab.worker_server" in open(f"/proc/{server}/cmdline").read()
+        for w in workers:   # torch and scikit-learn's pages: the fork server's, each counted in all three processes
+            assert status(w.process.pid, "RssAnon") > 300_000 and pss_anon(w.process.pid) < status(w.process.pid, "RssAnon") / 2
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.process.returncode for w in workers] == [-signal.SIGKILL] * 2
