@@ -189,7 +189,7 @@ class _ForkedProcess:
     def _start(self, conn: Connection) -> None:
         try:
             self._process.start()
-        except Exception:   # no fork server (it died, or aelab is not importable there): the worker never says ready
+        except Exception:   # the fork server could not start or fork: the worker never says ready, the job is told
             self._failed = True
         finally:
             conn.close()   # the worker's end, which it has by now; ours sees EOF when the worker ends
@@ -211,8 +211,7 @@ class _ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
-        self._started.wait(timeout)
-        if not self._failed:
+        if self._started.wait(timeout) and not self._failed:
             self._process.join(timeout)
         return self.returncode
 

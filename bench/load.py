@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.app import CHROMIUM_ARGS, Server, rss_mb
+from bench.app import CHROMIUM_ARGS, Server, descendants, rss_mb
 from bench.ray_cluster import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,25 +64,15 @@ BROKEN_JS = """() => !!document.querySelector("[data-testid='stException']") ||
 
 
 def children_rss_mib(pid: int) -> float:
-    """The summed RSS of ``pid``'s child processes (the worker processes of a server)."""
+    """The summed RSS of ``pid``'s descendants (a server's workers, their fork server, multiprocessing's resource
+    tracker; a page the workers share with their fork server counted in each)."""
     total = 0.0
-    for child in children(pid):
+    for child in descendants(pid):
         try:
             total += rss_mb(child)
         except OSError:   # it ended meanwhile
             pass
     return total
-
-
-def children(pid: int) -> set[int]:
-    """The child processes of ``pid`` (of any of its threads)."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:   # the thread ended meanwhile
-            pass
-    return found
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -113,7 +103,7 @@ class Peaks(threading.Thread):
     def _sample_cpu(self) -> None:
         kinds = {pid: "browser" for pid in browser_pids()}
         kinds[self.pid] = "server"
-        for child in children(self.pid):
+        for child in descendants(self.pid):
             kinds[child] = "workers"
         for pid, kind in kinds.items():
             try:

@@ -337,3 +337,19 @@ def test_workers_are_forked_from_one_server_and_share_its_imports():
         for w in workers:
             w.kill()
     assert [w.process.returncode for w in workers] == [-signal.SIGKILL] * 2
+
+
+def test_a_worker_that_cannot_be_forked_fails_its_job_with_a_reason(tmp_path, monkeypatch):
+    import multiprocessing.context
+
+    from aelab.jobs import Worker
+
+    def refuse(self):
+        raise OSError("no fork server")
+
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", refuse)
+    worker = Worker()
+    assert not worker.wait_ready(30) and worker.process.returncode == 1
+    worker.kill()   # returns: nothing to kill
+    job = Registry(max_jobs=1, warm=0).start(small(), tmp_path)
+    assert job.join(30) and job.snapshot().status == "failed" and "did not start" in job.snapshot().error
