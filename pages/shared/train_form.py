@@ -53,8 +53,11 @@ def on_recipe_change() -> None:
 
 
 def init_form() -> None:
-    """First visit: fill the form from the URL (a share link) or from the stacked recipe."""
-    if st.session_state.get("form_ready"):
+    """First visit: fill the form from the URL (a share link) or from the stacked recipe. Again if Streamlit
+    dropped some of its fields since (it drops the state of widgets a run did not draw: seen once under load, as a
+    KeyError on the next visit), from the URL, which holds the form's settings while the page is open."""
+    filled = st.session_state.get("form_keys")
+    if filled and all(k in st.session_state for k in filled):
         return
     params = st.query_params.to_dict()
     recipe = params.get("preset", "stacked")
@@ -71,7 +74,7 @@ def init_form() -> None:
     if clamped:
         st.warning(_("The link asks for values outside the form's range, so the form shows the nearest allowed "
                      "value: {moved}.").format(moved="; ".join(clamped)))
-    st.session_state["form_ready"] = True
+    st.session_state["form_keys"] = [k for k in st.session_state if isinstance(k, str) and k.startswith("f_")]
 
 
 def clamp_to_form() -> list[str]:
