@@ -55,6 +55,8 @@ def loss_figure(history: dict, trace: list[tuple[float, float]] | None = None, r
                       annotation_text=f"{reference_label}: {reference}", annotation_position="top right")
     if epochs:
         fig.update_xaxes(range=[0, epochs + 0.1])
+    if not fig.data:   # nothing to draw yet (the chart before Start): around the reference, not plotly's -1 to 4
+        fig.update_yaxes(range=[0, 2 * reference if reference else 1])
     return _layout(fig, _("Loss"), _("loss"), _(EPOCH))
 
 

@@ -36,6 +36,9 @@ def test_the_live_charts_show_a_lone_first_point():
                   lambda t: figures.beta_figure({}, {"beta": t, "kl": t})):
         assert [d.mode for d in chart(one).data] == ["markers"] * len(chart(one).data) != []   # a line needs two
         assert [d.mode for d in chart(two).data] == ["lines"] * len(chart(two).data)
+    empty = figures.loss_figure({}, [], reference=0.2874, epochs=10)   # the Train page's chart before Start
+    assert empty.layout.yaxis.range == (0, 0.5748) and empty.layout.xaxis.range == (0, 10.1)
+    assert figures.loss_figure({}, one).layout.yaxis.range is None   # data: plotly's own range
 
 
 def test_a_pinned_device_overrides_the_one_asked_for(tmp_path, monkeypatch):
