@@ -209,7 +209,7 @@ DECODED_KEPT = 4   # decoded IDX data sets kept on disk (55 MB for Fashion-MNIST
 
 def _decoded_dir(name: str, files: list[Path]) -> Path:
     """Where the decoded arrays of these IDX ``files`` live: named by their paths, sizes and times."""
-    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stats = [(str(f.resolve()), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]
     return default_data_dir() / "decoded" / f"{name}-{hashlib.sha256(repr(stats).encode()).hexdigest()[:16]}"
 
 

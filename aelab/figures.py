@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from . import pretrain
 from .i18n import DEFAULT, N_, gettext_for
+from .presets import BOOK_VAL_LOSS
 
 # Every text a figure shows is in the catalog: a figure function takes the visitor's ``lang`` (English by default).
 TERM_LABELS = {"recon": N_("reconstruction (per pixel)"), "kl": N_("KL (nats / image)"),
@@ -103,6 +104,18 @@ def beta_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | No
     if epochs:
         fig.update_xaxes(range=[0, epochs + 0.1])
     return _layout(fig, _("β, KL and active units"), "β", _(EPOCH))
+
+
+def training_figure(cfg, history: dict, traces: dict[str, list[tuple[float, float]]],
+                    lang: str = DEFAULT) -> go.Figure:
+    """The losses of a training job of ``cfg`` (a RunConfig): per epoch (``history``) and live (``traces``); a GAN's
+    both networks', else the loss with the book's result as a reference line (its recipe on Fashion-MNIST)."""
+    if cfg.model.family == "gan":
+        return gan_figure(history, traces, cfg.train.epochs, lang=lang)
+    _ = gettext_for(lang)
+    reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
+    return loss_figure(history, traces.get("loss"), reference, _("book, epoch 10"), cfg.total_epochs,
+                       cfg.phase_labels(lang), lang=lang)
 
 
 def gan_figure(history: dict, traces: dict[str, list[tuple[float, float]]] | None = None,

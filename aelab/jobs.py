@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import math
 import multiprocessing
 import os
@@ -158,6 +159,7 @@ class WorkerBase:
     def kill(self) -> None: ...
 
 
+@functools.cache
 def _fork_server() -> multiprocessing.context.ForkServerContext:
     """multiprocessing's fork server for the workers: one process that imports :mod:`aelab.worker_server` (torch,
     scikit-learn, the trainer) once and forks a worker on request. The workers share those pages (about 450 MB)
@@ -231,11 +233,8 @@ class Worker(WorkerBase):
     """A worker process, forked by the fork server (:func:`_fork_server`), and our end of its connection."""
 
     def __init__(self):
-        global _forks
-        with _forks_lock:
-            _forks = _forks or _fork_server()
-        ours, theirs = _forks.Pipe()
-        self.process = _ForkedProcess(_forks, theirs)
+        ours, theirs = _fork_server().Pipe()
+        self.process = _ForkedProcess(_fork_server(), theirs)
         self.conn = ours
         self.ready = threading.Event()
         self.tasks_done = 0
@@ -245,10 +244,6 @@ class Worker(WorkerBase):
             self.process.kill()
         self.process.wait()
         self.conn.close()
-
-
-_forks: multiprocessing.context.ForkServerContext | None = None
-_forks_lock = threading.Lock()
 
 
 def death_message(what, worker, where=None, advice=None):

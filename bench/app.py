@@ -17,13 +17,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run", "--disable-dev-shm-usage"]
 
 
+def status_mb(pid: int) -> dict[str, float]:
+    """The memory lines of /proc/``pid``/status (VmRSS, RssAnon, ...) in MiB, from one read."""
+    return {line.split(":", 1)[0]: int(line.split()[1]) / 1024
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.endswith(" kB")}
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     """Resident memory of ``pid`` in MiB: VmRSS (all), or RssAnon (heap and stacks, without the mapped
     files such as torch's CUDA libraries, which the kernel can drop and share between processes)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return status_mb(pid).get(field, 0.0)
 
 
 def pss_anon_mb(pid: int) -> float:
@@ -67,7 +70,8 @@ class RssSampler(threading.Thread):
             row = {}
             for pid in [self.pid, *descendants(self.pid)]:
                 try:
-                    row[pid] = (rss_mb(pid), rss_mb(pid, "RssAnon"), pss_anon_mb(pid))
+                    memory = status_mb(pid)
+                    row[pid] = (memory["VmRSS"], memory["RssAnon"], pss_anon_mb(pid))
                 except OSError:
                     if pid == self.pid:
                         return
@@ -75,7 +79,7 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
     def peak(self, since: float, anon: bool = False) -> float:
-        i = 1 if anon else 0   # each sample is (RSS, RssAnon)
+        i = 1 if anon else 0   # each sample is (RSS, RssAnon, anonymous PSS)
         return max((row[self.pid][i] for t, row in self.samples if t >= since and self.pid in row), default=0.0)
 
     def peak_total(self, since: float, anon: bool = False, shared_once: bool = False) -> float:
@@ -84,7 +88,8 @@ class RssSampler(threading.Thread):
         return max((sum(v[i] for v in row.values()) for t, row in self.samples if t >= since), default=0.0)
 
     def peak_workers(self, since: float) -> list[tuple[float, float]]:
-        """(peak anonymous RSS, peak RSS) in MiB of each worker seen after ``since``, the largest first."""
+        """(peak anonymous RSS, peak RSS) in MiB of each of the server's processes seen after ``since`` (the workers,
+        their fork server, multiprocessing's resource tracker), the largest first."""
         out: dict[int, tuple[float, float]] = {}
         for t, row in self.samples:
             for pid, (rss, anon, _) in row.items():
@@ -147,7 +152,8 @@ def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
     """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, again from a second
     visitor's page once the server is warm, then (``tsne``)
     project 10,000 codes with t-SNE; timings in seconds, the server's RSS in MiB, and while training, the
-    anonymous RSS of the server and its workers together and of each worker."""
+    anonymous memory of the server and its processes together (RssAnon summed, and PSS: a shared page once) and
+    of each process."""
     from playwright.sync_api import sync_playwright
 
     out = {}

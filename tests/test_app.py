@@ -96,6 +96,7 @@ def test_home_lists_recipes_and_runs(with_runs):
 
 def test_train_form_follows_the_recipe_and_the_url(env):
     at = app("pages/train.py")
+    assert len(at.get("plotly_chart")) == 1   # before Start: the empty chart the losses will be drawn in
     assert at.text_input(key="f_hidden").value == "100" and at.number_input(key="f_latent").value == 30
     at.selectbox(key="f_recipe").set_value("vae").run()
     assert at.text_input(key="f_hidden").value == "150,100" and at.number_input(key="f_latent").value == 10

@@ -8,7 +8,6 @@ import streamlit as st
 
 from aelab import figures
 from aelab.jobs import registry
-from aelab.presets import BOOK_VAL_LOSS
 from pages.shared import state, widgets
 from pages.shared.i18n import _, current, error_message, status_label
 
@@ -49,7 +48,7 @@ def draw_live(job, snap) -> None:
                            help=_("Validation pixels equal once both images are rounded to 0 or 1 (the book's metric)"))
     cols[-1].metric(_("Seconds / epoch"), f"{np.median(h['seconds']):.2f}" if h.get("seconds") else "–")
     left, right = st.columns([3, 2])
-    left.plotly_chart(curves_figure(cfg, h, snap.traces), key=f"curves-{job.id}")
+    left.plotly_chart(figures.training_figure(cfg, h, snap.traces, lang=current()), key=f"curves-{job.id}")
     if family != "gan":
         terms = figures.terms_figure(h, lang=current())
         if terms is not None:
@@ -73,22 +72,13 @@ def draw_live(job, snap) -> None:
         st.error(_("Training failed: {reason}").format(reason=error_message(snap.error)), icon=":material/error:")
 
 
-def curves_figure(cfg, history: dict, traces: dict):
-    """The losses of a job of ``cfg``: per epoch (``history``) and live (``traces``), with the book's reference."""
-    if cfg.model.family == "gan":
-        return figures.gan_figure(history, traces, cfg.train.epochs, lang=current())
-    reference = BOOK_VAL_LOSS.get(cfg.preset) if cfg.data.name == "fashion-mnist" else None
-    return figures.loss_figure(history, traces.get("loss"), reference, _("book, epoch 10"), cfg.total_epochs,
-                               cfg.phase_labels(current()), lang=current())
-
-
 def planned_chart(cfg) -> None:
     """Before Start: the empty chart the job's losses will be drawn in. (The browser also loads the chart code,
     4.7 MB here, now rather than after Start: that took 1.4 s of the first live point.)"""
     st.divider()
     st.caption(_("Once you press Start training, the losses are drawn here as the model learns."))
     left, __ = st.columns([3, 2])
-    left.plotly_chart(curves_figure(cfg, {}, {}), key="planned-curves")
+    left.plotly_chart(figures.training_figure(cfg, {}, {}, lang=current()), key="planned-curves")
 
 
 def draw_frames(job, snap) -> None:
