@@ -1,40 +1,10 @@
-"""AE Lab: the router. Sets the page config, draws the shared sidebar and runs the chosen page."""
-import streamlit as st
+"""AE Lab: the app's script, as ``streamlit run streamlit_app.py`` (or ``make run``) runs it; the router is
+:mod:`pages.shared.router`.
 
-st.set_page_config(page_title="AE Lab", page_icon=":material/science:", layout="wide")
+Streamlit runs this script as ``__main__`` and leaves it there as the process's main module, so multiprocessing
+imports it (as ``__mp_main__``) into every worker it starts: the guard keeps the app out of the workers.
+"""
+if __name__ == "__main__":
+    from pages.shared import router
 
-from pages.shared import i18n, server, sidebar  # noqa: E402  (after set_page_config)
-from pages.shared.i18n import _  # noqa: E402
-
-
-@st.cache_resource
-def _tune_server() -> bool:
-    """Once per server process: fewer malloc arenas, the libraries' objects out of the garbage collector's
-    way, a warm worker waiting for the first Start, and a watch that cancels the tasks of closed sessions."""
-    from aelab.jobs import registry
-
-    server.fewer_malloc_arenas()
-    server.freeze_imported_objects()
-    registry().warm_up()
-    server.release_closed_sessions()
-    return True
-
-
-def pages() -> list:
-    """The navigation, its titles in the session's language (known before st.navigation draws them)."""
-    return [
-        st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
-        st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
-        st.Page("pages/reconstructions.py", title=_("Reconstructions"), icon=":material/compare:"),
-        st.Page("pages/latent.py", title=_("Latent space"), icon=":material/scatter_plot:"),
-        st.Page("pages/generate.py", title=_("Generate"), icon=":material/auto_awesome:"),
-        st.Page("pages/pretrain.py", title=_("Pretraining"), icon=":material/school:"),
-        st.Page("pages/runs.py", title=_("Runs"), icon=":material/inventory_2:"),
-    ]
-
-
-_tune_server()
-i18n.language()
-nav = st.navigation(pages())
-sidebar.sidebar()
-nav.run()
+    router.main()

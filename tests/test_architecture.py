@@ -48,6 +48,16 @@ def test_the_server_leaves_what_only_workers_need_unimported():
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr[-2000:]
 
 
+def test_a_worker_leaves_the_app_unimported():
+    """Streamlit leaves the app's script as the server's __main__, and multiprocessing imports a parent's __main__
+    into each worker it starts (as __mp_main__): the script's guard keeps the app, Streamlit and the pages out
+    (without it, every worker ran the Home page in Streamlit's bare mode: 80 MB and a second of CPU)."""
+    code = ("import runpy, sys; runpy.run_path('streamlit_app.py', run_name='__mp_main__')\n"
+            "print(*[m for m in sys.modules if m.split('.')[0] in ('streamlit', 'pages')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr[-2000:]
+
+
 def test_repository_holds_no_build_outputs():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in tracked if f.endswith((".whl", ".pyc", ".egg-info"))]
