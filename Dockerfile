@@ -17,6 +17,5 @@ ENV AELAB_RUNS_DIR=/data/runs
 VOLUME /data
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
-# `python -m`, not the `streamlit` script: each worker process would import that script (multiprocessing's rule for
-# the parent's main module), and Streamlit with it
-CMD ["python", "-m", "streamlit", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+# As `make run` starts it: torch imported once, then the workers' fork server forked from the server, sharing it
+CMD ["python", "-m", "pages.shared.serve", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]

@@ -8,11 +8,11 @@ PY     := $(VENV)/bin/python
 .PHONY: run dev test lint bench examples data browser translations clean
 
 run: $(VENV)/.runtime data
-	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+	$(PY) -m pages.shared.serve run streamlit_app.py --server.port $(PORT)
 
 # Like `run`, but reloads pages when their files change.
 dev: $(VENV)/.runtime data
-	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.fileWatcherType auto --server.runOnSave true
+	$(PY) -m pages.shared.serve run streamlit_app.py --server.port $(PORT) --server.fileWatcherType auto --server.runOnSave true
 
 test: lint data browser
 	$(PY) -m pytest

@@ -23,6 +23,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -171,6 +172,45 @@ def _fork_server() -> multiprocessing.context.ForkServerContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["aelab.worker_server"])
     return context
+
+
+# The attributes of Python 3.10-3.12's ForkServer that fork_server_here sets; 3.13 adds an authentication key.
+_FORK_SERVER_FIELDS = {"_forkserver_address", "_forkserver_alive_fd", "_forkserver_pid", "_inherited_fds", "_lock",
+                       "_preload_modules"}
+
+
+def fork_server_here() -> bool:
+    """Import what workers use (:mod:`aelab.worker_server`: torch, scikit-learn, the trainer) in this process and
+    fork the workers' fork server from it, for a server that calls this before it starts any thread
+    (``python -m pages.shared.serve``). The server, the fork server and every worker then share one copy of those
+    pages (about 450 MB) instead of the server holding one and the fork server another, and the first Start does
+    not wait for the fork server's imports. False (nothing forked) where this Python's fork server is not the one
+    this knows: :func:`_fork_server` then starts one the usual way, when the first worker is asked for."""
+    from multiprocessing import connection, forkserver, util
+
+    from . import worker_server  # noqa: F401  (the imports, then gc.freeze())
+
+    state = forkserver._forkserver
+    if set(vars(state)) != _FORK_SERVER_FIELDS or state._forkserver_pid is not None:
+        return False
+    _fork_server()   # PYTHONPATH and the preload, for a fork server started again if this one dies
+    address = connection.arbitrary_address("AF_UNIX")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(address)
+        if not util.is_abstract_socket_namespace(address):
+            os.chmod(address, 0o600)
+        listener.listen()
+        alive_r, alive_w = os.pipe()   # the fork server ends when every holder of alive_w has
+        pid = os.fork()
+        if pid == 0:
+            os.close(alive_w)
+            try:
+                forkserver.main(listener.fileno(), alive_r, preload=[])
+            finally:
+                os._exit(0)   # never back into the caller's code: this process is the fork server
+        os.close(alive_r)
+    state._forkserver_address, state._forkserver_alive_fd, state._forkserver_pid = address, alive_w, pid
+    return True
 
 
 class _ForkedProcess:

@@ -72,6 +72,8 @@ class RssSampler(threading.Thread):
                 try:
                     memory = status_mb(pid)
                     row[pid] = (memory["VmRSS"], memory["RssAnon"], pss_anon_mb(pid))
+                except KeyError:   # a process that has ended and not yet been waited for holds no memory
+                    pass
                 except OSError:
                     if pid == self.pid:
                         return
@@ -100,9 +102,10 @@ class RssSampler(threading.Thread):
 
 
 class Server:
-    """``streamlit run`` of ``root``'s app on a free loopback port, with its own runs directory."""
+    """``root``'s app served on a free loopback port, with its own runs directory: started as ``make run`` does
+    (``launcher`` ``pages.shared.serve``), or by plain ``streamlit run`` (``launcher`` ``streamlit``)."""
 
-    def __init__(self, root: Path = ROOT, env: dict | None = None):
+    def __init__(self, root: Path = ROOT, env: dict | None = None, launcher: str = "pages.shared.serve"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -110,7 +113,7 @@ class Server:
         self.runs = Path(tempfile.mkdtemp(prefix="aelab-bench-runs-"))
         self.log = open(self.runs.parent / f"{self.runs.name}.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(root / "streamlit_app.py"), "--server.port",
+            [sys.executable, "-m", launcher, "run", str(root / "streamlit_app.py"), "--server.port",
              str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"],
             cwd=root, env={**os.environ, "AELAB_RUNS_DIR": str(self.runs), **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -148,7 +151,7 @@ def start_training(page, url: str) -> tuple[float, float]:
     return time.perf_counter() - started, time.perf_counter() - opened
 
 
-def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
+def measure(extra_env: dict | None = None, tsne: bool = True, launcher: str = "pages.shared.serve") -> dict:
     """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, again from a second
     visitor's page once the server is warm, then (``tsne``)
     project 10,000 codes with t-SNE; timings in seconds, the server's RSS in MiB, and while training, the
@@ -161,7 +164,7 @@ def measure(extra_env: dict | None = None, tsne: bool = True) -> dict:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1900})
         started = time.perf_counter()
-        server = Server(env=extra_env)
+        server = Server(env=extra_env, launcher=launcher)
         url = server.url
         sampler = RssSampler(server.process.pid)
         sampler.start()

@@ -103,7 +103,7 @@ def main(pages: list[str]) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "AELAB_RUNS_DIR": tempfile.mkdtemp(prefix="aelab-shots-")}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+    server = subprocess.Popen([sys.executable, "-m", "pages.shared.serve", "run", "streamlit_app.py", "--server.port",
                                str(port), "--server.headless", "true"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

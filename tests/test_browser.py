@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`streamlit run streamlit_app.py` on a free port with an empty runs directory."""
+    """The app served as `make run` serves it, on a free port with an empty runs directory."""
     yield from run_server(tmp_path_factory)
 
 
@@ -41,7 +41,7 @@ def run_server(tmp_path_factory, extra_env: dict | None = None, runs: Path | Non
     env = {**os.environ, "AELAB_RUNS_DIR": str(runs), "AELAB_DATA_DIR": str(tmp_path_factory.mktemp("data")),
            **(extra_env or {})}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+    proc = subprocess.Popen([sys.executable, "-m", "pages.shared.serve", "run", str(ROOT / "streamlit_app.py"),
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -55,7 +55,7 @@ def run_server(tmp_path_factory, extra_env: dict | None = None, runs: Path | Non
     else:
         proc.kill()
         pytest.fail("streamlit did not become healthy within 60 s")
-    yield {"url": url, "runs": runs}
+    yield {"url": url, "runs": runs, "log": Path(log.name), "pid": proc.pid}
     proc.terminate()
     proc.wait(10)
     log.close()
@@ -360,6 +360,23 @@ def test_train_then_inspect_in_the_browser(server, page):
     shot(page, "runs")
     for name, seconds in timings.items():
         print(f"browser timing: {name}: {seconds:.2f} s")
+    check_the_workers_came_from_the_server(server)
+
+
+def check_the_workers_came_from_the_server(server):
+    """After jobs and tasks: the workers' fork server was forked from the server (it has the server's command
+    line; multiprocessing's own would be a fresh `python -c "from multiprocessing.forkserver import main..."`),
+    and no worker ran the app's script (Streamlit leaves it as the server's __main__, which multiprocessing
+    imports into a worker unless its guard stops it: the app's code in bare mode, logged as a warning)."""
+    def cmdline(pid):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+    children = [int(c) for task in Path(f"/proc/{server['pid']}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    assert cmdline(server["pid"]) in [cmdline(c) for c in children]
+    assert not [c for c in children if b"multiprocessing.forkserver" in cmdline(c)]
+    log = server["log"].read_text()
+    assert "bare mode" not in log and "streamlit run" not in log, log[-3000:]
 
 
 def test_a_hosted_visitor_keeps_their_uploads_across_a_reload(hosted_server, browser):

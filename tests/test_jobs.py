@@ -2,13 +2,18 @@ import collections
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import aelab
 from aelab.config import AutoencoderConfig
 from aelab.jobs import JobRefused, Registry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def small(epochs=2):
@@ -340,6 +345,46 @@ def test_workers_are_forked_from_one_server_and_share_its_imports():
         for w in workers:
             w.kill()
     assert [w.process.returncode for w in workers] == [-signal.SIGKILL] * 2
+
+
+FORK_HERE = """
+import os, signal, sys
+from aelab import jobs
+from multiprocessing import forkserver
+
+def status(pid, key):
+    return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith(key + ":"))
+
+def pss_anon(pid):
+    return next(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss_Anon:"))
+
+assert jobs.fork_server_here() and not jobs.fork_server_here()   # once
+fork_server = forkserver._forkserver._forkserver_pid
+assert status(fork_server, "PPid") == os.getpid()
+worker = jobs.Worker()
+assert worker.wait_ready(60) and status(worker.process.pid, "PPid") == fork_server
+# torch and scikit-learn imported once, here: this process, the fork server and the worker share the pages
+for pid in (os.getpid(), fork_server, worker.process.pid):
+    assert status(pid, "RssAnon") > 300_000 and pss_anon(pid) < status(pid, "RssAnon") / 2, pid
+worker.kill()
+
+os.kill(fork_server, signal.SIGKILL)   # gone: the next worker comes from a fork server started the usual way
+while "zombie" not in open(f"/proc/{fork_server}/status").read():
+    pass
+worker = jobs.Worker()
+assert worker.wait_ready(120)
+again = status(worker.process.pid, "PPid")
+assert again != fork_server and "aelab.worker_server" in open(f"/proc/{again}/cmdline").read()
+worker.kill()
+print("ok")
+"""
+
+
+def test_the_server_can_fork_the_fork_server_and_share_its_imports_with_every_worker():
+    """`python -m pages.shared.serve` calls aelab.jobs.fork_server_here before Streamlit starts: one copy of
+    torch's memory for the server, the fork server and the workers (in a process of its own: it forks it)."""
+    out = subprocess.run([sys.executable, "-c", FORK_HERE], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr[-3000:]
 
 
 def test_a_worker_that_cannot_be_forked_fails_its_job_with_a_reason(tmp_path, monkeypatch):
