@@ -20,6 +20,7 @@ from .latent import CodeRecorder
 from .metrics import probe_report, reconstruction_report
 from .models import Model, build_model, check_size
 from .runs import Run, RunStore, find_classifier, stored_runs
+from .runtime import release_freed_memory
 from .train import Callback, FitResult, PreviewRecorder, Trainer
 
 DOWNLOAD = True  # allow torchvision downloads when a data set is not found locally
@@ -75,16 +76,19 @@ def evaluate_run(model, dataset: Dataset, probes: bool = True, classifier: Run |
     metrics: dict = {}
     if model.can_reconstruct:
         metrics.update(reconstruction_report(model, dataset.x_test, dataset.y_test, dataset.class_names).to_json())
+        release_freed_memory()   # each stage's blocks differ in size: without this the heap grows stage by stage
     if model.can_encode and model.can_reconstruct:
         metrics["codes"] = diagnostics.summary(model, dataset.x_test[:CODE_IMAGES])
     if probes and model.can_encode and model.can_reconstruct and len(dataset.class_names) > 1:
         metrics["probes"] = probe_report(model, dataset)
+        release_freed_memory()
     if model.cfg.family == "classifier":
         metrics["test"] = {"accuracy": quality.accuracy(model, dataset.x_test, dataset.y_test)}
     if model.can_sample and classifier is not None:
         metrics["quality"] = quality.quality_report(
             model, classifier.load_model(), dataset, classifier_name=classifier.name,
             classifier_accuracy=classifier.metrics.get("test", {}).get("accuracy")).to_json()
+        release_freed_memory()
     return metrics
 
 

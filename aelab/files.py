@@ -1,11 +1,14 @@
 """Careful file handling shared by the data sets, the uploads store and the run store."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from . import limits
 from .errors import UploadError, UploadLimitError
@@ -72,3 +75,29 @@ def remove_idle(root: str | Path, max_age_s: float, prefix: str = "") -> int:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` all at once (a temporary file renamed): a reader sees the old file or the
+    new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(obj, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def keep_newest(directory: Path, kept: int, pattern: str = "*") -> None:
+    """Remove the files of ``directory`` matching ``pattern`` beyond the ``kept`` most recently written. Another
+    process may be removing them too: what is gone is gone."""
+    ages = {}
+    for p in directory.glob(pattern):
+        try:
+            ages[p] = p.stat().st_mtime
+        except OSError:
+            continue
+    for p in sorted(ages, key=ages.get, reverse=True)[kept:]:
+        p.unlink(missing_ok=True)

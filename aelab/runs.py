@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 from .checkpoint import Checkpoint
 from .config import RunConfig, StudyConfig
 from .errors import ConfigError, RunError
-from .files import remove_idle
+from .files import remove_idle, write_json_atomic
 from .models import MODEL_CLASSES, Model, build_model, check_size
 
 FORMAT = 2   # 2: a model config per family; format 1 (one flat model config) is read too
@@ -170,7 +170,7 @@ class Run:
         if self.read_only:
             raise RunError("run {name!r} is read-only", name=self.name)
         self.metrics = {**self.metrics, **metrics}
-        _write_json_atomic(self.path / "metrics.json", self.metrics)
+        write_json_atomic(self.path / "metrics.json", self.metrics)
 
 
 @dataclass
@@ -587,13 +587,6 @@ def _check_comparison(doc: Any) -> None:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, allow_nan=True))
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path, run: str) -> Any:

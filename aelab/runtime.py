@@ -79,6 +79,16 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+def release_freed_memory() -> bool:
+    """Give the heap's free memory back to the kernel (glibc's ``malloc_trim``), which the thresholds above keep
+    for the next training step: between the stages of a run's evaluation, whose blocks differ in size from one
+    stage to the next. False where libc is not glibc."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def configure(threads: int | None = None) -> dict:
     """Tune this process for training: malloc thresholds, and ``threads`` for torch and for the OpenMP/BLAS
     pools of numpy, scipy and scikit-learn (None: torch's default, one per core). Returns what was set, and the

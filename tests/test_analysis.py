@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +46,33 @@ def test_probes_beat_chance_and_report_the_baseline(trained):
     model, ds = trained
     p = metrics.probe_report(model, ds, n_train=1000, n_test=297)
     assert p["codes"]["knn"] > 0.3 and p["pixels"]["knn"] > 0.9   # 2-D codes vs 64 raw pixels
+
+
+def test_the_pixel_baseline_is_kept_on_disk_for_the_next_process(monkeypatch, tmp_path):
+    """Every job's worker is a fresh process: the baseline on raw pixels (5-10 s of fitting on Fashion-MNIST) is
+    read back from <data dir>/baselines/, fitted again when the file is damaged, and other images have their own."""
+    monkeypatch.setenv("AELAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(metrics, "_PIXEL_BASELINES", {})
+    ds = aelab.load_dataset("digits")
+    first = metrics.pixel_baseline(ds, n_train=500, n_test=200)
+    [kept] = (tmp_path / "baselines").glob("*.json")
+    assert first["knn"] > 0.9 and 0.8 < first["logreg"] <= 1.0
+
+    fit = metrics.probe_accuracy
+    fits = []
+    monkeypatch.setattr(metrics, "probe_accuracy", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    monkeypatch.setattr(metrics, "_PIXEL_BASELINES", {})   # a new process: only the disk remembers
+    assert metrics.pixel_baseline(ds, n_train=500, n_test=200) == first and fits == []
+
+    kept.write_text('{"knn": 7.0, "logreg": 0.5}')   # damaged (or written by hand): fitted again, rewritten
+    monkeypatch.setattr(metrics, "_PIXEL_BASELINES", {})
+    assert metrics.pixel_baseline(ds, n_train=500, n_test=200) == first and fits == [1]
+    assert json.loads(kept.read_text()) == first
+
+    other = dataclasses.replace(ds, x_train=ds.x_train.clone())
+    other.x_train[0] = 255 - other.x_train[0]   # one image differs: another key, fitted
+    metrics.pixel_baseline(other, n_train=500, n_test=200)
+    assert fits == [1, 1] and len(list((tmp_path / "baselines").glob("*.json"))) == 2
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
