@@ -174,9 +174,11 @@ def _fork_server() -> multiprocessing.context.ForkServerContext:
     return context
 
 
-# The attributes of Python 3.10-3.12's ForkServer that fork_server_here sets; 3.13 adds an authentication key.
+# The attributes of Python 3.10-3.12's ForkServer and ResourceTracker that fork_server_here sets (3.13 adds an
+# authentication key to the first, 3.12 an exit code to the second)
 _FORK_SERVER_FIELDS = {"_forkserver_address", "_forkserver_alive_fd", "_forkserver_pid", "_inherited_fds", "_lock",
                        "_preload_modules"}
+_TRACKER_FIELDS = {"_lock", "_fd", "_pid"}
 
 
 def fork_server_here() -> bool:
@@ -184,16 +186,22 @@ def fork_server_here() -> bool:
     fork the workers' fork server from it, for a server that calls this before it starts any thread
     (``python -m pages.shared.serve``). The server, the fork server and every worker then share one copy of those
     pages (about 450 MB) instead of the server holding one and the fork server another, and the first Start does
-    not wait for the fork server's imports. False (nothing forked) where this Python's fork server is not the one
-    this knows: :func:`_fork_server` then starts one the usual way, when the first worker is asked for."""
-    from multiprocessing import connection, forkserver, util
+    not wait for the fork server's imports. multiprocessing's resource tracker, which the fork server's clients
+    need, is forked too (a fresh interpreter: 6 MB). False (nothing forked) where this Python's fork server is not
+    the one this knows: :func:`_fork_server` then starts one the usual way, when the first worker is asked for."""
+    from multiprocessing import connection, forkserver, resource_tracker, util
 
     from . import worker_server  # noqa: F401  (the imports, then gc.freeze())
 
-    state = forkserver._forkserver
+    state, tracker = forkserver._forkserver, resource_tracker._resource_tracker
     if set(vars(state)) != _FORK_SERVER_FIELDS or state._forkserver_pid is not None:
         return False
     _fork_server()   # PYTHONPATH and the preload, for a fork server started again if this one dies
+    if set(vars(tracker)) == _TRACKER_FIELDS and tracker._fd is None:
+        read, write = os.pipe()   # the tracker ends when every holder of ``write`` has
+        tracker._pid = _forked(lambda: resource_tracker.main(read), close=write)
+        os.close(read)
+        tracker._fd = write
     address = connection.arbitrary_address("AF_UNIX")
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(address)
@@ -201,16 +209,23 @@ def fork_server_here() -> bool:
             os.chmod(address, 0o600)
         listener.listen()
         alive_r, alive_w = os.pipe()   # the fork server ends when every holder of alive_w has
-        pid = os.fork()
-        if pid == 0:
-            os.close(alive_w)
-            try:
-                forkserver.main(listener.fileno(), alive_r, preload=[])
-            finally:
-                os._exit(0)   # never back into the caller's code: this process is the fork server
+        pid = _forked(lambda: forkserver.main(listener.fileno(), alive_r, preload=[]), close=alive_w)
         os.close(alive_r)
     state._forkserver_address, state._forkserver_alive_fd, state._forkserver_pid = address, alive_w, pid
     return True
+
+
+def _forked(run, close: int) -> int:
+    """Fork a child that closes the descriptor ``close`` and runs ``run()``; the child's process id. The child
+    never returns into the caller's code: it exits when ``run`` does."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(close)
+            run()
+        finally:
+            os._exit(0)
+    return pid
 
 
 class _ForkedProcess:
@@ -234,8 +249,8 @@ class _ForkedProcess:
         except Exception:   # the fork server could not start or fork: the worker never says ready, the job is told
             self._failed = True
         finally:
+            self._started.set()   # before our end sees EOF: whoever sees it finds the outcome (returncode) set
             conn.close()   # the worker's end, which it has by now; ours sees EOF when the worker ends
-            self._started.set()
 
     @property
     def pid(self) -> int | None:

@@ -321,16 +321,18 @@ def app_section() -> tuple[list[str], dict]:
     from bench.app import measure
 
     m = measure()
-    lines = ["A real `streamlit run` server on a free port, driven by Debian's Chromium (Playwright) on the same "
-             "machine; RSS sampled every 0.1 s from /proc.", "",
+    lines = ["A real server on a free port, started as `make run` starts it (`python -m pages.shared.serve run`: "
+             "torch imported, then the workers' fork server forked from the server), driven by Debian's Chromium "
+             "(Playwright) on the same machine; RSS sampled every 0.1 s from /proc.", "",
              "| measure | value |", "|---|---|",
-             f"| cold start: `streamlit run` to a rendered Home page | {m['cold_start_s']:.2f} s |",
+             f"| cold start: the server started to a rendered Home page | {m['cold_start_s']:.2f} s |",
              f"| Start (stacked, Fashion-MNIST) to the first point on the live chart, the server's first visitor | "
              f"{m['first_point_s']:.2f} s |",
              f"| ... a second visitor's Start, once the server is warm | {m['first_point_warm_s']:.2f} s |",
              f"| ... the same two from opening the Train page (drawn, then Start clicked at once) | "
              f"{m['open_to_first_point_s']:.2f} s, {m['open_to_first_point_warm_s']:.2f} s |",
-             f"| server RSS after start, before any page | {m['rss_idle_mb']:.0f} MiB |",
+             f"| server RSS after start, before any page (torch and the workers' imports included) | "
+             f"{m['rss_idle_mb']:.0f} MiB |",
              f"| peak server RSS while training `stacked` on Fashion-MNIST | {m['rss_train_mb']:.0f} MiB |",
              f"| ... of which anonymous memory (RssAnon: heap, stacks; not mapped library files) | "
              f"{m['rss_anon_train_mb']:.0f} MiB |",

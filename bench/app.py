@@ -103,9 +103,12 @@ class RssSampler(threading.Thread):
 
 class Server:
     """``root``'s app served on a free loopback port, with its own runs directory: started as ``make run`` does
-    (``launcher`` ``pages.shared.serve``), or by plain ``streamlit run`` (``launcher`` ``streamlit``)."""
+    (``launcher`` ``pages.shared.serve``; by default where ``root`` has it, an older checkout may not), or by
+    plain ``streamlit run`` (``launcher`` ``streamlit``)."""
 
-    def __init__(self, root: Path = ROOT, env: dict | None = None, launcher: str = "pages.shared.serve"):
+    def __init__(self, root: Path = ROOT, env: dict | None = None, launcher: str | None = None):
+        if launcher is None:
+            launcher = "pages.shared.serve" if (root / "pages" / "shared" / "serve.py").exists() else "streamlit"
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -151,7 +154,7 @@ def start_training(page, url: str) -> tuple[float, float]:
     return time.perf_counter() - started, time.perf_counter() - opened
 
 
-def measure(extra_env: dict | None = None, tsne: bool = True, launcher: str = "pages.shared.serve") -> dict:
+def measure(extra_env: dict | None = None, tsne: bool = True, launcher: str | None = None) -> dict:
     """Start a server (with ``extra_env``), train ``stacked`` for 3 epochs from the page, again from a second
     visitor's page once the server is warm, then (``tsne``)
     project 10,000 codes with t-SNE; timings in seconds, the server's RSS in MiB, and while training, the

@@ -350,7 +350,7 @@ def test_workers_are_forked_from_one_server_and_share_its_imports():
 FORK_HERE = """
 import os, signal, sys
 from aelab import jobs
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 
 def status(pid, key):
     return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith(key + ":"))
@@ -359,13 +359,16 @@ def pss_anon(pid):
     return next(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss_Anon:"))
 
 assert jobs.fork_server_here() and not jobs.fork_server_here()   # once
-fork_server = forkserver._forkserver._forkserver_pid
-assert status(fork_server, "PPid") == os.getpid()
+fork_server, tracker = forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid
+me = open("/proc/self/cmdline").read()
+for pid in (fork_server, tracker):   # forked from here, not new interpreters
+    assert status(pid, "PPid") == os.getpid() and open(f"/proc/{pid}/cmdline").read() == me
 worker = jobs.Worker()
 assert worker.wait_ready(60) and status(worker.process.pid, "PPid") == fork_server
 # torch and scikit-learn imported once, here: this process, the fork server and the worker share the pages
-for pid in (os.getpid(), fork_server, worker.process.pid):
+for pid in (os.getpid(), fork_server, worker.process.pid, tracker):
     assert status(pid, "RssAnon") > 300_000 and pss_anon(pid) < status(pid, "RssAnon") / 2, pid
+assert worker.conn.send(("stop", {})) is None and worker.process.wait(30) == 0   # a worker told to end, ends
 worker.kill()
 
 os.kill(fork_server, signal.SIGKILL)   # gone: the next worker comes from a fork server started the usual way
