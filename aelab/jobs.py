@@ -163,8 +163,9 @@ class WorkerBase:
 @functools.cache
 def _fork_server() -> multiprocessing.context.ForkServerContext:
     """multiprocessing's fork server for the workers: one process that imports :mod:`aelab.worker_server` (torch,
-    scikit-learn, the trainer) once and forks a worker on request. The workers share those pages (about 450 MB)
-    instead of each importing its own, and start in a fork, not 4-5 s of imports."""
+    scikit-learn, the trainer) once and forks a worker on request, started when the first worker is asked for
+    unless :func:`fork_server_here` forked it already. The workers share those pages (about 450 MB) instead of
+    each importing its own, and start in a fork, not 4-5 s of imports."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:   # Python 3.11's fork server does not take this process's sys.path: it must find aelab

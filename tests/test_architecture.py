@@ -39,8 +39,9 @@ def test_lint_fails_on_an_import_that_goes_the_wrong_way(tmp_path):
 
 
 def test_the_server_leaves_what_only_workers_need_unimported():
-    """The pages' modules (the server's) import neither scikit-learn, SciPy, torchvision nor torch._dynamo: 80 + 75
-    MB of the server's memory that only the workers' tasks and training use."""
+    """The pages' modules (the server's) import neither scikit-learn, SciPy, torchvision nor torch._dynamo, which only
+    the workers' tasks and training use: 80 + 75 MB that a server started by plain `streamlit run` (or AppTest)
+    does without. (`make run`'s server imports them on purpose, once, to share them with its workers.)"""
     code = ("import importlib, pkgutil, sys; import aelab.jobs, aelab.tasks, pages.shared as p\n"
             "for m in pkgutil.iter_modules(p.__path__): importlib.import_module('pages.shared.' + m.name)\n"
             "print(*[m for m in ('sklearn', 'scipy', 'torchvision', 'torch._dynamo') if m in sys.modules])")

@@ -10,9 +10,12 @@ import sys
 
 
 def main() -> None:
-    from aelab.jobs import fork_server_here
+    if sys.argv[1:2] == ["run"]:   # not for `--help`, `version`, `config show`
+        from aelab.jobs import fork_server_here
 
-    fork_server_here()
+        print("AE Lab: importing torch and scikit-learn once for the server and its workers...", file=sys.stderr,
+              flush=True)
+        fork_server_here()
     from streamlit.web import cli
 
     sys.exit(cli.main(prog_name="streamlit"))
