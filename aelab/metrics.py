@@ -191,9 +191,14 @@ def pixel_baseline(dataset, n_train: int = 5000, n_test: int = 5000) -> dict[str
 
 
 def _baseline_key(*parts) -> str:
+    """A name for these arrays (their shapes, types and bytes) and values."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(np.ascontiguousarray(part).data if isinstance(part, np.ndarray) else repr(part).encode())
+        if isinstance(part, np.ndarray):
+            digest.update(repr((part.shape, part.dtype.str)).encode())
+            digest.update(np.ascontiguousarray(part).data)
+        else:
+            digest.update(repr(part).encode())
         digest.update(b"|")
     return digest.hexdigest()[:32]
 
