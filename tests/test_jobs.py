@@ -358,6 +358,10 @@ def status(pid, key):
 def pss_anon(pid):
     return next(int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup") if line.startswith("Pss_Anon:"))
 
+if set(vars(forkserver._forkserver)) != jobs._FORK_SERVER_FIELDS:   # a Python this does not know: nothing forked
+    assert not jobs.fork_server_here() and forkserver._forkserver._forkserver_pid is None
+    print("fallback")
+    sys.exit()
 assert jobs.fork_server_here() and not jobs.fork_server_here()   # once
 fork_server, tracker = forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid
 me = open("/proc/self/cmdline").read()
@@ -387,6 +391,8 @@ def test_the_server_can_fork_the_fork_server_and_share_its_imports_with_every_wo
     """`python -m pages.shared.serve` calls aelab.jobs.fork_server_here before Streamlit starts: one copy of
     torch's memory for the server, the fork server and the workers (in a process of its own: it forks it)."""
     out = subprocess.run([sys.executable, "-c", FORK_HERE], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    if out.returncode == 0 and out.stdout.strip() == "fallback":
+        pytest.skip("this Python's fork server is not the one fork_server_here knows: it forks nothing")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr[-3000:]
 
 
