@@ -52,7 +52,7 @@ def test_the_server_leaves_what_only_workers_need_unimported():
 def test_a_worker_leaves_the_app_unimported():
     """Streamlit leaves the app's script as the server's __main__, and multiprocessing imports a parent's __main__
     into each worker it starts (as __mp_main__): the script's guard keeps the app, Streamlit and the pages out
-    (without it, every worker ran the Home page in Streamlit's bare mode: 80 MB and a second of CPU)."""
+    (without it, every worker ran the Home page in Streamlit's bare mode: 80 MB and half a second)."""
     code = ("import runpy, sys; runpy.run_path('streamlit_app.py', run_name='__mp_main__')\n"
             "print(*[m for m in sys.modules if m.split('.')[0] in ('streamlit', 'pages')])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
