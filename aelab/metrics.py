@@ -124,12 +124,13 @@ class ReconstructionReport:
 
 
 def reconstruction_report(model, x_uint8: torch.Tensor, y: torch.Tensor, class_names, n_worst: int = 16,
-                          batch_size: int = 250) -> ReconstructionReport:
+                          batch_size: int = 100) -> ReconstructionReport:
     """Metrics of ``model`` on a labelled image set: means, per-class means and the worst images.
 
     Computed batch by batch, so memory stays at a few batches whatever the size of the set. Each batch's metrics
     are copied into arrays made once: a batch's own small tensors, kept to the end, would pin the heap between the
-    batches' large blocks (the heap grew 78 MB over Fashion-MNIST's test set; with the copies, 18)."""
+    batches' large blocks (the heap grew 78 MB over Fashion-MNIST's test set; with the copies, 16; in batches of
+    100 rather than 250, 9.5, for 0.06 s more)."""
     per: dict[str, np.ndarray] = {}
     for i in range(0, len(x_uint8), batch_size):
         for k, v in per_image_metrics(*reconstruct(model, x_uint8[i:i + batch_size], batch_size)).items():
