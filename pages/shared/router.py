@@ -32,6 +32,8 @@ def pages() -> list:
 
 
 def main() -> None:
+    """One run of the app's script: the page config, the server's one-time tuning, the session's language, the
+    navigation, the shared sidebar, then the chosen page."""
     st.set_page_config(page_title="AE Lab", page_icon=":material/science:", layout="wide")
     _tune_server()
     i18n.language()
