@@ -10,8 +10,9 @@ def _tune_server() -> bool:
     """Once per server process: fewer malloc arenas, the libraries' objects out of the garbage collector's
     way, a warm worker waiting for the first Start, and a watch that cancels the tasks of closed sessions."""
     from aelab.jobs import registry
+    from aelab.runtime import fewer_malloc_arenas
 
-    server.fewer_malloc_arenas()
+    fewer_malloc_arenas()
     server.freeze_imported_objects()
     registry().warm_up()
     server.release_closed_sessions()
