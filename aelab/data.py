@@ -13,7 +13,6 @@ import re
 import shutil
 import struct
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,7 +22,7 @@ import torch
 from . import limits
 from .config import DataConfig
 from .errors import DataError, UploadLimitError
-from .files import read_regular_file, tree_bytes
+from .files import keep_newest, read_regular_file, remove_idle, tree_bytes
 from .i18n import N_
 from .uploads import TEST_FRACTION, ImageSet, read_images
 
@@ -244,24 +243,15 @@ def _write_decoded(where: Path, arrays: dict) -> dict | None:
         tmp.rename(where)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-    _forget_old_decoded(where)
+    _forget_old_decoded(where.parent)
     return _read_decoded(where)
 
 
-def _forget_old_decoded(keep: Path) -> None:
-    """Remove the decoded sets beyond the ``DECODED_KEPT`` newest (``keep`` stays), and what a process that died
-    while writing left (after an hour). Another process may be removing them too: what is gone is gone."""
-    now, ages = time.time(), {}
-    for d in keep.parent.iterdir():
-        try:
-            ages[d] = now - d.stat().st_mtime
-        except OSError:
-            continue
-    done = [d for d in ages if not d.name.startswith(".")]
-    old = sorted(done, key=ages.get)[DECODED_KEPT:] + [d for d in ages if d.name.startswith(".") and ages[d] > 3600]
-    for d in old:
-        if d != keep:
-            shutil.rmtree(d, ignore_errors=True)
+def _forget_old_decoded(decoded: Path) -> None:
+    """Remove the decoded sets beyond the ``DECODED_KEPT`` newest, and what a process that died while writing left
+    (a ``.writing-`` folder untouched for an hour)."""
+    keep_newest(decoded, DECODED_KEPT, "[!.]*")
+    remove_idle(decoded, 3600, prefix=".")
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:

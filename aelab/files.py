@@ -91,8 +91,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def keep_newest(directory: Path, kept: int, pattern: str = "*") -> None:
-    """Remove the files of ``directory`` matching ``pattern`` beyond the ``kept`` most recently written. Another
-    process may be removing them too: what is gone is gone."""
+    """Remove the entries of ``directory`` matching ``pattern`` (files or folders) beyond the ``kept`` most recently
+    modified. Another process may be removing them too: what is gone is gone."""
     ages = {}
     for p in directory.glob(pattern):
         try:
@@ -100,4 +100,4 @@ def keep_newest(directory: Path, kept: int, pattern: str = "*") -> None:
         except OSError:
             continue
     for p in sorted(ages, key=ages.get, reverse=True)[kept:]:
-        p.unlink(missing_ok=True)
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

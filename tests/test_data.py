@@ -1,5 +1,6 @@
 import gzip
 import os
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +145,16 @@ def test_decoded_idx_sets_are_kept_mapped_checked_and_bounded(idx_dir, tmp_path_
         os.utime(idx_dir / "t10k-labels-idx1-ubyte.gz", ns=(i * 10**9, i * 10**9))
         load_idx_dir(idx_dir, "fashion-mnist", cache=True)
     assert len(list((data.default_data_dir() / "decoded").iterdir())) == data.DECODED_KEPT
+
+    # what a process that died while writing left goes after an hour, not while another process may be writing it
+    decoded_root = data.default_data_dir() / "decoded"
+    stale, fresh = decoded_root / ".writing-stale", decoded_root / ".writing-fresh"
+    for d in (stale, fresh):
+        d.mkdir()
+        (d / "train-images.npy").write_bytes(b"half")
+    for p in (stale / "train-images.npy", stale):
+        os.utime(p, (time.time() - 7200, time.time() - 7200))
+    os.utime(idx_dir / "t10k-labels-idx1-ubyte.gz", ns=(99 * 10**9, 99 * 10**9))
+    load_idx_dir(idx_dir, "fashion-mnist", cache=True)
+    assert not stale.exists() and fresh.exists()
+    assert len([d for d in decoded_root.iterdir() if not d.name.startswith(".")]) == data.DECODED_KEPT
