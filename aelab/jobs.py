@@ -289,8 +289,9 @@ class Worker(WorkerBase):
     """A worker process, forked by the fork server (:func:`_fork_server`), and our end of its connection."""
 
     def __init__(self):
-        ours, theirs = _fork_server().Pipe()
-        self.process = _ForkedProcess(_fork_server(), theirs)
+        context = _fork_server()
+        ours, theirs = context.Pipe()
+        self.process = _ForkedProcess(context, theirs)
         self.conn = ours
         self.ready = threading.Event()
         self.tasks_done = 0

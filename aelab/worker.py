@@ -204,4 +204,3 @@ def serve(conn: Connection) -> None:
         pass
     finally:
         conn.close()
-

@@ -1,4 +1,4 @@
-"""End to end: a real `streamlit run` server driven by Debian's Chromium through Playwright."""
+"""End to end: a real server (as `make run` starts it) driven by Debian's Chromium through Playwright."""
 import json
 import os
 import re
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import bench.app
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,8 +373,7 @@ def check_the_workers_came_from_the_server(server):
     def cmdline(pid):
         return Path(f"/proc/{pid}/cmdline").read_bytes()
 
-    children = [int(c) for task in Path(f"/proc/{server['pid']}/task").iterdir()
-                for c in (task / "children").read_text().split()]
+    children = bench.app.children(server["pid"])
     assert cmdline(server["pid"]) in [cmdline(c) for c in children]
     assert not [c for c in children if b"multiprocessing" in cmdline(c)]   # the resource tracker: forked too
     log = server["log"].read_text()
