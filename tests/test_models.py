@@ -95,6 +95,23 @@ def test_tied_decoder_shares_encoder_weights():
     assert model.decoder[0].tied_to[0].weight.abs().sum() == 0
 
 
+def test_a_tied_layer_is_the_transpose_with_the_same_gradients():
+    encoder = torch.nn.Linear(12, 5)
+    tied = aelab.models.layers.TiedLinear(encoder)
+    torch.nn.init.normal_(tied.bias)
+    x, h = torch.randn(4, 12), torch.randn(4, 5)
+    expected = h @ encoder.weight.detach() + tied.bias.detach()
+    assert torch.allclose(tied(h), expected, atol=1e-6)
+    (tied(h).square().sum() + encoder(x).square().sum()).backward()
+    reference = torch.nn.Linear(12, 5)
+    reference.load_state_dict(encoder.state_dict())
+    bias = tied.bias.detach().clone().requires_grad_()
+    (torch.nn.functional.linear(h, reference.weight.t(), bias).square().sum()
+     + reference(x).square().sum()).backward()
+    assert torch.allclose(encoder.weight.grad, reference.weight.grad, atol=1e-5)
+    assert torch.allclose(tied.bias.grad, bias.grad, atol=1e-5)
+
+
 def test_keras_initialisation_is_glorot_uniform_with_zero_bias():
     model = build_model(AutoencoderConfig(hidden=(100,), latent=30), (1, 28, 28), seed=1)
     w = model.trunk[1].weight

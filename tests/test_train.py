@@ -141,6 +141,44 @@ def test_optimizers(name):
     assert (p[0] < 1).all()
 
 
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_gives_torchs_numbers_to_the_bit(momentum, nesterov):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (5,), (3, 7)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt = make_optimizer(ours, TrainConfig(optimizer="sgd", lr=0.3, momentum=momentum, nesterov=nesterov))
+    reference = torch.optim.SGD(theirs, lr=0.3, momentum=momentum, nesterov=nesterov)
+    for i in range(6):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for params, optimizer in ((ours, opt), (theirs, reference)):
+            optimizer.zero_grad(set_to_none=True)
+            assert all(p.grad is None for p in params)
+            for p, g in zip(params, grads):
+                if i != 2 or p.dim() == 2:   # a step where a weight has no gradient: it keeps still
+                    p.grad = g.clone()
+            optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    # its state is torch's: a checkpoint of either continues in the other
+    reference.load_state_dict(opt.state_dict())
+    assert opt.state_dict()["state"].keys() == ({0, 1, 2} if momentum else set())
+
+
+def test_adam_is_fused_and_follows_the_loop_form():
+    gen = torch.Generator().manual_seed(1)
+    ours = torch.nn.Parameter(torch.randn(40, generator=gen))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    opt = make_optimizer([ours], TrainConfig(optimizer="adam", lr=1e-2))
+    reference = torch.optim.Adam([theirs], lr=1e-2, eps=1e-7, foreach=False)
+    assert opt.defaults["fused"]
+    for _ in range(30):
+        g = torch.randn(40, generator=gen)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        opt.step()
+        reference.step()
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_rmsprop_follows_keras_with_epsilon_inside_the_root(momentum):
     gen = torch.Generator().manual_seed(0)
