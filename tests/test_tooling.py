@@ -23,6 +23,22 @@ def test_overhead_benchmark_runs_on_digits(capsys):
     assert "median s/epoch" in capsys.readouterr().out
 
 
+def test_step_parts_split_a_training_step_and_replay_its_matrix_products():
+    from bench.overhead import _Products, step_parts
+
+    parts = step_parts("stacked", 2, "digits", batches=10)
+    assert all(len(v) == 2 and min(v) > 0 for v in parts.values())
+    for i in range(2):
+        assert parts["step"][i] == pytest.approx(parts["forward"][i] + parts["backward"][i] + parts["optimizer"][i])
+    a, b = torch.randn(3, 4), torch.randn(5, 4)
+    with _Products() as products:
+        torch.addmm(torch.zeros(3), a, b.t()[:, :3]).sum()
+    (func, operands, _), = products.calls
+    assert operands[2].stride() == (1, 4) and torch.equal(func(*operands), torch.addmm(torch.zeros(3), a, b.t()[:, :3]))
+    with pytest.raises(ValueError, match="not an autoencoder"):
+        step_parts("gan", 1, "digits", batches=2)
+
+
 def test_load_benchmark_command_line_is_bounded_and_names_pages():
     from bench.load import PAGES, parse_args
 
