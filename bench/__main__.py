@@ -389,6 +389,19 @@ def other_sections(path: Path, titles) -> list[str]:
     return [f"## {s.rstrip()}\n" for s in sections if not any(s.startswith(t) for t in titles)]
 
 
+def later_subsections(path: Path, titles) -> dict[str, list[str]]:
+    """For each section title this run writes: the "### " subsections that later work added under that section of
+    an existing RESULTS.md (records of their own, never written by this module), kept below the new section."""
+    if not path.exists():
+        return {}
+    out = {}
+    for section in path.read_text().split("\n## ")[1:]:
+        title = next((t for t in titles if section.startswith(t)), None)
+        if title and "\n### " in section:
+            out[title] = ["### " + section.split("\n### ", 1)[1].rstrip(), ""]
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -405,6 +418,7 @@ def main(argv=None) -> None:
            *environment(), ""]
     duration_at = len(doc) - 1   # the run's duration joins the environment's lines once it is known
     kept = other_sections(Path(args.out), titles.values())
+    subsections = later_subsections(Path(args.out), titles.values())
     results, started = {}, time.perf_counter()
     for name in args.only.split(","):
         log(f"== {name}")
@@ -415,7 +429,7 @@ def main(argv=None) -> None:
         else:
             lines, data = globals()[f"{name}_section"]()
         results[name] = data
-        doc += [f"## {titles[name]}", "", *lines, ""]
+        doc += [f"## {titles[name]}", "", *lines, "", *subsections.get(titles[name], [])]
         Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
     minutes = (time.perf_counter() - started) / 60
     doc.insert(duration_at, f"- this run took {minutes:.1f} minutes ({args.only})")
