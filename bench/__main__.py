@@ -380,26 +380,20 @@ def environment() -> list[str]:
             "- timings on shared machines are noisy: compare the ratios measured in this one run"]
 
 
-def other_sections(path: Path, titles) -> list[str]:
-    """The sections of an existing RESULTS.md that other benchmarks wrote (bench.hostile, bench.load), kept
-    below this run's."""
+def previous_sections(path: Path, titles) -> tuple[list[str], dict[str, list[str]]]:
+    """What a run keeps of an existing RESULTS.md: the sections other benchmarks wrote (bench.hostile,
+    bench.load), below this run's; and for each title this run writes, the "### " subsections that later work
+    added under that section (records of their own, never written by this module), below the new section."""
     if not path.exists():
-        return []
-    sections = path.read_text().split("\n## ")[1:]
-    return [f"## {s.rstrip()}\n" for s in sections if not any(s.startswith(t) for t in titles)]
-
-
-def later_subsections(path: Path, titles) -> dict[str, list[str]]:
-    """For each section title this run writes: the "### " subsections that later work added under that section of
-    an existing RESULTS.md (records of their own, never written by this module), kept below the new section."""
-    if not path.exists():
-        return {}
-    out = {}
+        return [], {}
+    others, subsections = [], {}
     for section in path.read_text().split("\n## ")[1:]:
         title = next((t for t in titles if section.startswith(t)), None)
-        if title and "\n### " in section:
-            out[title] = ["### " + section.split("\n### ", 1)[1].rstrip(), ""]
-    return out
+        if title is None:
+            others.append(f"## {section.rstrip()}\n")
+        elif "\n### " in section:
+            subsections[title] = ["### " + section.split("\n### ", 1)[1].rstrip(), ""]
+    return others, subsections
 
 
 def main(argv=None) -> None:
@@ -417,8 +411,7 @@ def main(argv=None) -> None:
     doc = ["# AE Lab benchmark results", "", "Made by `make bench` (`python -m bench`) in one run.", "",
            *environment(), ""]
     duration_at = len(doc) - 1   # the run's duration joins the environment's lines once it is known
-    kept = other_sections(Path(args.out), titles.values())
-    subsections = later_subsections(Path(args.out), titles.values())
+    kept, subsections = previous_sections(Path(args.out), titles.values())
     results, started = {}, time.perf_counter()
     for name in args.only.split(","):
         log(f"== {name}")

@@ -10,7 +10,7 @@ fresh permutation per epoch; only the training pass is timed (no validation).
 ``--parts``: each preset's training step (its own batch size, 400 batches of Fashion-MNIST) split into the
 forward pass (losses and terms), the backward pass and the optimiser (zero_grad and step), and beside it the
 step's matrix products alone (each mm/addmm/bmm of one step recorded with its operands, then replayed): the floor
-that any framework computing the same products in float32 pays. ms per step: min / median / max over rounds.
+that any framework computing the same products in float32 pays. ms per step: median (min-max) over rounds.
 """
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def step_parts(preset: str, rounds: int, data: str = "fashion-mnist", batches: i
     rng = torch.Generator().manual_seed(0)
     with _Products() as products:
         model.training_step(xs[0], None, opt, rng)
+    opt.zero_grad(set_to_none=True)   # the recorded step leaves its gradients, which the first timed one would add to
     parts = {name: [] for name in ("step", "forward", "backward", "optimizer", "products")}
     clock = time.perf_counter
     for _ in range(rounds):
@@ -95,18 +96,17 @@ def step_parts(preset: str, rounds: int, data: str = "fashion-mnist", batches: i
 
 
 def parts_table(presets: list[str], rounds: int, data: str = "fashion-mnist") -> list[str]:
-    """Markdown rows of :func:`step_parts` for each preset."""
-    def spread(values):
-        return f"{min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f}"
+    """Markdown rows of :func:`step_parts` for each preset: median (min-max) over the rounds."""
+    from bench.__main__ import spread
 
     lines = ["| preset | batch | step | forward | backward | optimizer | matrix products alone | products / step |",
              "|---|---|---|---|---|---|---|---|"]
     for preset in presets:
         parts = step_parts(preset, rounds, data)
         share = statistics.median(parts["products"]) / statistics.median(parts["step"])
-        lines.append(f"| `{preset}` | {aelab.preset(preset).train.batch_size} | {spread(parts['step'])} | "
-                     f"{spread(parts['forward'])} | {spread(parts['backward'])} | {spread(parts['optimizer'])} | "
-                     f"{spread(parts['products'])} | {share:.0%} |")
+        lines.append(f"| `{preset}` | {aelab.preset(preset, data).train.batch_size} | "
+                     + " | ".join(spread(parts[name], 3) for name in ("step", "forward", "backward", "optimizer",
+                                                                       "products")) + f" | {share:.0%} |")
         print(lines[-1], flush=True)
     return lines
 

@@ -40,15 +40,15 @@ def test_step_parts_split_a_training_step_and_replay_its_matrix_products():
 
 
 def test_a_bench_run_keeps_other_sections_and_the_subsections_added_under_its_own(tmp_path):
-    from bench.__main__ import later_subsections, other_sections
+    from bench.__main__ import previous_sections
 
     results = tmp_path / "RESULTS.md"
     results.write_text("# AE Lab benchmark results\n\n## The app\n\n| old table |\n\n### Memory, later\n\nnotes\n\n"
                        "### Start, later\n\nmore\n\n## Hostile files\n\nkept\n")
-    assert other_sections(results, ["The app", "GPU"]) == ["## Hostile files\n\nkept\n"]
-    assert later_subsections(results, ["The app", "GPU"]) == {
-        "The app": ["### Memory, later\n\nnotes\n\n### Start, later\n\nmore", ""]}
-    assert later_subsections(tmp_path / "missing.md", ["The app"]) == {}
+    others, subsections = previous_sections(results, ["The app", "GPU"])
+    assert others == ["## Hostile files\n\nkept\n"]
+    assert subsections == {"The app": ["### Memory, later\n\nnotes\n\n### Start, later\n\nmore", ""]}
+    assert previous_sections(tmp_path / "missing.md", ["The app"]) == ([], {})
 
 
 def test_load_benchmark_command_line_is_bounded_and_names_pages():

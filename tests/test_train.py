@@ -162,6 +162,8 @@ def test_sgd_gives_torchs_numbers_to_the_bit(momentum, nesterov):
     # its state is torch's: a checkpoint of either continues in the other
     reference.load_state_dict(opt.state_dict())
     assert opt.state_dict()["state"].keys() == ({0, 1, 2} if momentum else set())
+    opt.zero_grad(set_to_none=False)   # torch's form: the gradients kept, as zeros
+    assert all(p.grad is not None and not p.grad.any() for p in ours)
 
 
 def test_adam_is_fused_and_follows_the_loop_form():
