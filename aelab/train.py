@@ -276,7 +276,9 @@ class Trainer:
                 model.beta_scale = beta_scale(self.cfg, state.step, state.batches)
                 state.beta = model.cfg.beta * model.beta_scale
             state.step += 1
-            out = model.training_step(to_float(split.x_train[idx]), split.y_train[idx], optimizers, rng, step)
+            # index_select, not x[idx]: Python's indexing path takes 20 µs of a 1.5 ms step on 32 images, this 3
+            out = model.training_step(to_float(split.x_train.index_select(0, idx)), split.y_train.index_select(0, idx),
+                                      optimizers, rng, step)
             if dist:   # every rank: the global loss, and whether any rank was asked to stop
                 batch_loss, stop_reason = dist.batch_end(out.loss, scale, self._why_stopped())
             else:
@@ -289,7 +291,10 @@ class Trainer:
             terms = {k: v.detach().float() for k, v in out.terms.items()}
             share = scale / dist.world_size if dist else 1.0   # this rank's share of the batch's images
             for k, v in terms.items():
-                sums[k] = sums[k] + v * share if k in sums else v * share
+                if k in sums:
+                    sums[k].add_(v, alpha=share)
+                else:
+                    sums[k] = v * share   # a new tensor, which the next batches add to in place
             state.batch, state.batch_loss, state.batch_terms = b + 1, batch_loss, terms
             self._emit("on_batch_end", state)
             if stop_reason:

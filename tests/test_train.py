@@ -3,6 +3,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from aelab.config import AutoencoderConfig, TrainConfig
 from aelab.latent import CodeRecorder
@@ -164,6 +165,30 @@ def test_sgd_gives_torchs_numbers_to_the_bit(momentum, nesterov):
     assert opt.state_dict()["state"].keys() == ({0, 1, 2} if momentum else set())
     opt.zero_grad(set_to_none=False)   # torch's form: the gradients kept, as zeros
     assert all(p.grad is not None and not p.grad.any() for p in ours)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+def test_step_hooks_and_the_profiler_still_see_our_optimisers(optimizer):
+    # their step skips torch.optim's wrapper only while nothing watches it
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = make_optimizer([w], TrainConfig(optimizer=optimizer, lr=0.1))
+    seen = []
+    w.grad = torch.ones(3)
+    opt.step()   # nothing watching
+    pre = opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    post = opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    opt.step()
+    global_pre = register_optimizer_step_pre_hook(lambda o, a, k: seen.append("global"))
+    opt.step()
+    pre.remove(), post.remove(), global_pre.remove()
+    opt.step()
+    assert seen == ["pre", "post", "global", "pre", "post"]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert any(e.name.startswith("Optimizer.step#") for e in prof.events())
+    assert w.detach().lt(1).all()   # and the steps did update the weight
+    loss_calls = []
+    assert opt.step(lambda: loss_calls.append(1) or torch.tensor(2.0)).item() == 2.0 and loss_calls == [1]
 
 
 def test_adam_is_fused_and_follows_the_loop_form():
