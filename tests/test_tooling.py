@@ -107,6 +107,51 @@ def test_the_app_bench_finds_workers_started_from_any_thread():
         started[0].wait()
 
 
+def test_the_app_bench_reads_pss_seldom_and_only_when_asked():
+    # smaps_rollup walks every mapping of a process: read every 0.1 s it took half a core from the app measured
+    import os
+    import sys
+    import time
+
+    from bench.app import RssSampler
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    sampler = RssSampler(os.getpid(), pss_every=0.25)
+    sampler.start()
+    try:
+        time.sleep(1.0)
+        sampler.pss = False
+        switched = time.perf_counter()
+        time.sleep(0.6)
+    finally:
+        sampler.running = False
+        sampler.join()
+        child.kill()
+        child.wait()
+    rows = [(t, row) for t, row in sampler.samples if os.getpid() in row and child.pid in row]
+    with_pss = [t for t, row in rows if row[os.getpid()][2] is not None]
+    assert 3 <= len(with_pss) <= 6 and len(rows) >= 10   # RSS every 0.1 s, PSS every 0.25 s
+    assert all(t < switched for t in with_pss)
+    assert all(row[child.pid][2] is not None for t, row in rows if t in with_pss)   # all processes in a PSS row
+    assert sampler.peak_total(0, shared_once=True) > 0   # rows without PSS are left out, not summed as None
+    assert sampler.peak_total(switched, shared_once=True) == 0.0
+    assert sampler.peak(switched) > 10   # this process's RSS, MiB
+
+
+def test_the_app_bench_times_the_apps_projection_task_as_a_library_call(monkeypatch):
+    from aelab import tasks
+    from aelab.runs import examples_dir
+    from bench.app import library_tsne
+
+    calls = []
+    projection = tasks.projection
+    monkeypatch.setattr(tasks, "projection", lambda *a, **k: calls.append((a, k)) or projection(*a, **k))
+    assert library_tsne(examples_dir(), n=150) > 0
+    (run, n, method, dims), options = calls[0]
+    assert (n, method, dims) == (150, "tsne", 2) and run.path.parent == examples_dir()
+    assert options == {"seed": 0, "perplexity": 30.0, "learning_rate": "auto", "max_iter": 750}   # the page's
+
+
 def test_gpu_benchmark_runs_its_cases_on_any_device(capsys):
     from bench.gpu import main
 
