@@ -134,6 +134,19 @@ def host_speed() -> dict:
     return {"python_mops": rate(lambda: sum(range(10_000))) * 10_000 / 1e6, "matmul_gflops_1t": gflops}
 
 
+def stolen(call, *args, **kwargs):
+    """(``call(*args, **kwargs)``, the share of this VM's CPU time that the hypervisor gave to other guests
+    meanwhile, in %): /proc/stat's steal time over all CPUs (0 where the kernel does not report it)."""
+    def steal() -> int:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()   # cpu user nice system idle ... steal
+        return int(fields[8]) if fields[:1] == ["cpu"] and len(fields) > 8 else 0
+
+    before, started = steal(), time.perf_counter()
+    result = call(*args, **kwargs)
+    jiffies = (time.perf_counter() - started) * (os.cpu_count() or 1) * os.sysconf("SC_CLK_TCK")
+    return result, 100 * (steal() - before) / jiffies
+
+
 def cpu_model() -> str:
     """'AMD EPYC (family 25 model 1, AVX2)': the hosts of this VM differ in kind from day to day."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -148,21 +161,26 @@ def cpu_model() -> str:
 # ---------------------------------------------------------------------------------------- sections
 def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
     runs = {"keras": [], "aelab": [], "plain": []}
+    steal = {k: [] for k in runs}
     for c in range(cycles):   # interleaved: every tool runs once per cycle
         log(f"seed recipe, cycle {c + 1}/{cycles}")
-        runs["keras"].append(keras_run(["stacked"], epochs)["stacked"])
-        runs["aelab"].append(aelab_run("stacked", epochs))
-        runs["plain"].append(plain_run(epochs))
+        for tool, call, args in (("keras", keras_run, (["stacked"], epochs)), ("aelab", aelab_run, ("stacked", epochs)),
+                                 ("plain", plain_run, (epochs,))):
+            result, share = stolen(call, *args)
+            runs[tool].append(result["stacked"] if tool == "keras" else result)
+            steal[tool].append(share)
     # Keras's first epoch includes tracing the graph; compare steady-state epochs for everyone
     epochs_s = {k: [s for r in v for s in r["seconds"][1:]] for k, v in runs.items()}
     per = {k: median(v) for k, v in epochs_s.items()}
     val = {k: v[0]["val_loss"][-1] for k, v in runs.items()}
     lines = [f"`stacked` (batch 32, SGD 1.5, BCE, split 0.1), {epochs} epochs x {cycles} interleaved cycles; "
-             "seconds per epoch over epochs 2..N of every cycle: median (min-max).", "",
-             "| | s / epoch | aelab speed-up | val BCE after the last epoch |", "|---|---|---|---|"]
+             "seconds per epoch over epochs 2..N of every cycle: median (min-max). CPU stolen: the share of the VM's "
+             "CPU time that the hypervisor gave to other guests during each tool's runs (/proc/stat), per cycle.", "",
+             "| | s / epoch | aelab speed-up | val BCE after the last epoch | CPU stolen |", "|---|---|---|---|---|"]
     for k, label in (("aelab", "AE Lab"), ("keras", "Keras (TensorFlow CPU)"), ("plain", "plain PyTorch loop")):
-        lines.append(f"| {label} | {spread(epochs_s[k], 3)} | {per[k] / per['aelab']:.2f}x | {val[k]:.4f} |")
-    return lines, {"s_per_epoch": per, "val_loss": val}
+        lines.append(f"| {label} | {spread(epochs_s[k], 3)} | {per[k] / per['aelab']:.2f}x | {val[k]:.4f} | "
+                     + " / ".join(f"{x:.1f}" for x in steal[k]) + " % |")
+    return lines, {"s_per_epoch": per, "val_loss": val, "stolen_pct": steal}
 
 
 def book3d_section() -> tuple[list[str], dict]:
@@ -187,25 +205,28 @@ def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
              "drifts by 2x over minutes, so each pair runs back to back). s / epoch: median (min-max) over "
              "epochs 2..N, each epoch a repetition. Validation losses after the book's epoch count (`conv`: 5 of 6). "
              "Host speed: a pure Python loop just before the pair "
-             "(millions of additions per second; see \"Steady numbers\").", "",
+             "(millions of additions per second; see \"Steady numbers\"). CPU stolen: the share of the VM's CPU "
+             "time that the hypervisor gave to other guests during Keras's run / AE Lab's (/proc/stat).", "",
              "| preset | epochs | AE Lab val loss | Keras val loss | AE Lab s / epoch | Keras s / epoch | speed-up "
-             "| host speed |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| host speed | CPU stolen |",
+             "|---|---|---|---|---|---|---|---|---|"]
     data = {}
     autoencoders = [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"
                     and (only is None or name in only)]
     for name in autoencoders:   # the GANs and the classifier have no Keras twin in keras_ref.py
         log(f"preset {name}")
         host = host_speed()
-        k = keras_run([name], BENCH_EPOCHS.get(name))[name]
-        ours = aelab_run(name, BENCH_EPOCHS.get(name))
+        k, k_stolen = stolen(keras_run, [name], BENCH_EPOCHS.get(name))
+        k = k[name]
+        ours, stolen_ours = stolen(aelab_run, name, BENCH_EPOCHS.get(name))
         ts, tk = ours["seconds"][1:] or ours["seconds"], k["seconds"][1:] or k["seconds"]
-        data[name] = {"aelab": ours, "keras": k, "host": host}
+        data[name] = {"aelab": ours, "keras": k, "host": host, "stolen_pct": [k_stolen, stolen_ours]}
         # the validation loss after the book's epoch count where the bench ran longer (conv), else the last
         book = aelab.preset(name).train.epochs
         at = book - 1 if len(ours["val_loss"]) > book and len(k["val_loss"]) > book else -1
         lines.append(f"| `{name}` | {k['epochs']} | {ours['val_loss'][at]:.4f} | {k['val_loss'][at]:.4f} | "
-                     f"{spread(ts)} | {spread(tk)} | {median(tk) / median(ts):.2f}x | {host['python_mops']:.0f} |")
+                     f"{spread(ts)} | {spread(tk)} | {median(tk) / median(ts):.2f}x | {host['python_mops']:.0f} | "
+                     f"{k_stolen:.1f} / {stolen_ours:.1f} % |")
     return lines, data
 
 
@@ -222,18 +243,18 @@ def gans_section() -> tuple[list[str], dict]:
              "back, on the first (steps x 32) Fashion-MNIST training images; ms per step (one discriminator and one "
              "generator update): median (min-max) over epochs 2..N. Their samples' quality against the book's, over "
              "3 seeds of full runs, is in \"The book's GAN against the `gan` preset\" (`python -m bench.gan`).", "",
-             "| preset | epochs x steps | AE Lab ms / step | Keras ms / step | speed-up | host speed |",
-             "|---|---|---|---|---|---|"]
+             "| preset | epochs x steps | AE Lab ms / step | Keras ms / step | speed-up | host speed | CPU stolen |",
+             "|---|---|---|---|---|---|---|"]
     data = {}
     for name, (epochs, steps) in GAN_STEPS.items():
         log(f"gan speed: {name}")
         host = host_speed()
-        k = keras_gan(name, 0, epochs, None, images=steps * 32)
-        ours = aelab_gan(name, 0, epochs, images=steps * 32, samples=False)
+        k, k_stolen = stolen(keras_gan, name, 0, epochs, None, images=steps * 32)
+        ours, stolen_ours = stolen(aelab_gan, name, 0, epochs, images=steps * 32, samples=False)
         tk, ta = ([s * 1e3 for s in r["step_seconds"][1:]] for r in (k, ours))
-        data[name] = {"aelab_ms": ta, "keras_ms": tk, "host": host}
+        data[name] = {"aelab_ms": ta, "keras_ms": tk, "host": host, "stolen_pct": [k_stolen, stolen_ours]}
         lines.append(f"| `{name}` | {epochs} x {steps} | {spread(ta)} | {spread(tk)} | {median(tk) / median(ta):.2f}x "
-                     f"| {host['python_mops']:.0f} |")
+                     f"| {host['python_mops']:.0f} | {k_stolen:.1f} / {stolen_ours:.1f} % |")
     return lines, data
 
 

@@ -138,6 +138,25 @@ def test_the_app_bench_reads_pss_seldom_and_only_when_asked():
     assert sampler.peak(switched) > 10   # this process's RSS, MiB
 
 
+def test_the_bench_reports_the_cpu_time_stolen_by_the_hypervisor(monkeypatch, tmp_path):
+    import os
+    import time
+    from pathlib import Path
+
+    import bench.__main__ as bench
+
+    (result, share) = bench.stolen(lambda x: x * 2, 21)
+    assert result == 42 and 0.0 <= share <= 100.0
+    # what /proc/stat says: 'cpu  user nice system idle iowait irq softirq steal ...', in jiffies over all CPUs
+    steal = iter([1000, 1000 + 0.5 * (os.cpu_count() or 1) * 100 * 0.25])
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: f"cpu  1 2 3 4 5 6 7 {int(next(steal))} 0 0\n"
+                        if str(self) == "/proc/stat" else real_read(self, *a, **k))
+    monkeypatch.setattr(bench.os, "sysconf", lambda name: 100)
+    _, share = bench.stolen(time.sleep, 0.5)
+    assert 20 < share <= 25   # a quarter of the CPUs' time, over a call of at least 0.5 s
+
+
 def test_the_app_bench_times_the_apps_projection_task_as_a_library_call(monkeypatch):
     from aelab import tasks
     from aelab.runs import examples_dir
