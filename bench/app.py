@@ -73,9 +73,10 @@ class RssSampler(threading.Thread):
     def run(self):
         pss_read = -float("inf")
         while self.running:
-            row, read_pss = {}, self.pss and time.perf_counter() - pss_read >= self.pss_every
+            now = time.perf_counter()
+            row, read_pss = {}, self.pss and now - pss_read >= self.pss_every
             if read_pss:
-                pss_read = time.perf_counter()
+                pss_read = now
             for pid in [self.pid, *descendants(self.pid)]:
                 try:
                     memory = status_mb(pid)
@@ -85,7 +86,7 @@ class RssSampler(threading.Thread):
                 except OSError:
                     if pid == self.pid:
                         return
-            self.samples.append((time.perf_counter(), row))
+            self.samples.append((now, row))
             time.sleep(0.1)
 
     def peak(self, since: float, anon: bool = False) -> float:
