@@ -344,7 +344,9 @@ def app_section() -> tuple[list[str], dict]:
     m = measure()
     lines = ["A real server on a free port, started as `make run` starts it (`python -m pages.shared.serve run`: "
              "torch imported, then the workers' fork server forked from the server), driven by Debian's Chromium "
-             "(Playwright) on the same machine; RSS sampled every 0.1 s from /proc.", "",
+             "(Playwright) on the same machine; RSS sampled every 0.1 s from /proc (the anonymous PSS, a read of "
+             "smaps_rollup that costs tens of ms of CPU, once a second while training and not during the "
+             "t-SNE).", "",
              "| measure | value |", "|---|---|",
              f"| cold start: the server started to a rendered Home page | {m['cold_start_s']:.2f} s |",
              f"| Start (stacked, Fashion-MNIST) to the first point on the live chart, the server's first visitor | "
