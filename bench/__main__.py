@@ -138,7 +138,10 @@ def stolen(call, *args, **kwargs):
     """(``call(*args, **kwargs)``, the share of this VM's CPU time that the hypervisor gave to other guests
     meanwhile, in %): /proc/stat's steal time over all CPUs (0 where the kernel does not report it)."""
     def steal() -> int:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()   # cpu user nice system idle ... steal
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()   # cpu user nice system idle ... steal
+        except OSError:   # not Linux
+            return 0
         return int(fields[8]) if fields[:1] == ["cpu"] and len(fields) > 8 else 0
 
     before, started = steal(), time.perf_counter()
