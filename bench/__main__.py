@@ -167,10 +167,10 @@ def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
     steal = {k: [] for k in runs}
     for c in range(cycles):   # interleaved: every tool runs once per cycle
         log(f"seed recipe, cycle {c + 1}/{cycles}")
-        for tool, call, args in (("keras", keras_run, (["stacked"], epochs)), ("aelab", aelab_run, ("stacked", epochs)),
-                                 ("plain", plain_run, (epochs,))):
-            result, share = stolen(call, *args)
-            runs[tool].append(result["stacked"] if tool == "keras" else result)
+        for tool, call in (("keras", lambda: keras_run(["stacked"], epochs)["stacked"]),
+                           ("aelab", lambda: aelab_run("stacked", epochs)), ("plain", lambda: plain_run(epochs))):
+            result, share = stolen(call)
+            runs[tool].append(result)
             steal[tool].append(share)
     # Keras's first epoch includes tracing the graph; compare steady-state epochs for everyone
     epochs_s = {k: [s for r in v for s in r["seconds"][1:]] for k, v in runs.items()}

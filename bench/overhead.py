@@ -117,8 +117,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--parts", help="comma-separated presets: split their training step instead")
     args = parser.parse_args(argv)
+    aelab.runtime.configure()   # the malloc thresholds and thread pools of the CLI, the app's workers and make bench
     if args.parts:
-        aelab.runtime.configure()
         return {"parts": parts_table(args.parts.split(","), args.rounds, args.data)}
     cfg = aelab.preset("stacked", args.data)
     ds = aelab.load_dataset(args.data)

@@ -139,7 +139,7 @@ def test_the_app_bench_reads_pss_seldom_and_only_when_asked():
     assert sampler.peak(switched) > 10   # this process's RSS, MiB
 
 
-def test_the_bench_reports_the_cpu_time_stolen_by_the_hypervisor(monkeypatch, tmp_path):
+def test_the_bench_reports_the_cpu_time_stolen_by_the_hypervisor(monkeypatch):
     import os
     import time
     from pathlib import Path

@@ -174,6 +174,7 @@ def test_step_hooks_and_the_profiler_still_see_our_optimisers(optimizer):
     opt = make_optimizer([w], TrainConfig(optimizer=optimizer, lr=0.1))
     seen = []
     w.grad = torch.ones(3)
+    assert not hasattr(type(opt).step, "__wrapped__")   # torch.optim did not wrap the class's step
     opt.step()   # nothing watching
     pre = opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
     post = opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))

@@ -33,7 +33,8 @@ class Dropout(nn.Dropout):
 
 
 class TiedLinear(nn.Module):
-    """y = x W^T_tied^T + b: the transpose of another Linear layer's map, with its own bias."""
+    """y = x W + b, where W (out, in) is the weight of the Linear layer this one is tied to: that layer's map
+    transposed, with a bias of its own."""
 
     def __init__(self, tied_to: nn.Linear):
         super().__init__()
@@ -41,4 +42,5 @@ class TiedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(tied_to.in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, tied out_features) -> (B, tied in_features)."""
         return nn.functional.linear(x, self.tied_to[0].weight.t(), self.bias)
