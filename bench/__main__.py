@@ -2,7 +2,8 @@
 
 Runs every comparison below in one go and writes bench/RESULTS.md:
   seed       the book's `stacked` recipe: aelab vs Keras (TensorFlow CPU) vs a plain PyTorch loop, interleaved
-  presets    every preset at the book's epoch count, aelab next to the same recipe in Keras
+  presets    ms per training step of every autoencoder preset, aelab next to the same recipe in Keras,
+             interleaved (their validation losses at the book's epoch counts: `python -m bench.fidelity`)
   gans       ms per training step of the `gan` and `dcgan` presets against the book's GAN loop in Keras, over a fixed
              number of steps (their samples' quality over 3 seeds: `python -m bench.gan`, about an hour)
   batches    images/s of stacked, conv and vae at batch 32/128/512, beside a FLOP-bound estimate
@@ -21,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +55,41 @@ def keras_python() -> Path:
     return python
 
 
+class KerasServer:
+    """One Keras process that runs preset after preset (``keras_ref.py --serve``): TensorFlow is imported and the
+    data read once, not for each preset (6-8 s each here)."""
+
+    def __init__(self):
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen([str(keras_python()), str(HERE / "keras_ref.py"), "--serve"], text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.tensorflow = self._answer()["tensorflow"]
+
+    def run(self, preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
+        """The preset's run (``epochs`` None: the book's), as ``keras_ref.run`` returns it."""
+        self._proc.stdin.write(json.dumps({"preset": preset, "epochs": epochs, "batch_ends": batch_ends}) + "\n")
+        self._proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict:
+        while line := self._proc.stdout.readline():
+            if line.startswith("{"):
+                return json.loads(line)
+        self._stderr.seek(0)
+        raise RuntimeError(f"the Keras process ended (exit {self._proc.wait()}): {self._stderr.read()[-3000:]}")
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait(timeout=60)
+        self._stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def keras_run(presets: list[str], epochs: int | None = None) -> dict[str, dict]:
     cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", ",".join(presets)]
     if epochs:
@@ -63,21 +100,37 @@ def keras_run(presets: list[str], epochs: int | None = None) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------- torch
-# Recipes run for fewer epochs than the book's here, so that `make bench` stays within its half hour: the two
-# recurrent autoencoders take 75-150 s an epoch on 2 cores. bench/RESULTS.md has their full-length runs.
-# `conv` runs one epoch more than the book's 5, so that its speed is the median of 5 repetitions after the first.
-BENCH_EPOCHS = {"recurrent": 2, "stacked-greedy": 3, "conv": 6}   # stacked-greedy: per phase, and as many to fine-tune
+class BatchClock(aelab.Callback):
+    """The perf_counter time at the end of every training batch: per fit (a greedy run's phases are fits of
+    their own, as in Keras), per epoch, like ``keras_ref.EpochTimer.batch_ends``."""
+
+    def __init__(self):
+        self.fits: list[list[list[float]]] = []
+        self._model = None
+
+    def on_batch_end(self, state) -> None:
+        if state.batch == 1:
+            if state.model is not self._model:
+                self._model = state.model
+                self.fits.append([])
+            self.fits[-1].append([])
+        self.fits[-1][-1].append(time.perf_counter())
 
 
-def aelab_run(preset: str, epochs: int | None = None) -> dict:
+def aelab_run(preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
+    """One run of ``preset`` on Fashion-MNIST for ``epochs`` (None: the preset's; a greedy preset's: per phase,
+    and as many to fine-tune): its seconds and validation losses per epoch, and with ``batch_ends`` the time at
+    the end of each training batch (see :class:`BatchClock`) and each epoch's validation seconds."""
     cfg = aelab.preset(preset, "fashion-mnist")
     cfg.train.epochs = epochs or cfg.train.epochs
     if cfg.train.greedy:
         cfg.train.finetune_epochs = cfg.train.epochs
     ds = aelab.load_dataset("fashion-mnist")
     model = aelab.build_model(cfg.model, ds.image_shape, cfg.train.seed)
-    h = aelab.Trainer(cfg.train).fit(model, ds.split(0.1)).history
-    return {"seconds": h["seconds"], "val_loss": h["val_loss"]}
+    clock = BatchClock()
+    h = aelab.Trainer(cfg.train, callbacks=[clock] if batch_ends else []).fit(model, ds.split(0.1)).history
+    timed = {"batch_ends": clock.fits, "validation_seconds": [s - t for s, t in zip(h["seconds"], h["train_seconds"])]}
+    return {"seconds": h["seconds"], "val_loss": h["val_loss"], **(timed if batch_ends else {})}
 
 
 def plain_run(epochs: int) -> dict:
@@ -113,6 +166,24 @@ def median(xs) -> float:
 def spread(xs, digits: int = 2) -> str:
     """'median (min-max)' of repeated measurements."""
     return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
+
+
+def epoch_seconds(run: dict, blocks: int) -> list[float]:
+    """Seconds per epoch, one estimate per block of training steps: each epoch's batch-end times (``run``'s
+    ``batch_ends``: per fit, per epoch) cut into ``blocks`` blocks of equal steps after the epoch's first batch
+    (whose time holds the epoch's start: the shuffle, Keras's tracing); an estimate is the epoch's steps at the
+    block's pace plus the epoch's validation (``validation_seconds``). The first block of each fit is left out
+    (warm-up: a fresh model's first steps)."""
+    out, validation = [], iter(run["validation_seconds"])
+    for fit in run["batch_ends"]:
+        for epoch, ends in enumerate(fit):
+            size = (len(ends) - 1) // blocks
+            if size < 1:
+                raise ValueError(f"{len(ends)} batches cannot make {blocks} blocks")
+            val = next(validation)
+            per_block = [(ends[(k + 1) * size] - ends[k * size]) / size * len(ends) + val for k in range(blocks)]
+            out += per_block[1:] if epoch == 0 else per_block
+    return out
 
 
 def host_speed() -> dict:
@@ -202,34 +273,53 @@ def book3d_section() -> tuple[list[str], dict]:
     return lines, {"aelab": {"mse": ours.ae_mse, "angle": ours.max_angle_deg, "loss": ours.loss}, "keras": k}
 
 
+# The presets' speed: every preset trains SPEED_EPOCHS epochs (a greedy preset: per phase, and as many to fine-tune)
+# in each of SPEED_CYCLES cycles of Keras then AE Lab, each epoch's steps timed in STEP_BLOCKS blocks (at least 5
+# repetitions per figure from 1 epoch, where a whole epoch of `recurrent` or `conv` takes 35-80 s). Their
+# validation losses after the book's epoch counts need full runs (25 minutes here): python -m bench.fidelity.
+SPEED_EPOCHS, SPEED_CYCLES, STEP_BLOCKS = 1, 2, 10
+
+
 def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
-    lines = ["Every preset at the book's epoch count (`recurrent` 2 epochs, `stacked-greedy` 3 per phase and `conv` "
-             "6 here: see BENCH_EPOCHS), Keras then AE Lab for each preset (this machine's speed "
-             "drifts by 2x over minutes, so each pair runs back to back). s / epoch: median (min-max) over "
-             "epochs 2..N, each epoch a repetition. Validation losses after the book's epoch count (`conv`: 5 of 6). "
-             "Host speed: a pure Python loop just before the pair "
-             "(millions of additions per second; see \"Steady numbers\"). CPU stolen: the share of the VM's CPU "
-             "time that the hypervisor gave to other guests during Keras's run / AE Lab's (/proc/stat).", "",
-             "| preset | epochs | AE Lab val loss | Keras val loss | AE Lab s / epoch | Keras s / epoch | speed-up "
-             "| host speed | CPU stolen |",
+    lines = [f"Every autoencoder preset, {SPEED_EPOCHS} epoch ({SPEED_EPOCHS} per phase and as many to fine-tune "
+             f"for `stacked-greedy`) in each of {SPEED_CYCLES} cycles of Keras then AE Lab (one Keras process for "
+             "the whole section, so TensorFlow starts once; this machine's speed drifts by 2x over minutes, so "
+             "the two alternate). s / epoch: each epoch's training steps timed in "
+             f"{STEP_BLOCKS} blocks, and an epoch's time estimated from each block as all its steps at that "
+             "block's pace plus the epoch's validation (measured); median (min-max) over the blocks of both "
+             "cycles, the first block of each run (its warm-up) left out. Validation loss after "
+             f"{SPEED_EPOCHS} epoch; after the book's epoch counts: \"Validation losses at the book's epoch "
+             "counts\" (`python -m bench.fidelity`). Host speed: a pure Python loop just before the preset's "
+             "cycles (millions of additions per second; see \"Steady numbers\"). CPU stolen: the largest share of "
+             "the VM's CPU time that the hypervisor gave to other guests during one of Keras's runs / AE Lab's "
+             "(/proc/stat).", "",
+             "| preset | AE Lab s / epoch | Keras s / epoch | speed-up | validation s, AE Lab / Keras "
+             "| AE Lab val loss | Keras val loss | host speed | CPU stolen |",
              "|---|---|---|---|---|---|---|---|---|"]
     data = {}
     autoencoders = [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"
                     and (only is None or name in only)]
-    for name in autoencoders:   # the GANs and the classifier have no Keras twin in keras_ref.py
-        log(f"preset {name}")
-        host = host_speed()
-        k, k_stolen = stolen(keras_run, [name], BENCH_EPOCHS.get(name))
-        k = k[name]
-        ours, stolen_ours = stolen(aelab_run, name, BENCH_EPOCHS.get(name))
-        ts, tk = ours["seconds"][1:] or ours["seconds"], k["seconds"][1:] or k["seconds"]
-        data[name] = {"aelab": ours, "keras": k, "host": host, "stolen_pct": [k_stolen, stolen_ours]}
-        # the validation loss after the book's epoch count where the bench ran longer (conv), else the last
-        book = aelab.preset(name).train.epochs
-        at = book - 1 if len(ours["val_loss"]) > book and len(k["val_loss"]) > book else -1
-        lines.append(f"| `{name}` | {k['epochs']} | {ours['val_loss'][at]:.4f} | {k['val_loss'][at]:.4f} | "
-                     f"{spread(ts)} | {spread(tk)} | {median(tk) / median(ts):.2f}x | {host['python_mops']:.0f} | "
-                     f"{k_stolen:.1f} / {stolen_ours:.1f} % |")
+    with KerasServer() as keras:
+        for name in autoencoders:   # the GANs and the classifier have no Keras twin in keras_ref.py
+            log(f"preset {name}")
+            host = host_speed()
+            runs, steal = {"keras": [], "aelab": []}, {"keras": [], "aelab": []}
+            for _ in range(SPEED_CYCLES):
+                for tool, call in (("keras", keras.run), ("aelab", aelab_run)):
+                    result, share = stolen(call, name, SPEED_EPOCHS, batch_ends=True)
+                    runs[tool].append(result)
+                    steal[tool].append(share)
+            estimates = {tool: [x for r in rs for x in epoch_seconds(r, STEP_BLOCKS)] for tool, rs in runs.items()}
+            validation = {tool: [x for r in rs for x in r["validation_seconds"]] for tool, rs in runs.items()}
+            val = {tool: rs[-1]["val_loss"][-1] for tool, rs in runs.items()}
+            data[name] = {"s_per_epoch": estimates, "validation_seconds": validation, "val_loss": val,
+                          "seconds": {tool: [r["seconds"] for r in rs] for tool, rs in runs.items()}, "host": host,
+                          "stolen_pct": steal}
+            lines.append(f"| `{name}` | {spread(estimates['aelab'])} | {spread(estimates['keras'])} | "
+                         f"{median(estimates['keras']) / median(estimates['aelab']):.2f}x | "
+                         f"{median(validation['aelab']):.2f} / {median(validation['keras']):.2f} | "
+                         f"{val['aelab']:.4f} | {val['keras']:.4f} | {host['python_mops']:.0f} | "
+                         f"{max(steal['keras']):.1f} / {max(steal['aelab']):.1f} % |")
     return lines, data
 
 

@@ -5,6 +5,12 @@ app's. Reads the Fashion-MNIST IDX files itself; prints one JSON object per pres
 
     bench/.venv-keras/bin/python bench/keras_ref.py --presets stacked,vae [--epochs N] [--data-dir DIR]
 
+With ``--serve`` it imports TensorFlow and reads the data once, then answers requests, one JSON object a line on
+stdin (``{"preset": "conv", "epochs": 1, "batch_ends": true}``) with one JSON line on stdout: `python -m bench`
+keeps one such process for all its presets instead of starting TensorFlow (6-8 s) for each. ``batch_ends`` adds
+the time at the end of every training batch, per fit and epoch, and each epoch's validation seconds (from its
+last batch to its end).
+
 Differences from the book's TF 2.0 code, for Keras 3: the tied layer reads the kernel's shape instead of
 `dense.input`, the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
 tensors), and the hashing AE's noise is a layer of its own (Keras 3's GaussianNoise refuses sigma 15).
@@ -17,6 +23,7 @@ import gzip
 import json
 import os
 import struct
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,7 +143,7 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
     val_loss: each phase's own (BCE, MSE on codes, BCE), 3 x epochs values, as AE Lab's history records them."""
     keras.utils.set_random_seed(seed)
     flat_train, flat_valid = x_train.reshape(len(x_train), -1), x_valid.reshape(len(x_valid), -1)
-    val_loss, seconds, val_acc = [], [], []
+    val_loss, seconds, val_acc, batch_ends, validation_seconds = [], [], [], [], []
 
     def train_autoencoder(n_neurons, train, valid, loss, optimizer, output_activation=None, metrics=()):
         encoder = keras.Sequential([keras.Input((train.shape[-1],)), layers.Dense(n_neurons, activation="selu")])
@@ -149,6 +156,8 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
                                verbose=0)
         val_loss.extend(hist.history["val_loss"])
         seconds.extend(timer.seconds)
+        batch_ends.append(timer.batch_ends)
+        validation_seconds.extend(timer.validation_seconds)
         return encoder, decoder
 
     enc1, dec1 = train_autoencoder(100, flat_train, flat_valid, "binary_crossentropy", keras.optimizers.SGD(1.5),
@@ -164,10 +173,12 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
                        verbose=0)
     val_loss.extend(hist.history["val_loss"])
     seconds.extend(timer.seconds)
+    batch_ends.append(timer.batch_ends)
+    validation_seconds.extend(timer.validation_seconds)
     val_acc = hist.history["val_rounded_accuracy"]
     return {"preset": "stacked-greedy", "epochs": 3 * epochs, "batch_size": 32, "seconds": seconds,
             "val_loss": val_loss, "stacked_before_finetuning": stacked_before, "val_rounded_acc": val_acc,
-            "tensorflow": tf.__version__}
+            "batch_ends": batch_ends, "validation_seconds": validation_seconds, "tensorflow": tf.__version__}
 
 
 def gan_models(preset):
@@ -294,11 +305,51 @@ def rounded_accuracy(y_true, y_pred):
 
 
 class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch, the perf_counter time at the end of each training batch (one list per epoch), and the
+    seconds from an epoch's last batch to its end (its validation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.batch_ends, self.validation_seconds = [], [], []
+
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.batch_ends.append([])
+
+    def on_train_batch_end(self, batch, logs=None):   # Keras calls every callback's hook anyway: no added sync
+        self.batch_ends[-1].append(time.perf_counter())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds = getattr(self, "seconds", []) + [time.perf_counter() - self.started]
+        now = time.perf_counter()
+        self.seconds.append(now - self.started)
+        self.validation_seconds.append(now - self.batch_ends[-1][-1])
+
+
+def run(preset, x_train, x_valid, seed, epochs=None, samples_out=None, batch_ends=False):
+    """One preset's run as a JSON-able dict; ``epochs`` None: the book's."""
+    keras.backend.clear_session()   # a served process runs many presets: start each from a clean graph
+    if preset in ("gan", "dcgan"):
+        return train_gan(preset, x_train, seed, epochs or 10, samples_out)
+    if preset in ("linear-3d", "stacked-greedy"):
+        out = linear_3d(seed) if preset == "linear-3d" else stacked_greedy(x_train, x_valid, seed, epochs or 10)
+    else:
+        keras.utils.set_random_seed(seed)
+        book_epochs, batch = BOOK[preset]
+        epochs = epochs or book_epochs
+        model, opt, loss = build(preset)
+        bce = loss == "binary_crossentropy"
+        model.compile(loss=loss, optimizer=opt, metrics=[rounded_accuracy] if bce else [])
+        timer = EpochTimer()
+        hist = model.fit(x_train, x_train, epochs=epochs, batch_size=batch, validation_data=(x_valid, x_valid),
+                         callbacks=[timer], verbose=0)
+        out = {"preset": preset, "epochs": epochs, "batch_size": batch, "seconds": timer.seconds,
+               "val_loss": hist.history["val_loss"], "val_rounded_acc": hist.history.get("val_rounded_accuracy"),
+               "batch_ends": [timer.batch_ends], "validation_seconds": timer.validation_seconds,
+               "tensorflow": tf.__version__}
+    if not batch_ends:
+        out.pop("batch_ends", None)
+        out.pop("validation_seconds", None)
+    return out
 
 
 def main():
@@ -309,31 +360,19 @@ def main():
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--samples-out", help="gan, dcgan: where to save the generated images (.npy)")
     parser.add_argument("--images", type=int, help="train on the first N training images only (a timing run)")
+    parser.add_argument("--serve", action="store_true", help="answer JSON requests from stdin, one a line")
     args = parser.parse_args()
     x_train, x_valid = load(args.data_dir)
     x_train = x_train[:args.images]
+    if args.serve:
+        print(json.dumps({"ready": True, "tensorflow": tf.__version__}), flush=True)
+        for line in sys.stdin:
+            request = json.loads(line)
+            print(json.dumps(run(request["preset"], x_train, x_valid, request.get("seed", args.seed),
+                                 request.get("epochs"), batch_ends=request.get("batch_ends", False))), flush=True)
+        return
     for preset in args.presets.split(","):
-        if preset in ("gan", "dcgan"):
-            print(json.dumps(train_gan(preset, x_train, args.seed, args.epochs or 10, args.samples_out)), flush=True)
-            continue
-        if preset in ("linear-3d", "stacked-greedy"):
-            out = linear_3d(args.seed) if preset == "linear-3d" else \
-                stacked_greedy(x_train, x_valid, args.seed, args.epochs or 10)
-            print(json.dumps(out), flush=True)
-            continue
-        keras.utils.set_random_seed(args.seed)
-        epochs, batch = BOOK[preset]
-        epochs = args.epochs or epochs
-        model, opt, loss = build(preset)
-        bce = loss == "binary_crossentropy"
-        model.compile(loss=loss, optimizer=opt, metrics=[rounded_accuracy] if bce else [])
-        timer = EpochTimer()
-        hist = model.fit(x_train, x_train, epochs=epochs, batch_size=batch, validation_data=(x_valid, x_valid),
-                         callbacks=[timer], verbose=0)
-        print(json.dumps({"preset": preset, "epochs": epochs, "batch_size": batch, "seconds": timer.seconds,
-                          "val_loss": hist.history["val_loss"],
-                          "val_rounded_acc": hist.history.get("val_rounded_accuracy"), "tensorflow": tf.__version__}),
-              flush=True)
+        print(json.dumps(run(preset, x_train, x_valid, args.seed, args.epochs, args.samples_out)), flush=True)
 
 
 if __name__ == "__main__":

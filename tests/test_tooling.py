@@ -1,6 +1,7 @@
 """The setup helper and the benchmark entry points run on real inputs."""
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,68 @@ def test_gan_speed_bench_trains_a_preset_on_the_first_images_only():
     assert len(row["step_seconds"]) == 2 and "images" not in row
     assert all(abs(s - t / 3) < 1e-12 for s, t in zip(row["step_seconds"], row["seconds"]))   # 3 steps an epoch
     assert set(GAN_STEPS) == {"gan", "dcgan"} and all(epochs >= 6 for epochs, _ in GAN_STEPS.values())
+
+
+def test_the_presets_bench_estimates_an_epoch_from_blocks_of_steps_plus_its_validation():
+    from bench.__main__ import epoch_seconds
+
+    # two fits (a greedy run's phases): 21 batches at 0.1 s, then 0.5 s of validation; 11 batches at 0.2 s
+    first = [[1.0 + 0.1 * i for i in range(21)], [10.0 + 0.1 * i for i in range(21)]]
+    second = [[50.0 + 0.2 * i for i in range(11)]]
+    run = {"batch_ends": [first, second], "validation_seconds": [0.5, 0.25, 1.0]}
+    got = epoch_seconds(run, blocks=5)
+    # blocks of 4 steps (21 batches: 20 intervals after the first); the first block of each fit left out
+    assert got == pytest.approx([21 * 0.1 + 0.5] * 4 + [21 * 0.1 + 0.25] * 5 + [11 * 0.2 + 1.0] * 4)
+    slow = {"batch_ends": [[[0.0, 1.0, 2.0, 5.0, 6.0, 7.0]]], "validation_seconds": [0.0]}
+    assert epoch_seconds(slow, blocks=5) == pytest.approx([6.0, 18.0, 6.0, 6.0])   # a block's own pace
+    with pytest.raises(ValueError, match="cannot make 5 blocks"):
+        epoch_seconds({"batch_ends": [[[0.0, 1.0, 2.0]]], "validation_seconds": [0.0]}, blocks=5)
+
+
+def test_the_presets_bench_clocks_every_batch_of_every_phase_of_a_real_run():
+    import aelab
+    from bench.__main__ import BatchClock
+
+    cfg = aelab.with_overrides(aelab.preset("stacked-greedy", "digits"),
+                               {"hidden": "32,16", "latent": 8, "epochs": 2, "finetune_epochs": 1, "batch_size": 128})
+    ds = aelab.load_dataset("digits")
+    split = ds.split(0.1)
+    clock = BatchClock()
+    fit = aelab.Trainer(cfg.train, callbacks=[clock]).fit(aelab.build_model(cfg.model, ds.image_shape, 0), split)
+    batches = -(-len(split.x_train) // 128)
+    assert [len(f) for f in clock.fits] == [2, 2, 2, 1]   # three greedy phases and the fine-tuning, per epoch
+    ends = [t for f in clock.fits for e in f for t in e]
+    assert all(len(e) == batches for f in clock.fits for e in f) and ends == sorted(ends)
+    assert len(fit.history["train_seconds"]) == 7
+
+
+def test_the_keras_server_protocol_and_a_dead_server_says_why(tmp_path, monkeypatch):
+    import bench.__main__ as bench
+
+    stand_in = tmp_path / "serve.py"   # answers like keras_ref.py --serve, and dies on a preset it does not know
+    stand_in.write_text("import json, sys\nprint('a warning on stdout')\nprint(json.dumps({'ready': True, "
+                        "'tensorflow': '0'}), flush=True)\nfor line in sys.stdin:\n    r = json.loads(line)\n"
+                        "    if r['preset'] == 'dead':\n        sys.exit('no such preset: dead')\n"
+                        "    print(json.dumps({'preset': r['preset'], 'epochs': r['epochs'], 'seen': r}), flush=True)\n")
+    monkeypatch.setattr(bench, "keras_python", lambda: Path(sys.executable))
+    monkeypatch.setattr(bench, "HERE", tmp_path)
+    stand_in.rename(tmp_path / "keras_ref.py")
+    with bench.KerasServer() as keras:
+        assert keras.tensorflow == "0"
+        assert keras.run("vae", 1, batch_ends=True)["seen"] == {"preset": "vae", "epochs": 1, "batch_ends": True}
+        assert keras.run("conv")["epochs"] is None
+    keras = bench.KerasServer()
+    with pytest.raises(RuntimeError, match=r"the Keras process ended \(exit 1\): no such preset: dead"):
+        keras.run("dead")
+
+
+def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
+    from bench.fidelity import FIDELITY_EPOCHS, table
+
+    rows = {"stacked": {"epochs": 10, "aelab": 0.2875, "keras": 0.2887},
+            "vae": {"epochs": 25, "aelab": 0.3210, "keras": 0.3160}, "conv": {"epochs": 5, "aelab": 0.27, "keras": 0.27}}
+    lines = table(rows, {"stacked": {"aelab": 0.2872}, "vae": {"aelab": 0.3178}})
+    assert lines[2] == "| `stacked` | 10 | 0.2875 | 0.2887 | -0.0012 | 0.2872 | +0.0003 |"
+    assert lines[3] == ("| `vae` | 25 | 0.3210 | 0.3160 | +0.0050 (over 0.004) | 0.3178 | +0.0032 **over the limit** |")
+    assert lines[4] == "| `conv` | 5 | 0.2700 | 0.2700 | +0.0000 |  |  |"   # no record yet
+    assert set(FIDELITY_EPOCHS) <= {"recurrent", "stacked-greedy"}

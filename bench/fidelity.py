@@ -1,0 +1,85 @@
+"""Validation losses of every autoencoder preset after the book's epoch counts, AE Lab beside the same recipe in
+Keras and beside the last recorded AE Lab loss (bench/fidelity.json); about 25 minutes on 2 cores:
+
+    python -m bench.fidelity [--presets stacked,conv] [--save] [--json]
+
+The rule for changes: no preset's validation loss moves by more than MOVE_LIMIT against the record (the exit
+status is 1 when one does), and every preset stays within KERAS_LIMIT of its Keras twin (reported). ``--save``
+makes this run the record. `python -m bench` times the presets over shorter runs; this is where their results
+are checked.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import aelab
+from aelab import runtime
+from bench.__main__ import KerasServer, aelab_run, log
+
+RECORD = Path(__file__).resolve().parent / "fidelity.json"
+MOVE_LIMIT, KERAS_LIMIT = 0.002, 0.004
+# Shorter than the book's: the recurrent autoencoder takes 75-150 s an epoch on 2 cores (its 10 epochs: chapter
+# 17's section of bench/RESULTS.md), and the greedy one 3 epochs per phase instead of 10 (its 30 in all: there).
+FIDELITY_EPOCHS = {"recurrent": 2, "stacked-greedy": 3}
+
+
+def autoencoder_presets() -> list[str]:
+    return [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"]
+
+
+def measure(presets: list[str]) -> dict[str, dict]:
+    """Each preset's validation loss after its fidelity epochs (FIDELITY_EPOCHS, else the book's), AE Lab and
+    Keras; a greedy preset's: the fine-tuned model's."""
+    rows = {}
+    with KerasServer() as keras:
+        for name in presets:
+            log(f"fidelity: {name}")
+            epochs = FIDELITY_EPOCHS.get(name)
+            theirs, ours = keras.run(name, epochs), aelab_run(name, epochs)
+            rows[name] = {"epochs": len(ours["val_loss"]), "aelab": ours["val_loss"][-1],
+                          "keras": theirs["val_loss"][-1], "tensorflow": keras.tensorflow}
+    return rows
+
+
+def table(rows: dict[str, dict], record: dict[str, dict]) -> list[str]:
+    lines = ["| preset | epochs | AE Lab val loss | Keras val loss | AE Lab - Keras | recorded AE Lab | moved |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        before = record.get(name, {}).get("aelab")
+        moved = "" if before is None else f"{row['aelab'] - before:+.4f}" + (
+            " **over the limit**" if abs(row["aelab"] - before) > MOVE_LIMIT else "")
+        far = " (over 0.004)" if abs(row["aelab"] - row["keras"]) > KERAS_LIMIT else ""
+        lines.append(f"| `{name}` | {row['epochs']} | {row['aelab']:.4f} | {row['keras']:.4f} | "
+                     f"{row['aelab'] - row['keras']:+.4f}{far} | "
+                     f"{'' if before is None else f'{before:.4f}'} | {moved} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", help="comma-separated (default: every autoencoder preset)")
+    parser.add_argument("--save", action="store_true", help="record this run's losses in bench/fidelity.json")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    args = parser.parse_args(argv)
+    runtime.configure()
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    rows = measure(args.presets.split(",") if args.presets else autoencoder_presets())
+    print("\n".join(table(rows, record)))
+    if args.json:
+        print(json.dumps(rows))
+    if args.save:
+        stamp = dt.datetime.now().isoformat(timespec="minutes")
+        RECORD.write_text(json.dumps({**record, **{k: {**v, "date": stamp} for k, v in rows.items()}}, indent=1)
+                          + "\n")
+    moved = [k for k, v in rows.items() if k in record and abs(v["aelab"] - record[k]["aelab"]) > MOVE_LIMIT]
+    if moved:
+        log(f"validation loss moved by more than {MOVE_LIMIT} against the record: {', '.join(moved)}")
+    return 1 if moved else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
