@@ -534,7 +534,7 @@ def main(argv=None) -> None:
     kept, subsections = previous_sections(Path(args.out), titles.values())
     results, started = {}, time.perf_counter()
     for name in args.only.split(","):
-        log(f"== {name}")
+        log(f"== {name} (at {(time.perf_counter() - started) / 60:.1f} minutes)")
         if name == "seed":
             lines, data = seed_section(cycles=1 if args.quick else 2, epochs=3 if args.quick else 10)
         elif name == "presets":
