@@ -2,8 +2,9 @@
 
 Runs every comparison below in one go and writes bench/RESULTS.md:
   seed       the book's `stacked` recipe: aelab vs Keras (TensorFlow CPU) vs a plain PyTorch loop, interleaved
-  presets    ms per training step of every autoencoder preset, aelab next to the same recipe in Keras,
-             interleaved (their validation losses at the book's epoch counts: `python -m bench.fidelity`)
+  presets    seconds per epoch of every autoencoder preset, aelab next to the same recipe in Keras, from 1-epoch
+             runs timed in blocks of steps, interleaved (their validation losses at the book's epoch counts:
+             `python -m bench.fidelity`)
   gans       ms per training step of the `gan` and `dcgan` presets against the book's GAN loop in Keras, over a fixed
              number of steps (their samples' quality over 3 seeds: `python -m bench.gan`, about an hour)
   batches    images/s of stacked, conv and vae at batch 32/128/512, beside a FLOP-bound estimate
