@@ -91,15 +91,6 @@ class KerasServer:
         self.close()
 
 
-def keras_run(presets: list[str], epochs: int | None = None) -> dict[str, dict]:
-    cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", ",".join(presets)]
-    if epochs:
-        cmd += ["--epochs", str(epochs)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {r["preset"]: r for r in rows}
-
-
 # ------------------------------------------------------------------------------------------- torch
 class BatchClock(aelab.Callback):
     """The perf_counter time at the end of every training batch: per fit (a greedy run's phases are fits of
@@ -116,6 +107,13 @@ class BatchClock(aelab.Callback):
                 self.fits.append([])
             self.fits[-1].append([])
         self.fits[-1][-1].append(time.perf_counter())
+
+
+def autoencoder_presets(only: list[str] | None = None) -> list[str]:
+    """The presets with a Keras twin in keras_ref.py (every autoencoder; not the GANs, not the classifier), in
+    their order, or those of them in ``only``."""
+    return [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"
+            and (only is None or name in only)]
 
 
 def aelab_run(preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
@@ -237,13 +235,14 @@ def cpu_model() -> str:
 def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
     runs = {"keras": [], "aelab": [], "plain": []}
     steal = {k: [] for k in runs}
-    for c in range(cycles):   # interleaved: every tool runs once per cycle
-        log(f"seed recipe, cycle {c + 1}/{cycles}")
-        for tool, call in (("keras", lambda: keras_run(["stacked"], epochs)["stacked"]),
-                           ("aelab", lambda: aelab_run("stacked", epochs)), ("plain", lambda: plain_run(epochs))):
-            result, share = stolen(call)
-            runs[tool].append(result)
-            steal[tool].append(share)
+    with KerasServer() as keras:
+        for c in range(cycles):   # interleaved: every tool runs once per cycle
+            log(f"seed recipe, cycle {c + 1}/{cycles}")
+            for tool, call in (("keras", lambda: keras.run("stacked", epochs)),
+                               ("aelab", lambda: aelab_run("stacked", epochs)), ("plain", lambda: plain_run(epochs))):
+                result, share = stolen(call)
+                runs[tool].append(result)
+                steal[tool].append(share)
     # Keras's first epoch includes tracing the graph; compare steady-state epochs for everyone
     epochs_s = {k: [s for r in v for s in r["seconds"][1:]] for k, v in runs.items()}
     per = {k: median(v) for k, v in epochs_s.items()}
@@ -262,7 +261,8 @@ def book3d_section() -> tuple[list[str], dict]:
     """The book's 3-D demo (PCA with a linear autoencoder), Keras and AE Lab on the same 60 points."""
     from aelab import dimred
 
-    k = keras_run(["linear-3d"])["linear-3d"]
+    with KerasServer() as keras:
+        k = keras.run("linear-3d")
     ours = dimred.book_3d_demo()
     lines = ["The notebook's 60 centred 3-D points (`generate_3d_data(60)` after `np.random.seed(4)`), a 3 -> 2 -> 3 "
              "linear autoencoder, MSE, SGD 1.5, 20 epochs of batches of 32; MSE over the 60 points after training, "
@@ -298,10 +298,8 @@ def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
              "| AE Lab val loss | Keras val loss | host speed | CPU stolen |",
              "|---|---|---|---|---|---|---|---|---|"]
     data = {}
-    autoencoders = [name for name, (_, model, _) in aelab.PRESETS.items() if model.family == "autoencoder"
-                    and (only is None or name in only)]
     with KerasServer() as keras:
-        for name in autoencoders:   # the GANs and the classifier have no Keras twin in keras_ref.py
+        for name in autoencoder_presets(only):
             log(f"preset {name}")
             host = host_speed()
             runs, steal = {"keras": [], "aelab": []}, {"keras": [], "aelab": []}

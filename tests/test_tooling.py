@@ -232,24 +232,24 @@ def test_the_presets_bench_clocks_every_batch_of_every_phase_of_a_real_run():
 def test_the_keras_server_protocol_and_a_dead_server_says_why(tmp_path, monkeypatch):
     import bench.__main__ as bench
 
-    stand_in = tmp_path / "serve.py"   # answers like keras_ref.py --serve, and dies on a preset it does not know
+    stand_in = tmp_path / "keras_ref.py"   # answers like the real one's --serve, and dies on a preset it does not know
     stand_in.write_text("import json, sys\nprint('a warning on stdout')\nprint(json.dumps({'ready': True, "
                         "'tensorflow': '0'}), flush=True)\nfor line in sys.stdin:\n    r = json.loads(line)\n"
                         "    if r['preset'] == 'dead':\n        sys.exit('no such preset: dead')\n"
                         "    print(json.dumps({'preset': r['preset'], 'epochs': r['epochs'], 'seen': r}), flush=True)\n")
     monkeypatch.setattr(bench, "keras_python", lambda: Path(sys.executable))
     monkeypatch.setattr(bench, "HERE", tmp_path)
-    stand_in.rename(tmp_path / "keras_ref.py")
     with bench.KerasServer() as keras:
         assert keras.tensorflow == "0"
         assert keras.run("vae", 1, batch_ends=True)["seen"] == {"preset": "vae", "epochs": 1, "batch_ends": True}
         assert keras.run("conv")["epochs"] is None
-    keras = bench.KerasServer()
-    with pytest.raises(RuntimeError, match=r"the Keras process ended \(exit 1\): no such preset: dead"):
+    with bench.KerasServer() as keras, \
+            pytest.raises(RuntimeError, match=r"the Keras process ended \(exit 1\): no such preset: dead"):
         keras.run("dead")
 
 
 def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
+    from bench.__main__ import autoencoder_presets
     from bench.fidelity import FIDELITY_EPOCHS, table
 
     rows = {"stacked": {"epochs": 10, "aelab": 0.2875, "keras": 0.2887},
@@ -259,3 +259,6 @@ def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
     assert lines[3] == ("| `vae` | 25 | 0.3210 | 0.3160 | +0.0050 (over 0.004) | 0.3178 | +0.0032 **over the limit** |")
     assert lines[4] == "| `conv` | 5 | 0.2700 | 0.2700 | +0.0000 |  |  |"   # no record yet
     assert set(FIDELITY_EPOCHS) <= {"recurrent", "stacked-greedy"}
+    # what make bench and the fidelity check run: the presets with a Keras twin
+    assert len(autoencoder_presets()) == 12 and {"gan", "dcgan", "classifier"}.isdisjoint(autoencoder_presets())
+    assert autoencoder_presets(["vae", "gan", "stacked"]) == ["stacked", "vae"]   # in the presets' order
