@@ -3,8 +3,8 @@
 Runs every comparison below in one go and writes bench/RESULTS.md:
   seed       the book's `stacked` recipe: aelab vs Keras (TensorFlow CPU) vs a plain PyTorch loop, interleaved
   presets    seconds per epoch of every autoencoder preset, aelab next to the same recipe in Keras, from 1-epoch
-             runs timed in blocks of steps, interleaved (their validation losses at the book's epoch counts:
-             `python -m bench.fidelity`)
+             runs that take turns every tenth of an epoch, timed in those blocks (their validation losses at the
+             book's epoch counts: `python -m bench.fidelity`)
   gans       ms per training step of the `gan` and `dcgan` presets against the book's GAN loop in Keras, over a fixed
              number of steps (their samples' quality over 3 seeds: `python -m bench.gan`, about an hour)
   batches    images/s of stacked, conv and vae at batch 32/128/512, beside a FLOP-bound estimate
@@ -65,12 +65,37 @@ class KerasServer:
         self._proc = subprocess.Popen([str(keras_python()), str(HERE / "keras_ref.py"), "--serve"], text=True,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self.tensorflow = self._answer()["tensorflow"]
+        self._pending: dict = {}   # a started run's last answer: a handoff, or its result
 
     def run(self, preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
         """The preset's run (``epochs`` None: the book's), as ``keras_ref.run`` returns it."""
-        self._proc.stdin.write(json.dumps({"preset": preset, "epochs": epochs, "batch_ends": batch_ends}) + "\n")
-        self._proc.stdin.flush()
+        self._send({"preset": preset, "epochs": epochs, "batch_ends": batch_ends})
         return self._answer()
+
+    def start(self, preset: str, epochs: int | None, every: int) -> None:
+        """Start the preset's run (with its batch-end times) so that it pauses after every ``every`` training
+        batches (``keras_ref.Handoff``); returns once it has trained its first block. :meth:`resume` lets it train
+        the next, :meth:`finish` to its end."""
+        self._send({"preset": preset, "epochs": epochs, "batch_ends": True, "handoff": every})
+        self._pending = self._answer()
+
+    def resume(self) -> None:
+        """Let the started run train its next block; returns when it pauses again or ends (at once if it ended)."""
+        if "handoff" in self._pending:
+            self._proc.stdin.write("go\n")
+            self._proc.stdin.flush()
+            self._pending = self._answer()
+
+    def finish(self) -> dict:
+        """Let the started run train to its end; its result."""
+        while "handoff" in self._pending:
+            self.resume()
+        result, self._pending = self._pending, {}
+        return result
+
+    def _send(self, request: dict) -> None:
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
 
     def _answer(self) -> dict:
         while line := self._proc.stdout.readline():
@@ -80,6 +105,8 @@ class KerasServer:
         raise RuntimeError(f"the Keras process ended (exit {self._proc.wait()}): {self._stderr.read()[-3000:]}")
 
     def close(self) -> None:
+        if "handoff" in self._pending:   # a run left paused (AE Lab's side failed): no use training it on
+            self._proc.kill()
         self._proc.stdin.close()
         self._proc.wait(timeout=60)
         self._stderr.close()
@@ -109,6 +136,20 @@ class BatchClock(aelab.Callback):
         self.fits[-1][-1].append(time.perf_counter())
 
 
+class Handoff(aelab.Callback):
+    """Every ``every`` training batches (counted over all the fits of a run, as ``keras_ref.Handoff`` counts),
+    lets the Keras run started on ``keras`` train its next block: the two tools alternate in blocks about a second
+    long. Put it after the :class:`BatchClock`, whose batch end is then taken before the wait."""
+
+    def __init__(self, keras: KerasServer, every: int):
+        self.keras, self.every, self.batches = keras, every, 0
+
+    def on_batch_end(self, state) -> None:
+        self.batches += 1
+        if self.batches % self.every == 0:
+            self.keras.resume()
+
+
 def autoencoder_presets(only: list[str] | None = None) -> list[str]:
     """The presets with a Keras twin in keras_ref.py (every autoencoder; not the GANs, not the classifier), in
     their order, or those of them in ``only``."""
@@ -116,10 +157,11 @@ def autoencoder_presets(only: list[str] | None = None) -> list[str]:
             and (only is None or name in only)]
 
 
-def aelab_run(preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
+def aelab_run(preset: str, epochs: int | None = None, batch_ends: bool = False, callbacks=()) -> dict:
     """One run of ``preset`` on Fashion-MNIST for ``epochs`` (None: the preset's; a greedy preset's: per phase,
     and as many to fine-tune): its seconds and validation losses per epoch, and with ``batch_ends`` the time at
-    the end of each training batch (see :class:`BatchClock`) and each epoch's validation seconds."""
+    the end of each training batch (see :class:`BatchClock`) and each epoch's validation seconds. ``callbacks``
+    run after the clock."""
     cfg = aelab.preset(preset, "fashion-mnist")
     cfg.train.epochs = epochs or cfg.train.epochs
     if cfg.train.greedy:
@@ -127,7 +169,8 @@ def aelab_run(preset: str, epochs: int | None = None, batch_ends: bool = False) 
     ds = aelab.load_dataset("fashion-mnist")
     model = aelab.build_model(cfg.model, ds.image_shape, cfg.train.seed)
     clock = BatchClock()
-    h = aelab.Trainer(cfg.train, callbacks=[clock] if batch_ends else []).fit(model, ds.split(0.1)).history
+    trainer = aelab.Trainer(cfg.train, callbacks=[*([clock] if batch_ends else []), *callbacks])
+    h = trainer.fit(model, ds.split(0.1)).history
     timed = {"batch_ends": clock.fits, "validation_seconds": [s - t for s, t in zip(h["seconds"], h["train_seconds"])]}
     return {"seconds": h["seconds"], "val_loss": h["val_loss"], **(timed if batch_ends else {})}
 
@@ -167,22 +210,45 @@ def spread(xs, digits: int = 2) -> str:
     return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
 
 
-def epoch_seconds(run: dict, blocks: int) -> list[float]:
-    """Seconds per epoch, one estimate per block of training steps: each epoch's batch-end times (``run``'s
-    ``batch_ends``: per fit, per epoch) cut into ``blocks`` blocks of equal steps after the epoch's first batch
-    (whose time holds the epoch's start: the shuffle, Keras's tracing); an estimate is the epoch's steps at the
-    block's pace plus the epoch's validation (``validation_seconds``). The first block of each fit is left out
-    (warm-up: a fresh model's first steps)."""
-    out, validation = [], iter(run["validation_seconds"])
-    for fit in run["batch_ends"]:
-        for epoch, ends in enumerate(fit):
-            size = (len(ends) - 1) // blocks
-            if size < 1:
-                raise ValueError(f"{len(ends)} batches cannot make {blocks} blocks")
-            val = next(validation)
-            per_block = [(ends[(k + 1) * size] - ends[k * size]) / size * len(ends) + val for k in range(blocks)]
-            out += per_block[1:] if epoch == 0 else per_block
+def block_estimates(run: dict, every: int) -> dict[int, float]:
+    """Seconds per epoch, one estimate per block of ``every`` training batches, counted over ``run``'s fits as the
+    handoffs count them (block j: batches j * every + 1 to (j + 1) * every; ``batch_ends``: per fit, per epoch).
+    An estimate is the epoch's steps at the block's pace, from the end of its first batch to the end of its last
+    (the first holds the wait for the other tool, or the epoch's start), plus the epoch's validation
+    (``validation_seconds``). Keyed by block number. Left out: a block that spans two epochs, and the first block
+    of each fit (a fresh model's first steps, Keras's tracing)."""
+    if every < 2:
+        raise ValueError(f"a block of {every} batch has no pace")
+    epochs = [(fit, epoch) for fit, per_epoch in enumerate(run["batch_ends"]) for epoch in range(len(per_epoch))]
+    validation = dict(zip(epochs, run["validation_seconds"], strict=True))
+    ends = [(fit, epoch, t) for fit, epoch in epochs for t in run["batch_ends"][fit][epoch]]
+    out, fits_begun = {}, set()
+    for j in range(len(ends) // every):
+        block = ends[j * every:(j + 1) * every]
+        if {where[:2] for where in block} != {block[0][:2]}:
+            continue
+        fit, epoch, _ = block[0]
+        if fit not in fits_begun:
+            fits_begun.add(fit)
+            continue
+        pace = (block[-1][2] - block[0][2]) / (every - 1)
+        out[j] = pace * len(run["batch_ends"][fit][epoch]) + validation[fit, epoch]
     return out
+
+
+def paired_run(keras: KerasServer, preset: str, epochs: int, every: int) -> dict:
+    """``preset`` in Keras and in AE Lab, taking turns every ``every`` training batches (Keras first): {"keras":
+    its run, "aelab": ours}, both with batch-end times."""
+    keras.start(preset, epochs, every)
+    ours = aelab_run(preset, epochs, batch_ends=True, callbacks=[Handoff(keras, every)])
+    return {"keras": keras.finish(), "aelab": ours}
+
+
+def paired_blocks(run: dict, every: int) -> list[tuple[float, float]]:
+    """(Keras's, AE Lab's) seconds per epoch from each block that both of a :func:`paired_run` kept, in order: the
+    two blocks of a pair ran one after the other."""
+    theirs, ours = block_estimates(run["keras"], every), block_estimates(run["aelab"], every)
+    return [(theirs[j], ours[j]) for j in sorted(theirs.keys() & ours.keys())]
 
 
 def host_speed() -> dict:
@@ -275,24 +341,35 @@ def book3d_section() -> tuple[list[str], dict]:
 
 
 # The presets' speed: every preset trains SPEED_EPOCHS epochs (a greedy preset: per phase, and as many to fine-tune)
-# in each of SPEED_CYCLES cycles of Keras then AE Lab, each epoch's steps timed in STEP_BLOCKS blocks (at least 5
-# repetitions per figure from 1 epoch, where a whole epoch of `recurrent` or `conv` takes 35-80 s). Their
-# validation losses after the book's epoch counts need full runs (25 minutes here): python -m bench.fidelity.
+# in each of SPEED_CYCLES cycles, Keras and AE Lab taking turns every 1/STEP_BLOCKS of an epoch (at least 5 pairs
+# per figure from 1 epoch, where a whole epoch of `recurrent` or `conv` takes 35-80 s). Those two run one cycle
+# (9 pairs): their second cycles took 3.1 of `make bench`'s 30.9 minutes at a slow hour. Their validation losses
+# after the book's epoch counts need full runs (25 minutes here): python -m bench.fidelity.
 SPEED_EPOCHS, SPEED_CYCLES, STEP_BLOCKS = 1, 2, 10
+ONE_CYCLE = ("recurrent", "conv")
+
+
+def steps_per_epoch(preset: str) -> int:
+    """Training batches in one epoch of ``preset`` on Fashion-MNIST (the last one partial), as both tools run it."""
+    images = len(aelab.load_dataset("fashion-mnist").split(0.1).x_train)
+    return -(-images // aelab.preset(preset, "fashion-mnist").train.batch_size)
 
 
 def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
     lines = [f"Every autoencoder preset, {SPEED_EPOCHS} epoch ({SPEED_EPOCHS} per phase and as many to fine-tune "
-             f"for `stacked-greedy`) in each of {SPEED_CYCLES} cycles of Keras then AE Lab (one Keras process for "
-             "the whole section, so TensorFlow starts once; this machine's speed drifts by 2x over minutes, so "
-             "the two alternate). s / epoch: each epoch's training steps timed in "
-             f"{STEP_BLOCKS} blocks, and an epoch's time estimated from each block as all its steps at that "
-             "block's pace plus the epoch's validation (measured); median (min-max) over the blocks of both "
-             "cycles, the first block of each run (its warm-up) left out. Validation loss after "
-             f"{SPEED_EPOCHS} epoch; after the book's epoch counts: \"Validation losses at the book's epoch "
-             "counts\" (`python -m bench.fidelity`). Host speed: a pure Python loop just before the preset's "
-             "cycles (millions of additions per second; see \"Steady numbers\"). CPU stolen: the largest share of "
-             "the VM's CPU time that the hypervisor gave to other guests during one of Keras's runs / AE Lab's "
+             f"for `stacked-greedy`) in each of {SPEED_CYCLES} cycles ({', '.join(f'`{n}`' for n in ONE_CYCLE)}: "
+             "1, their epochs are long), Keras and AE Lab taking turns every "
+             f"1/{STEP_BLOCKS} of an epoch: Keras trains a block of batches and waits while AE Lab trains as many, "
+             "and so on (one Keras process for the whole section, so TensorFlow starts once). This machine's speed "
+             "drifts by up to 2x over minutes; the two blocks of a pair run within about a second of each other, "
+             "so a drift reaches both. s / epoch: an epoch's time estimated from each block as all its steps at "
+             "that block's pace (its first step, after the other tool's turn, left out) plus the epoch's "
+             "validation (measured); median (min-max) over the blocks of both cycles, the first block of each run "
+             "(its warm-up) left out. Speed-up: Keras's estimate over AE Lab's in each pair of blocks, median "
+             f"(min-max). Validation loss after {SPEED_EPOCHS} epoch; after the book's epoch counts: \"Validation "
+             "losses at the book's epoch counts\" (`python -m bench.fidelity`). Host speed: a pure Python loop just "
+             "before the preset's cycles (millions of additions per second; see \"Steady numbers\"). CPU stolen: "
+             "the largest share of the VM's CPU time that the hypervisor gave to other guests during one cycle "
              "(/proc/stat).", "",
              "| preset | AE Lab s / epoch | Keras s / epoch | speed-up | validation s, AE Lab / Keras "
              "| AE Lab val loss | Keras val loss | host speed | CPU stolen |",
@@ -301,24 +378,25 @@ def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
     with KerasServer() as keras:
         for name in autoencoder_presets(only):
             log(f"preset {name}")
-            host = host_speed()
-            runs, steal = {"keras": [], "aelab": []}, {"keras": [], "aelab": []}
-            for _ in range(SPEED_CYCLES):
-                for tool, call in (("keras", keras.run), ("aelab", aelab_run)):
-                    result, share = stolen(call, name, SPEED_EPOCHS, batch_ends=True)
-                    runs[tool].append(result)
-                    steal[tool].append(share)
-            estimates = {tool: [x for r in rs for x in epoch_seconds(r, STEP_BLOCKS)] for tool, rs in runs.items()}
-            validation = {tool: [x for r in rs for x in r["validation_seconds"]] for tool, rs in runs.items()}
-            val = {tool: rs[-1]["val_loss"][-1] for tool, rs in runs.items()}
-            data[name] = {"s_per_epoch": estimates, "validation_seconds": validation, "val_loss": val,
-                          "seconds": {tool: [r["seconds"] for r in rs] for tool, rs in runs.items()}, "host": host,
-                          "stolen_pct": steal}
+            host, every = host_speed(), steps_per_epoch(name) // STEP_BLOCKS
+            runs, pairs, steal = [], [], []
+            for _ in range(1 if name in ONE_CYCLE else SPEED_CYCLES):
+                run, share = stolen(paired_run, keras, name, SPEED_EPOCHS, every)
+                runs.append(run)
+                pairs += paired_blocks(run, every)
+                steal.append(share)
+            estimates = {"keras": [k for k, _ in pairs], "aelab": [a for _, a in pairs]}
+            speed_up = [k / a for k, a in pairs]
+            validation = {tool: [x for r in runs for x in r[tool]["validation_seconds"]] for tool in estimates}
+            val = {tool: runs[-1][tool]["val_loss"][-1] for tool in estimates}
+            # (not the runs' whole epochs: each holds the other tool's turns)
+            data[name] = {"s_per_epoch": estimates, "speed_up": speed_up, "validation_seconds": validation,
+                          "val_loss": val, "handoff_every": every, "host": host, "stolen_pct": steal}
             lines.append(f"| `{name}` | {spread(estimates['aelab'])} | {spread(estimates['keras'])} | "
-                         f"{median(estimates['keras']) / median(estimates['aelab']):.2f}x | "
+                         f"{median(speed_up):.2f}x ({min(speed_up):.2f}-{max(speed_up):.2f}) | "
                          f"{median(validation['aelab']):.2f} / {median(validation['keras']):.2f} | "
                          f"{val['aelab']:.4f} | {val['keras']:.4f} | {host['python_mops']:.0f} | "
-                         f"{max(steal['keras']):.1f} / {max(steal['aelab']):.1f} % |")
+                         f"{max(steal):.1f} % |")
     return lines, data
 
 

@@ -137,10 +137,11 @@ def linear_3d(seed):
             "max_angle_deg": float(np.degrees(np.arccos(np.clip(cos.min(), -1, 1)))), "tensorflow": tf.__version__}
 
 
-def stacked_greedy(x_train, x_valid, seed, epochs=10):
+def stacked_greedy(x_train, x_valid, seed, epochs=10, callbacks=()):
     """The book's "training one autoencoder at a time": 784-100-784 (BCE, SGD 1.5), then 100-30-100 on its codes
     (MSE, SGD 0.05), ``epochs`` each (the book: 10), then the stacked autoencoder fine-tuned at SGD 0.1 as long.
-    val_loss: each phase's own (BCE, MSE on codes, BCE), 3 x epochs values, as AE Lab's history records them."""
+    val_loss: each phase's own (BCE, MSE on codes, BCE), 3 x epochs values, as AE Lab's history records them.
+    ``callbacks`` go to every fit, after each fit's ``EpochTimer``."""
     keras.utils.set_random_seed(seed)
     flat_train, flat_valid = x_train.reshape(len(x_train), -1), x_valid.reshape(len(x_valid), -1)
     val_loss, seconds, val_acc, batch_ends, validation_seconds = [], [], [], [], []
@@ -152,8 +153,8 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
         autoencoder = keras.Sequential([encoder, decoder])
         autoencoder.compile(optimizer, loss, metrics=list(metrics))
         timer = EpochTimer()
-        hist = autoencoder.fit(train, train, epochs=epochs, validation_data=(valid, valid), callbacks=[timer],
-                               verbose=0)
+        hist = autoencoder.fit(train, train, epochs=epochs, validation_data=(valid, valid),
+                               callbacks=[timer, *callbacks], verbose=0)
         val_loss.extend(hist.history["val_loss"])
         seconds.extend(timer.seconds)
         batch_ends.append(timer.batch_ends)
@@ -169,8 +170,8 @@ def stacked_greedy(x_train, x_valid, seed, epochs=10):
     stacked.compile(loss="binary_crossentropy", optimizer=keras.optimizers.SGD(0.1), metrics=[rounded_accuracy])
     stacked_before = stacked.evaluate(x_valid, x_valid, verbose=0)[0]
     timer = EpochTimer()
-    hist = stacked.fit(x_train, x_train, epochs=epochs, validation_data=(x_valid, x_valid), callbacks=[timer],
-                       verbose=0)
+    hist = stacked.fit(x_train, x_train, epochs=epochs, validation_data=(x_valid, x_valid),
+                       callbacks=[timer, *callbacks], verbose=0)
     val_loss.extend(hist.history["val_loss"])
     seconds.extend(timer.seconds)
     batch_ends.append(timer.batch_ends)
@@ -325,13 +326,33 @@ class EpochTimer(keras.callbacks.Callback):
         self.validation_seconds.append(now - self.batch_ends[-1][-1])
 
 
-def run(preset, x_train, x_valid, seed, epochs=None, samples_out=None, batch_ends=False):
-    """One preset's run as a JSON-able dict; ``epochs`` None: the book's."""
+class Handoff(keras.callbacks.Callback):
+    """Every ``every`` training batches (counted over all the fits of a run), says so on stdout (``{"handoff": n}``)
+    and waits for a line on stdin. `make bench` meanwhile trains AE Lab's twin as many batches, so the two alternate
+    in blocks about a second long and a drift of this machine's speed reaches both (bench.__main__.paired_run).
+    Put it after the ``EpochTimer``, whose batch end is then taken before the wait."""
+
+    def __init__(self, every):
+        super().__init__()
+        self.every, self.batches = every, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches % self.every == 0:
+            print(json.dumps({"handoff": self.batches}), flush=True)
+            sys.stdin.readline()
+
+
+def run(preset, x_train, x_valid, seed, epochs=None, samples_out=None, batch_ends=False, handoff=None):
+    """One preset's run as a JSON-able dict; ``epochs`` None: the book's; ``handoff``: pause every that many
+    training batches (:class:`Handoff`)."""
+    callbacks = [Handoff(handoff)] if handoff else []
     keras.backend.clear_session()   # a served process runs many presets: start each from a clean graph
     if preset in ("gan", "dcgan"):
         return train_gan(preset, x_train, seed, epochs or 10, samples_out)
     if preset in ("linear-3d", "stacked-greedy"):
-        out = linear_3d(seed) if preset == "linear-3d" else stacked_greedy(x_train, x_valid, seed, epochs or 10)
+        out = linear_3d(seed) if preset == "linear-3d" else stacked_greedy(x_train, x_valid, seed, epochs or 10,
+                                                                              callbacks)
     else:
         keras.utils.set_random_seed(seed)
         book_epochs, batch = BOOK[preset]
@@ -341,7 +362,7 @@ def run(preset, x_train, x_valid, seed, epochs=None, samples_out=None, batch_end
         model.compile(loss=loss, optimizer=opt, metrics=[rounded_accuracy] if bce else [])
         timer = EpochTimer()
         hist = model.fit(x_train, x_train, epochs=epochs, batch_size=batch, validation_data=(x_valid, x_valid),
-                         callbacks=[timer], verbose=0)
+                         callbacks=[timer, *callbacks], verbose=0)
         out = {"preset": preset, "epochs": epochs, "batch_size": batch, "seconds": timer.seconds,
                "val_loss": hist.history["val_loss"], "val_rounded_acc": hist.history.get("val_rounded_accuracy"),
                "batch_ends": [timer.batch_ends], "validation_seconds": timer.validation_seconds,
@@ -369,7 +390,8 @@ def main():
         for line in sys.stdin:
             request = json.loads(line)
             print(json.dumps(run(request["preset"], x_train, x_valid, request.get("seed", args.seed),
-                                 request.get("epochs"), batch_ends=request.get("batch_ends", False))), flush=True)
+                                 request.get("epochs"), batch_ends=request.get("batch_ends", False),
+                                 handoff=request.get("handoff"))), flush=True)
         return
     for preset in args.presets.split(","):
         print(json.dumps(run(preset, x_train, x_valid, args.seed, args.epochs, args.samples_out)), flush=True)

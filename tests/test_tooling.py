@@ -1,5 +1,6 @@
 """The setup helper and the benchmark entry points run on real inputs."""
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -196,20 +197,30 @@ def test_gan_speed_bench_trains_a_preset_on_the_first_images_only():
     assert set(GAN_STEPS) == {"gan", "dcgan"} and all(epochs >= 6 for epochs, _ in GAN_STEPS.values())
 
 
-def test_the_presets_bench_estimates_an_epoch_from_blocks_of_steps_plus_its_validation():
-    from bench.__main__ import epoch_seconds
+def test_the_presets_bench_estimates_an_epoch_from_each_block_between_handoffs():
+    from bench.__main__ import block_estimates, paired_blocks
 
-    # two fits (a greedy run's phases): 21 batches at 0.1 s, then 0.5 s of validation; 11 batches at 0.2 s
-    first = [[1.0 + 0.1 * i for i in range(21)], [10.0 + 0.1 * i for i in range(21)]]
-    second = [[50.0 + 0.2 * i for i in range(11)]]
+    # fit 0: two epochs of 11 batches at 0.1 s (validation 0.5 s, then 0.25 s); fit 1: 12 batches at 0.2 s
+    # (validation 1.0 s). Blocks of 4 batches, counted over the fits: block 2 (batches 9-12) spans fit 0's two
+    # epochs, block 5 (21-24) its second epoch and fit 1; blocks 0 and 6 are the first of their fits.
+    first = [[1.0 + 0.1 * i for i in range(11)], [10.0 + 0.1 * i for i in range(11)]]
+    second = [[50.0 + 0.2 * i for i in range(12)]]
+    first[0][4:] = [t + 5.0 for t in first[0][4:]]   # batch 5 ends after a 5 s handoff: block 1 starts after it
     run = {"batch_ends": [first, second], "validation_seconds": [0.5, 0.25, 1.0]}
-    got = epoch_seconds(run, blocks=5)
-    # blocks of 4 steps (21 batches: 20 intervals after the first); the first block of each fit left out
-    assert got == pytest.approx([21 * 0.1 + 0.5] * 4 + [21 * 0.1 + 0.25] * 5 + [11 * 0.2 + 1.0] * 4)
-    slow = {"batch_ends": [[[0.0, 1.0, 2.0, 5.0, 6.0, 7.0]]], "validation_seconds": [0.0]}
-    assert epoch_seconds(slow, blocks=5) == pytest.approx([6.0, 18.0, 6.0, 6.0])   # a block's own pace
-    with pytest.raises(ValueError, match="cannot make 5 blocks"):
-        epoch_seconds({"batch_ends": [[[0.0, 1.0, 2.0]]], "validation_seconds": [0.0]}, blocks=5)
+    got = block_estimates(run, every=4)
+    assert got.keys() == {1, 3, 4, 7}
+    assert got[1] == pytest.approx(11 * 0.1 + 0.5)
+    assert got[3] == pytest.approx(11 * 0.1 + 0.25) and got[4] == pytest.approx(11 * 0.1 + 0.25)
+    assert got[7] == pytest.approx(12 * 0.2 + 1.0)
+    # each block at its own pace, its first step (after the other tool's turn) left out
+    slow = {"batch_ends": [[[0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 8.0, 9.0, 10.0]]], "validation_seconds": [0.5]}
+    assert block_estimates(slow, every=3) == pytest.approx({1: 9 * 2.0 + 0.5, 2: 9 * 1.0 + 0.5})
+    with pytest.raises(ValueError, match="no pace"):
+        block_estimates(slow, every=1)
+    # pairs: only the blocks that both tools kept, Keras's first
+    other = {"batch_ends": [[[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]], "validation_seconds": [0.0]}
+    (pair,) = paired_blocks({"keras": slow, "aelab": other}, every=3)
+    assert pair == pytest.approx((18.5, 6.0))
 
 
 def test_the_presets_bench_clocks_every_batch_of_every_phase_of_a_real_run():
@@ -229,16 +240,38 @@ def test_the_presets_bench_clocks_every_batch_of_every_phase_of_a_real_run():
     assert len(fit.history["train_seconds"]) == 7
 
 
-def test_the_keras_server_protocol_and_a_dead_server_says_why(tmp_path, monkeypatch):
+# answers like keras_ref.py --serve: a run that asks for handoffs "trains" STAND_IN_BATCHES batches (it records the
+# time of each), says {"handoff": n} after every `handoff` of them and waits for a line; it dies on a preset it does
+# not know
+STAND_IN_BATCHES = 12
+KERAS_STAND_IN = f"""import json, sys, time
+print('a warning on stdout')
+print(json.dumps({{'ready': True, 'tensorflow': '0'}}), flush=True)
+for line in sys.stdin:
+    r = json.loads(line)
+    if r['preset'] == 'dead':
+        sys.exit('no such preset: dead')
+    ends = []
+    for n in range(1, {STAND_IN_BATCHES} + 1 if r.get('handoff') else 0):
+        ends.append(time.perf_counter())
+        if n % r['handoff'] == 0:
+            print(json.dumps({{'handoff': n}}), flush=True)
+            sys.stdin.readline()
+    print(json.dumps({{'preset': r['preset'], 'epochs': r['epochs'], 'seen': r, 'batch_ends': [[ends]]}}), flush=True)
+"""
+
+
+def keras_stand_in(tmp_path, monkeypatch):
     import bench.__main__ as bench
 
-    stand_in = tmp_path / "keras_ref.py"   # answers like the real one's --serve, and dies on a preset it does not know
-    stand_in.write_text("import json, sys\nprint('a warning on stdout')\nprint(json.dumps({'ready': True, "
-                        "'tensorflow': '0'}), flush=True)\nfor line in sys.stdin:\n    r = json.loads(line)\n"
-                        "    if r['preset'] == 'dead':\n        sys.exit('no such preset: dead')\n"
-                        "    print(json.dumps({'preset': r['preset'], 'epochs': r['epochs'], 'seen': r}), flush=True)\n")
+    (tmp_path / "keras_ref.py").write_text(KERAS_STAND_IN)
     monkeypatch.setattr(bench, "keras_python", lambda: Path(sys.executable))
     monkeypatch.setattr(bench, "HERE", tmp_path)
+    return bench
+
+
+def test_the_keras_server_protocol_and_a_dead_server_says_why(tmp_path, monkeypatch):
+    bench = keras_stand_in(tmp_path, monkeypatch)
     with bench.KerasServer() as keras:
         assert keras.tensorflow == "0"
         assert keras.run("vae", 1, batch_ends=True)["seen"] == {"preset": "vae", "epochs": 1, "batch_ends": True}
@@ -246,6 +279,36 @@ def test_the_keras_server_protocol_and_a_dead_server_says_why(tmp_path, monkeypa
     with bench.KerasServer() as keras, \
             pytest.raises(RuntimeError, match=r"the Keras process ended \(exit 1\): no such preset: dead"):
         keras.run("dead")
+
+
+def test_keras_and_a_real_aelab_run_take_turns_every_block_of_batches(tmp_path, monkeypatch):
+    import aelab
+
+    bench = keras_stand_in(tmp_path, monkeypatch)
+    cfg = aelab.with_overrides(aelab.preset("stacked", "digits"), {"hidden": "32", "latent": 8, "epochs": 1,
+                                                                    "batch_size": 128})
+    ds = aelab.load_dataset("digits")
+    split = ds.split(0.1)
+    batches = -(-len(split.x_train) // 128)
+    assert batches == STAND_IN_BATCHES - 1   # Keras has one batch more: finish() must let it train to its end
+    clock = bench.BatchClock()
+    with bench.KerasServer() as keras:
+        keras.start("stacked", 1, every=3)
+        aelab.Trainer(cfg.train, callbacks=[clock, bench.Handoff(keras, 3)]).fit(
+            aelab.build_model(cfg.model, ds.image_shape, 0), split)
+        result = keras.finish()
+        keras.resume()   # the run has ended: nothing to resume
+        assert keras.run("vae")["seen"] == {"preset": "vae", "epochs": None, "batch_ends": False}   # still serving
+    with bench.KerasServer() as paused:
+        paused.start("stacked", 1, every=3)   # and AE Lab's side fails: closing stops the paused run at once
+    assert paused._proc.returncode == -signal.SIGKILL
+    assert result["seen"] == {"preset": "stacked", "epochs": 1, "batch_ends": True, "handoff": 3}
+    theirs, ours = result["batch_ends"][0][0], clock.fits[0][0]
+    assert len(theirs) == STAND_IN_BATCHES and len(ours) == batches
+    for j in range(0, batches, 3):   # Keras's block, then ours, then Keras's next
+        assert max(theirs[j:j + 3]) < min(ours[j:j + 3])
+        if j + 3 < len(theirs):
+            assert max(ours[j:j + 3]) < min(theirs[j + 3:j + 6])
 
 
 def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
