@@ -9,7 +9,9 @@ With ``--serve`` it imports TensorFlow and reads the data once, then answers req
 stdin (``{"preset": "conv", "epochs": 1, "batch_ends": true}``) with one JSON line on stdout: `python -m bench`
 keeps one such process for all its presets instead of starting TensorFlow (6-8 s) for each. ``batch_ends`` adds
 the time at the end of every training batch, per fit and epoch, and each epoch's validation seconds (from its
-last batch to its end).
+last batch to its end). ``"handoff": n`` pauses the run after every n training batches: it prints
+``{"handoff": batches so far}`` and waits for a line on stdin (:class:`Handoff`), so that `python -m bench` can
+train AE Lab's twin as many batches in between.
 
 Differences from the book's TF 2.0 code, for Keras 3: the tied layer reads the kernel's shape instead of
 `dense.input`, the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
