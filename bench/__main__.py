@@ -16,7 +16,9 @@ Keras lives in its own virtual environment (bench/.venv-keras), installed here o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -69,21 +71,20 @@ class KerasServer:
 
     def run(self, preset: str, epochs: int | None = None, batch_ends: bool = False) -> dict:
         """The preset's run (``epochs`` None: the book's), as ``keras_ref.run`` returns it."""
-        self._send({"preset": preset, "epochs": epochs, "batch_ends": batch_ends})
+        self._send(json.dumps({"preset": preset, "epochs": epochs, "batch_ends": batch_ends}))
         return self._answer()
 
     def start(self, preset: str, epochs: int | None, every: int) -> None:
         """Start the preset's run (with its batch-end times) so that it pauses after every ``every`` training
         batches (``keras_ref.Handoff``); returns once it has trained its first block. :meth:`resume` lets it train
         the next, :meth:`finish` to its end."""
-        self._send({"preset": preset, "epochs": epochs, "batch_ends": True, "handoff": every})
+        self._send(json.dumps({"preset": preset, "epochs": epochs, "batch_ends": True, "handoff": every}))
         self._pending = self._answer()
 
     def resume(self) -> None:
         """Let the started run train its next block; returns when it pauses again or ends (at once if it ended)."""
         if "handoff" in self._pending:
-            self._proc.stdin.write("go\n")
-            self._proc.stdin.flush()
+            self._send("go")
             self._pending = self._answer()
 
     def finish(self) -> dict:
@@ -93,8 +94,8 @@ class KerasServer:
         result, self._pending = self._pending, {}
         return result
 
-    def _send(self, request: dict) -> None:
-        self._proc.stdin.write(json.dumps(request) + "\n")
+    def _send(self, line: str) -> None:
+        self._proc.stdin.write(line + "\n")
         self._proc.stdin.flush()
 
     def _answer(self) -> dict:
@@ -298,17 +299,16 @@ def cpu_model() -> str:
 
 
 # ---------------------------------------------------------------------------------------- sections
-def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
+def seed_section(keras: KerasServer, cycles: int, epochs: int) -> tuple[list[str], dict]:
     runs = {"keras": [], "aelab": [], "plain": []}
     steal = {k: [] for k in runs}
-    with KerasServer() as keras:
-        for c in range(cycles):   # interleaved: every tool runs once per cycle
-            log(f"seed recipe, cycle {c + 1}/{cycles}")
-            for tool, call in (("keras", lambda: keras.run("stacked", epochs)),
-                               ("aelab", lambda: aelab_run("stacked", epochs)), ("plain", lambda: plain_run(epochs))):
-                result, share = stolen(call)
-                runs[tool].append(result)
-                steal[tool].append(share)
+    for c in range(cycles):   # interleaved: every tool runs once per cycle
+        log(f"seed recipe, cycle {c + 1}/{cycles}")
+        for tool, call in (("keras", lambda: keras.run("stacked", epochs)),
+                           ("aelab", lambda: aelab_run("stacked", epochs)), ("plain", lambda: plain_run(epochs))):
+            result, share = stolen(call)
+            runs[tool].append(result)
+            steal[tool].append(share)
     # Keras's first epoch includes tracing the graph; compare steady-state epochs for everyone
     epochs_s = {k: [s for r in v for s in r["seconds"][1:]] for k, v in runs.items()}
     per = {k: median(v) for k, v in epochs_s.items()}
@@ -323,12 +323,11 @@ def seed_section(cycles: int, epochs: int) -> tuple[list[str], dict]:
     return lines, {"s_per_epoch": per, "val_loss": val, "stolen_pct": steal}
 
 
-def book3d_section() -> tuple[list[str], dict]:
+def book3d_section(keras: KerasServer) -> tuple[list[str], dict]:
     """The book's 3-D demo (PCA with a linear autoencoder), Keras and AE Lab on the same 60 points."""
     from aelab import dimred
 
-    with KerasServer() as keras:
-        k = keras.run("linear-3d")
+    k = keras.run("linear-3d")
     ours = dimred.book_3d_demo()
     lines = ["The notebook's 60 centred 3-D points (`generate_3d_data(60)` after `np.random.seed(4)`), a 3 -> 2 -> 3 "
              "linear autoencoder, MSE, SGD 1.5, 20 epochs of batches of 32; MSE over the 60 points after training, "
@@ -355,7 +354,7 @@ def steps_per_epoch(preset: str) -> int:
     return -(-images // aelab.preset(preset, "fashion-mnist").train.batch_size)
 
 
-def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
+def presets_section(keras: KerasServer, only: list[str] | None = None) -> tuple[list[str], dict]:
     lines = [f"Every autoencoder preset, {SPEED_EPOCHS} epoch ({SPEED_EPOCHS} per phase and as many to fine-tune "
              f"for `stacked-greedy`) in each of {SPEED_CYCLES} cycles ({', '.join(f'`{n}`' for n in ONE_CYCLE)}: "
              "1, their epochs are long), Keras and AE Lab taking turns every "
@@ -375,28 +374,27 @@ def presets_section(only: list[str] | None = None) -> tuple[list[str], dict]:
              "| AE Lab val loss | Keras val loss | host speed | CPU stolen |",
              "|---|---|---|---|---|---|---|---|---|"]
     data = {}
-    with KerasServer() as keras:
-        for name in autoencoder_presets(only):
-            log(f"preset {name}")
-            host, every = host_speed(), steps_per_epoch(name) // STEP_BLOCKS
-            runs, pairs, steal = [], [], []
-            for _ in range(1 if name in ONE_CYCLE else SPEED_CYCLES):
-                run, share = stolen(paired_run, keras, name, SPEED_EPOCHS, every)
-                runs.append(run)
-                pairs += paired_blocks(run, every)
-                steal.append(share)
-            estimates = {"keras": [k for k, _ in pairs], "aelab": [a for _, a in pairs]}
-            speed_up = [k / a for k, a in pairs]
-            validation = {tool: [x for r in runs for x in r[tool]["validation_seconds"]] for tool in estimates}
-            val = {tool: runs[-1][tool]["val_loss"][-1] for tool in estimates}
-            # (not the runs' whole epochs: each holds the other tool's turns)
-            data[name] = {"s_per_epoch": estimates, "speed_up": speed_up, "validation_seconds": validation,
-                          "val_loss": val, "handoff_every": every, "host": host, "stolen_pct": steal}
-            lines.append(f"| `{name}` | {spread(estimates['aelab'])} | {spread(estimates['keras'])} | "
-                         f"{median(speed_up):.2f}x ({min(speed_up):.2f}-{max(speed_up):.2f}) | "
-                         f"{median(validation['aelab']):.2f} / {median(validation['keras']):.2f} | "
-                         f"{val['aelab']:.4f} | {val['keras']:.4f} | {host['python_mops']:.0f} | "
-                         f"{max(steal):.1f} % |")
+    for name in autoencoder_presets(only):
+        log(f"preset {name}")
+        host, every = host_speed(), steps_per_epoch(name) // STEP_BLOCKS
+        runs, pairs, steal = [], [], []
+        for _ in range(1 if name in ONE_CYCLE else SPEED_CYCLES):
+            run, share = stolen(paired_run, keras, name, SPEED_EPOCHS, every)
+            runs.append(run)
+            pairs += paired_blocks(run, every)
+            steal.append(share)
+        estimates = {"keras": [k for k, _ in pairs], "aelab": [a for _, a in pairs]}
+        speed_up = [k / a for k, a in pairs]
+        validation = {tool: [x for r in runs for x in r[tool]["validation_seconds"]] for tool in estimates}
+        val = {tool: runs[-1][tool]["val_loss"][-1] for tool in estimates}
+        # (not the runs' whole epochs: each holds the other tool's turns)
+        data[name] = {"s_per_epoch": estimates, "speed_up": speed_up, "validation_seconds": validation,
+                      "val_loss": val, "handoff_every": every, "host": host, "stolen_pct": steal}
+        lines.append(f"| `{name}` | {spread(estimates['aelab'])} | {spread(estimates['keras'])} | "
+                     f"{median(speed_up):.2f}x ({min(speed_up):.2f}-{max(speed_up):.2f}) | "
+                     f"{median(validation['aelab']):.2f} / {median(validation['keras']):.2f} | "
+                     f"{val['aelab']:.4f} | {val['keras']:.4f} | {host['python_mops']:.0f} | "
+                     f"{max(steal):.1f} % |")
     return lines, data
 
 
@@ -610,17 +608,19 @@ def main(argv=None) -> None:
     duration_at = len(doc) - 1   # the run's duration joins the environment's lines once it is known
     kept, subsections = previous_sections(Path(args.out), titles.values())
     results, started = {}, time.perf_counter()
-    for name in args.only.split(","):
-        log(f"== {name} (at {(time.perf_counter() - started) / 60:.1f} minutes)")
-        if name == "seed":
-            lines, data = seed_section(cycles=1 if args.quick else 2, epochs=3 if args.quick else 10)
-        elif name == "presets":
-            lines, data = presets_section(args.presets.split(",") if args.presets else None)
-        else:
-            lines, data = globals()[f"{name}_section"]()
-        results[name] = data
-        doc += [f"## {titles[name]}", "", *lines, "", *subsections.get(titles[name], [])]
-        Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
+    with contextlib.ExitStack() as stack:
+        # one Keras process for every section that runs the book's recipes: TensorFlow starts once (6-8 s)
+        keras = functools.cache(lambda: stack.enter_context(KerasServer()))
+        run_section = {"seed": lambda: seed_section(keras(), cycles=1 if args.quick else 2,
+                                                    epochs=3 if args.quick else 10),
+                       "presets": lambda: presets_section(keras(), args.presets.split(",") if args.presets else None),
+                       "book3d": lambda: book3d_section(keras())}
+        for name in args.only.split(","):
+            log(f"== {name} (at {(time.perf_counter() - started) / 60:.1f} minutes)")
+            lines, data = run_section.get(name, globals()[f"{name}_section"])()
+            results[name] = data
+            doc += [f"## {titles[name]}", "", *lines, "", *subsections.get(titles[name], [])]
+            Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails
     minutes = (time.perf_counter() - started) / 60
     doc.insert(duration_at, f"- this run took {minutes:.1f} minutes ({args.only})")
     Path(args.out).write_text("\n".join(doc + kept))
