@@ -314,6 +314,8 @@ class TrainConfig:
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.d_optimizer", self.d_optimizer, D_OPTIMIZERS)
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise ConfigError("train.seed must be between 0 and 2**31 - 1, got {seed}", seed=self.seed)
         if self.d_lr < 0:
             raise ConfigError("train.d_lr must be >= 0 (0 = same as lr), got {d_lr}", d_lr=self.d_lr)
         if not 1 <= self.d_steps <= 10:

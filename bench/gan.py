@@ -6,6 +6,12 @@ discriminator) and `aelab.Trainer` on the preset, both for the preset's epoch co
 the same 54,000 Fashion-MNIST training images. Seconds per training step (one discriminator and one generator
 update) are the median over the epochs; quality is scored on 5,000 samples of each with the same domain FID and
 classes-covered measure as AE Lab's runs (`aelab.quality.score_images`, the shipped `classifier-fashion`).
+
+`python -m bench.gan --lockstep 300 [--seeds 0]` runs the two in lockstep instead: Keras records the simple GAN's
+first steps (its initial weights, every step's codes, batch and losses: `keras_ref.gan_lockstep`) and AE Lab's `gan`
+preset replays them from the same weights (:func:`replay_gan`); it prints both tools' losses and the first step
+at which they part, against AE Lab replaying itself from weights one float32 step apart (how soon rounding alone
+parts two runs of this GAN).
 """
 from __future__ import annotations
 
@@ -63,6 +69,60 @@ def aelab_gan(preset: str, seed: int, epochs: int, images: int | None = None, sa
     return row
 
 
+def replay_gan(record: dict[str, np.ndarray], nudge: bool = False) -> np.ndarray:
+    """AE Lab's `gan` preset replaying a record of the book's loop (`keras_ref.gan_lockstep`): Keras's initial
+    weights, then each step's recorded codes and batch through ``GAN.training_step``; with ``nudge``, every initial
+    weight moved to the next float32 up. Returns the (d_loss, g_loss) of each step, shape (steps, 2)."""
+    cfg = aelab.preset("gan", "fashion-mnist")
+    model = aelab.build_model(cfg.model, (1, 28, 28), 0)
+    dense = [m for net in (model.generator, model.discriminator) for m in net.modules()
+             if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for j, layer in enumerate(dense):
+            for param, saved in ((layer.weight, record[f"init{2 * j}"].T), (layer.bias, record[f"init{2 * j + 1}"])):
+                if tuple(param.shape) != saved.shape:
+                    raise ValueError(f"layer {j}: the record's weight is {saved.shape}, the preset's {param.shape}")
+                param.copy_(torch.from_numpy(np.ascontiguousarray(saved)))
+                if nudge:
+                    param.copy_(torch.nextafter(param, torch.tensor(float("inf"))))
+    optimizers = model.configure_optimizers(cfg.train)
+    codes: list[torch.Tensor] = []
+    model.noise = lambda n, device, generator=None: codes.pop(0)   # the recorded codes, in the order drawn
+    model.train()
+    losses = []
+    for s in range(sum(key.startswith("loss_") for key in record)):
+        codes[:] = [torch.from_numpy(record[f"z1_{s}"]), torch.from_numpy(record[f"z2_{s}"])]
+        out = model.training_step(torch.from_numpy(record[f"x_{s}"]).unsqueeze(1), None, optimizers)
+        losses.append((out.terms["d_loss"].item(), out.terms["g_loss"].item()))
+    return np.array(losses)
+
+
+def first_step_apart(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-4) -> int | None:
+    """The first step whose losses (rows of a and b) differ by more than ``tolerance`` (relative), or None."""
+    apart = np.abs(a - b) > tolerance * np.maximum(1.0, np.abs(b))
+    rows = np.flatnonzero(apart.any(axis=1))
+    return int(rows[0]) if len(rows) else None
+
+
+def lockstep(steps: int, seed: int) -> str:
+    """Keras records ``steps`` steps of the book's GAN, AE Lab replays them: a markdown report."""
+    with tempfile.TemporaryDirectory(prefix="aelab-bench-lockstep-") as folder:
+        out = Path(folder) / "record.npz"
+        subprocess.run([str(keras_python()), str(HERE / "keras_ref.py"), "--lockstep", str(steps),
+                        "--lockstep-out", str(out), "--seed", str(seed)], capture_output=True, text=True, check=True)
+        with np.load(out) as saved:
+            record = dict(saved)
+    keras = np.stack([record[f"loss_{s}"] for s in range(steps)])
+    ours, nudged = replay_gan(record), replay_gan(record, nudge=True)
+    lines = [f"seed {seed}, {steps} steps: AE Lab parts from Keras at step {first_step_apart(ours, keras)}; "
+             f"AE Lab from itself nudged by one float32 step at step {first_step_apart(nudged, ours)} "
+             "(None: never; losses apart by more than 1e-4, relative)", "",
+             "| step | Keras d / g loss | AE Lab d / g loss | AE Lab nudged d / g loss |", "|---|---|---|---|"]
+    for s in sorted({*range(0, steps, max(1, steps // 10)), steps - 1}):
+        lines.append(f"| {s} | " + " | ".join(f"{r[s, 0]:.5f} / {r[s, 1]:.5f}" for r in (keras, ours, nudged)) + " |")
+    return "\n".join(lines)
+
+
 def mean_sd(xs) -> str:
     return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
 
@@ -73,8 +133,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, help="instead of each preset's own")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--lockstep", type=int, metavar="STEPS",
+                        help="replay STEPS steps of the book's simple GAN in AE Lab instead (see above)")
     args = parser.parse_args(argv)
     runtime.configure()
+    if args.lockstep:
+        for seed in map(int, args.seeds.split(",")):
+            print(lockstep(args.lockstep, seed), "\n", flush=True)
+        return
     dataset = aelab.load_dataset("fashion-mnist")
     classifier_run = RunStore(examples_dir(), read_only=True).open("classifier-fashion")
     classifier = classifier_run.load_model()

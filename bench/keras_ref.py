@@ -13,6 +13,9 @@ last batch to its end). ``"handoff": n`` pauses the run after every n training b
 ``{"handoff": batches so far}`` and waits for a line on stdin (:class:`Handoff`), so that `python -m bench` can
 train AE Lab's twin as many batches in between.
 
+With ``--lockstep STEPS --lockstep-out F.npz`` it records the simple GAN's first steps for AE Lab to replay
+(:func:`gan_lockstep`, `python -m bench.gan --lockstep`).
+
 Differences from the book's TF 2.0 code, for Keras 3: the tied layer reads the kernel's shape instead of
 `dense.input`, the VAE's KL term is added by a layer (Keras 3 has no `model.add_loss` on symbolic
 tensors), and the hashing AE's noise is a layer of its own (Keras 3's GaussianNoise refuses sigma 15).
@@ -245,6 +248,31 @@ def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_
             "step_seconds": step_seconds, "samples": samples_out, "tensorflow": tf.__version__}
 
 
+def gan_lockstep(x_train, seed, steps, out, batch_size=32):
+    """The book's ``train_gan`` step for the simple GAN, ``steps`` times on the first images in order, with the
+    codes drawn by NumPy and recorded: saves (.npz at ``out``) the initial weights (``init0``... in Keras's order,
+    kernels as (in, out)), each step's codes ``z1_s`` (the discriminator's fakes) and ``z2_s`` (the generator's),
+    its batch ``x_s`` and its two losses ``loss_s``, so that AE Lab can replay the same steps
+    (`python -m bench.gan --lockstep`)."""
+    keras.utils.set_random_seed(seed)
+    generator, discriminator, gan, codings = gan_models("gan")
+    rng, record = np.random.default_rng(seed), {}
+    for i, w in enumerate(generator.get_weights() + discriminator.get_weights()):
+        record[f"init{i}"] = w
+    y1 = tf.constant([[0.0]] * batch_size + [[1.0]] * batch_size)
+    y2 = tf.constant([[1.0]] * batch_size)
+    for s in range(steps):
+        x_batch = x_train[s * batch_size:(s + 1) * batch_size]
+        z1, z2 = (rng.standard_normal((batch_size, codings)).astype(np.float32) for _ in range(2))
+        discriminator.trainable = True
+        d_loss = discriminator.train_on_batch(tf.concat([generator(z1), x_batch], axis=0), y1)
+        discriminator.trainable = False
+        g_loss = gan.train_on_batch(z2, y2)
+        record.update({f"z1_{s}": z1, f"z2_{s}": z2, f"x_{s}": x_batch, f"loss_{s}": np.array([d_loss, g_loss])})
+    np.savez(out, **record)
+    return {"preset": "gan", "seed": seed, "lockstep": steps, "record": str(out), "tensorflow": tf.__version__}
+
+
 def build(preset):
     """(model, optimizer, loss) of an image preset, as the book writes it."""
     model, opt = _build(preset)
@@ -384,9 +412,15 @@ def main():
     parser.add_argument("--samples-out", help="gan, dcgan: where to save the generated images (.npy)")
     parser.add_argument("--images", type=int, help="train on the first N training images only (a timing run)")
     parser.add_argument("--serve", action="store_true", help="answer JSON requests from stdin, one a line")
+    parser.add_argument("--lockstep", type=int, metavar="STEPS",
+                        help="gan: record STEPS steps of the book's loop for AE Lab to replay (--lockstep-out)")
+    parser.add_argument("--lockstep-out", help="with --lockstep: where to save the record (.npz)")
     args = parser.parse_args()
     x_train, x_valid = load(args.data_dir)
     x_train = x_train[:args.images]
+    if args.lockstep:
+        print(json.dumps(gan_lockstep(x_train, args.seed, args.lockstep, args.lockstep_out)), flush=True)
+        return
     if args.serve:
         print(json.dumps({"ready": True, "tensorflow": tf.__version__}), flush=True)
         for line in sys.stdin:

@@ -14,6 +14,8 @@ from aelab.presets import PRESETS, preset
     ("train", {"optimizer": "adagrad"}, "train.optimizer"),
     ("train", {"nesterov": True}, "train.nesterov"),
     ("train", {"device": "tpu"}, "train.device"),
+    ("train", {"seed": -1}, "train.seed"),
+    ("train", {"seed": 2**64}, "train.seed"),   # torch's generators take no seed this large: fail here, not mid-run
     ("model", {"latent": 0}, "model.latent"),
     ("model", {"hidden": (100, -3)}, "model.hidden"),
     ("model", {"activation": "swish"}, "model.activation"),

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -195,6 +196,64 @@ def test_gan_speed_bench_trains_a_preset_on_the_first_images_only():
     assert len(row["step_seconds"]) == 2 and "images" not in row
     assert all(abs(s - t / 3) < 1e-12 for s, t in zip(row["step_seconds"], row["seconds"]))   # 3 steps an epoch
     assert set(GAN_STEPS) == {"gan", "dcgan"} and all(epochs >= 6 for epochs, _ in GAN_STEPS.values())
+
+
+def book_gan_record(steps: int, seed: int = 0) -> dict:
+    """The book's simple-GAN loop written out in plain torch (Glorot-uniform kernels as (in, out), zero biases, SELU,
+    a sigmoid output, the discriminator on 32 fakes then 32 reals, then the generator through it, Keras's RMSprop),
+    recorded as `keras_ref.gan_lockstep` saves it."""
+    import torch.nn.functional as F
+
+    rng = torch.Generator().manual_seed(seed)
+    weights = []
+    for sizes in ((30, 100, 150, 784), (784, 150, 100, 1)):
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            limit = (6 / (n_in + n_out)) ** 0.5
+            weights += [(torch.rand(n_in, n_out, generator=rng) * 2 - 1) * limit, torch.zeros(n_out)]
+    record = {f"init{j}": w.numpy().copy() for j, w in enumerate(weights)}
+    params = [w.clone().requires_grad_() for w in weights]
+    generator, discriminator, squares = params[:6], params[6:], [torch.zeros_like(p) for p in params]
+
+    def mlp(layers, x):   # x (B, n) -> the last layer's pre-activation
+        for k in range(0, len(layers), 2):
+            x = x @ layers[k] + layers[k + 1]
+            x = F.selu(x) if k < len(layers) - 2 else x
+        return x
+
+    def rmsprop(layers, layer_squares, loss):
+        with torch.no_grad():
+            for p, v, grad in zip(layers, layer_squares, torch.autograd.grad(loss, layers)):
+                v.mul_(0.9).addcmul_(grad, grad, value=0.1)
+                p -= 1e-3 * grad / (v + 1e-7).sqrt()
+
+    labels = torch.cat([torch.zeros(32, 1), torch.ones(32, 1)])
+    for s in range(steps):
+        x = torch.rand(32, 28, 28, generator=rng)
+        z1, z2 = torch.randn(32, 30, generator=rng), torch.randn(32, 30, generator=rng)
+        with torch.no_grad():
+            fakes = torch.sigmoid(mlp(generator, z1))
+        d_loss = F.binary_cross_entropy_with_logits(mlp(discriminator, torch.cat([fakes, x.reshape(32, -1)])), labels)
+        rmsprop(discriminator, squares[6:], d_loss)
+        g_loss = F.binary_cross_entropy_with_logits(mlp(discriminator, torch.sigmoid(mlp(generator, z2))),
+                                                    torch.ones(32, 1))
+        rmsprop(generator, squares[:6], g_loss)
+        record.update({f"z1_{s}": z1.numpy(), f"z2_{s}": z2.numpy(), f"x_{s}": x.numpy(),
+                       f"loss_{s}": np.array([d_loss.item(), g_loss.item()])})
+    return record
+
+
+def test_the_gan_preset_replays_the_books_loop_step_for_step():
+    from bench.gan import first_step_apart, replay_gan
+
+    record = book_gan_record(steps=8)
+    book = np.stack([record[f"loss_{s}"] for s in range(8)])
+    ours = replay_gan(record)
+    assert ours.shape == (8, 2) and first_step_apart(ours, book, tolerance=1e-5) is None
+    assert abs(ours[0, 0] - book[0, 0]) < 1e-6 and not np.allclose(book[0], book[-1], atol=1e-2)   # it trains
+    record["x_5"] = 1 - record["x_5"]   # another batch at step 5
+    assert first_step_apart(replay_gan(record), book, tolerance=1e-5) == 5
+    with pytest.raises(ValueError, match="layer 0"):
+        replay_gan({**record, "init0": record["init0"].T})
 
 
 def test_the_presets_bench_estimates_an_epoch_from_each_block_between_handoffs():
