@@ -419,6 +419,8 @@ def main():
     x_train, x_valid = load(args.data_dir)
     x_train = x_train[:args.images]
     if args.lockstep:
+        if not args.lockstep_out:
+            parser.error("--lockstep needs --lockstep-out")
         print(json.dumps(gan_lockstep(x_train, args.seed, args.lockstep, args.lockstep_out)), flush=True)
         return
     if args.serve:
