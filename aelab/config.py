@@ -314,8 +314,7 @@ class TrainConfig:
     def validate(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.d_optimizer", self.d_optimizer, D_OPTIMIZERS)
-        if not 0 <= self.seed <= 2**31 - 1:
-            raise ConfigError("train.seed must be between 0 and 2**31 - 1, got {seed}", seed=self.seed)
+        _seed("train.seed", self.seed)
         if self.d_lr < 0:
             raise ConfigError("train.d_lr must be >= 0 (0 = same as lr), got {d_lr}", d_lr=self.d_lr)
         if not 1 <= self.d_steps <= 10:
@@ -451,8 +450,7 @@ class StudyConfig:
             raise ConfigError("study.labels: each budget once, got {labels}", labels=self.labels)
         if not 1 <= self.seeds <= 10:
             raise ConfigError("study.seeds must be between 1 and 10, got {seeds}", seeds=self.seeds)
-        if not 0 <= self.seed <= 2**31 - 1:
-            raise ConfigError("study.seed must be between 0 and 2**31 - 1, got {seed}", seed=self.seed)
+        _seed("study.seed", self.seed)
         _choice("study.head", self.head, HEADS)
         for name, low, high in (("hidden", 1, 4096), ("epochs", 1, 500), ("min_steps", 0, 10_000),
                                 ("batch_size", 1, 4096)):
@@ -476,6 +474,14 @@ class StudyConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StudyConfig":
         return from_dict(cls, d, "study.")
+
+
+MAX_SEED = 2**31 - 1   # the largest seed of a run or a study: a signed 32-bit integer, which every generator here takes
+
+
+def _seed(name: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError("{name} must be between 0 and 2**31 - 1, got {seed}", name=name, seed=value)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

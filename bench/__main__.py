@@ -617,7 +617,7 @@ def main(argv=None) -> None:
                        "book3d": lambda: book3d_section(keras())}
         for name in args.only.split(","):
             log(f"== {name} (at {(time.perf_counter() - started) / 60:.1f} minutes)")
-            lines, data = run_section.get(name, globals()[f"{name}_section"])()
+            lines, data = (run_section[name] if name in run_section else globals()[f"{name}_section"])()
             results[name] = data
             doc += [f"## {titles[name]}", "", *lines, "", *subsections.get(titles[name], [])]
             Path(args.out).write_text("\n".join(doc + kept))   # keep what is done if a later section fails

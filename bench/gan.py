@@ -97,6 +97,11 @@ def replay_gan(record: dict[str, np.ndarray], nudge: bool = False) -> np.ndarray
     return np.array(losses)
 
 
+def recorded_losses(record: dict[str, np.ndarray]) -> np.ndarray:
+    """The recording tool's (d_loss, g_loss) of each step of ``record``, shape (steps, 2)."""
+    return np.stack([record[f"loss_{s}"] for s in range(sum(key.startswith("loss_") for key in record))])
+
+
 def first_step_apart(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-4) -> int | None:
     """The first step whose losses (rows of a and b) differ by more than ``tolerance`` (relative), or None."""
     apart = np.abs(a - b) > tolerance * np.maximum(1.0, np.abs(b))
@@ -112,7 +117,7 @@ def lockstep(steps: int, seed: int) -> str:
                         "--lockstep-out", str(out), "--seed", str(seed)], capture_output=True, text=True, check=True)
         with np.load(out) as saved:
             record = dict(saved)
-    keras = np.stack([record[f"loss_{s}"] for s in range(steps)])
+    keras = recorded_losses(record)
     ours, nudged = replay_gan(record), replay_gan(record, nudge=True)
     lines = [f"seed {seed}, {steps} steps: AE Lab parts from Keras at step {first_step_apart(ours, keras)}; "
              f"AE Lab from itself nudged by one float32 step at step {first_step_apart(nudged, ours)} "

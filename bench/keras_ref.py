@@ -217,6 +217,20 @@ def gan_models(preset):
     return generator, discriminator, gan, codings
 
 
+def gan_labels(batch_size):
+    """The book's labels: the discriminator's (fakes 0, then reals 1) and the generator's (all 1)."""
+    return tf.constant([[0.0]] * batch_size + [[1.0]] * batch_size), tf.constant([[1.0]] * batch_size)
+
+
+def gan_step(generator, discriminator, gan, x_batch, z1, z2, labels):
+    """One step of the book's ``train_gan``: the discriminator on ``generator(z1)`` then ``x_batch`` (one batch),
+    then the generator on ``z2`` through the frozen discriminator; (d_loss, g_loss)."""
+    discriminator.trainable = True
+    d_loss = discriminator.train_on_batch(tf.concat([generator(z1), x_batch], axis=0), labels[0])
+    discriminator.trainable = False
+    return d_loss, gan.train_on_batch(z2, labels[1])
+
+
 def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_size=32):
     """The book's ``train_gan`` loop: per batch, the discriminator on fakes then reals (one batch of 64, labels
     0 and 1), then the generator through the frozen discriminator (labels 1). Reshuffled every epoch, last
@@ -225,19 +239,15 @@ def train_gan(preset, x_train, seed, epochs, samples_out, n_samples=5000, batch_
     keras.utils.set_random_seed(seed)
     generator, discriminator, gan, codings = gan_models(preset)
     x = x_train if preset == "gan" else x_train.reshape(-1, 28, 28, 1) * 2.0 - 1.0
-    y1 = tf.constant([[0.0]] * batch_size + [[1.0]] * batch_size)
-    y2 = tf.constant([[1.0]] * batch_size)
+    labels = gan_labels(batch_size)
     rng, seconds, step_seconds = np.random.default_rng(seed), [], []
     for _ in range(epochs):
         started = time.perf_counter()
         order = rng.permutation(len(x))
         for i in range(len(x) // batch_size):
             x_batch = x[order[i * batch_size:(i + 1) * batch_size]]
-            generated = generator(tf.random.normal((batch_size, codings)))
-            discriminator.trainable = True
-            discriminator.train_on_batch(tf.concat([generated, x_batch], axis=0), y1)
-            discriminator.trainable = False
-            gan.train_on_batch(tf.random.normal((batch_size, codings)), y2)
+            z1, z2 = tf.random.normal((batch_size, codings)), tf.random.normal((batch_size, codings))
+            gan_step(generator, discriminator, gan, x_batch, z1, z2, labels)
         seconds.append(time.perf_counter() - started)
         step_seconds.append(seconds[-1] / (len(x) // batch_size))
     if samples_out:
@@ -259,15 +269,11 @@ def gan_lockstep(x_train, seed, steps, out, batch_size=32):
     rng, record = np.random.default_rng(seed), {}
     for i, w in enumerate(generator.get_weights() + discriminator.get_weights()):
         record[f"init{i}"] = w
-    y1 = tf.constant([[0.0]] * batch_size + [[1.0]] * batch_size)
-    y2 = tf.constant([[1.0]] * batch_size)
+    labels = gan_labels(batch_size)
     for s in range(steps):
         x_batch = x_train[s * batch_size:(s + 1) * batch_size]
         z1, z2 = (rng.standard_normal((batch_size, codings)).astype(np.float32) for _ in range(2))
-        discriminator.trainable = True
-        d_loss = discriminator.train_on_batch(tf.concat([generator(z1), x_batch], axis=0), y1)
-        discriminator.trainable = False
-        g_loss = gan.train_on_batch(z2, y2)
+        d_loss, g_loss = gan_step(generator, discriminator, gan, x_batch, z1, z2, labels)
         record.update({f"z1_{s}": z1, f"z2_{s}": z2, f"x_{s}": x_batch, f"loss_{s}": np.array([d_loss, g_loss])})
     np.savez(out, **record)
     return {"preset": "gan", "seed": seed, "lockstep": steps, "record": str(out), "tensorflow": tf.__version__}

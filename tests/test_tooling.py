@@ -243,10 +243,10 @@ def book_gan_record(steps: int, seed: int = 0) -> dict:
 
 
 def test_the_gan_preset_replays_the_books_loop_step_for_step():
-    from bench.gan import first_step_apart, replay_gan
+    from bench.gan import first_step_apart, recorded_losses, replay_gan
 
     record = book_gan_record(steps=8)
-    book = np.stack([record[f"loss_{s}"] for s in range(8)])
+    book = recorded_losses(record)
     ours = replay_gan(record)
     assert ours.shape == (8, 2) and first_step_apart(ours, book, tolerance=1e-5) is None
     assert abs(ours[0, 0] - book[0, 0]) < 1e-6 and not np.allclose(book[0], book[-1], atol=1e-2)   # it trains
@@ -254,6 +254,30 @@ def test_the_gan_preset_replays_the_books_loop_step_for_step():
     assert first_step_apart(replay_gan(record), book, tolerance=1e-5) == 5
     with pytest.raises(ValueError, match="layer 0"):
         replay_gan({**record, "init0": record["init0"].T})
+
+
+# answers like keras_ref.py --lockstep: checks its arguments, then saves the prepared record where it is asked to
+LOCKSTEP_STAND_IN = """import shutil, sys
+args = sys.argv[1:]
+assert args[args.index('--lockstep') + 1] == '6' and args[args.index('--seed') + 1] == '3', args
+shutil.copy(sys.argv[0].replace('keras_ref.py', 'prepared.npz'), args[args.index('--lockstep-out') + 1])
+"""
+
+
+def test_the_lockstep_report_replays_the_keras_record_beside_a_nudged_replay(tmp_path, monkeypatch):
+    import bench.gan
+
+    np.savez(tmp_path / "prepared.npz", **book_gan_record(steps=6))
+    (tmp_path / "keras_ref.py").write_text(LOCKSTEP_STAND_IN)
+    monkeypatch.setattr(bench.gan, "keras_python", lambda: Path(sys.executable))
+    monkeypatch.setattr(bench.gan, "HERE", tmp_path)
+    report = bench.gan.lockstep(6, seed=3).splitlines()
+    assert report[0].startswith("seed 3, 6 steps: AE Lab parts from Keras at step None; AE Lab from itself nudged")
+    assert report[2:4] == ["| step | Keras d / g loss | AE Lab d / g loss | AE Lab nudged d / g loss |",
+                           "|---|---|---|---|"]
+    assert [row.split(" | ")[0] for row in report[4:]] == [f"| {s}" for s in range(6)]   # every step of 6
+    keras_cell, ours_cell = report[4].split(" | ")[1:3]
+    assert keras_cell == ours_cell   # step 0, to 5 decimals
 
 
 def test_the_presets_bench_estimates_an_epoch_from_each_block_between_handoffs():

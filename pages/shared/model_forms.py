@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aelab.config import ACTIVATIONS, AE_OUTPUTS, BETA_SCHEDULES, OBJECTIVES, OPTIMIZERS, OUTPUTS
+from aelab.config import ACTIVATIONS, AE_OUTPUTS, BETA_SCHEDULES, MAX_SEED, OBJECTIVES, OPTIMIZERS, OUTPUTS
 from pages.shared.i18n import _
 
 # The range of every number field of the form (a share link's value outside it is clamped, with a warning).
@@ -12,7 +12,7 @@ FORM_BOUNDS = {
     "sparsity_weight": (0.0, 10.0), "sparsity_target": (0.01, 0.99), "beta": (0.0, 100.0), "d_dropout": (0.0, 0.9),
     "d_steps": (1, 10), "label_smoothing": (0.0, 0.45), "d_lr": (0.0, 10.0), "dropout": (0.0, 0.9),
     "lr": (1e-6, 10.0), "momentum": (0.0, 0.99), "rho": (0.01, 0.999), "batch_size": (1, 4096), "epochs": (1, 500),
-    "validation_split": (0.01, 0.5), "seed": (0, 2**31 - 1), "code_noise": (0.0, 100.0),
+    "validation_split": (0.01, 0.5), "seed": (0, MAX_SEED), "code_noise": (0.0, 100.0),
     "inner_lr": (0.0, 10.0), "finetune_epochs": (0, 500), "finetune_lr": (0.0, 10.0), "beta_epochs": (0.0, 1000.0),
 }
 
