@@ -40,14 +40,22 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
+def keras_ref(*args: str) -> dict:
+    """Run ``keras_ref.py args`` in the Keras venv and return its last line of output (JSON); a failure raises
+    with the end of what it wrote to stderr (TensorFlow's traceback)."""
+    done = subprocess.run([str(keras_python()), str(HERE / "keras_ref.py"), *args], capture_output=True, text=True)
+    if done.returncode:
+        what = f"keras_ref.py {' '.join(args)} exited with {done.returncode}"
+        raise RuntimeError(f"{what}: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def keras_gan(preset: str, seed: int, epochs: int, folder: Path | None, images: int | None = None) -> dict:
     """The book's loop in Keras; with ``folder``, its samples as ``images``; with ``images``, on the first that
     many training images only (a timing run)."""
     out = folder / f"keras-{preset}-{seed}.npy" if folder else None
-    cmd = [str(keras_python()), str(HERE / "keras_ref.py"), "--presets", preset, "--seed", str(seed),
-           "--epochs", str(epochs), *(["--samples-out", str(out)] if out else []),
-           *(["--images", str(images)] if images else [])]
-    row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+    row = keras_ref("--presets", preset, "--seed", str(seed), "--epochs", str(epochs),
+                    *(["--samples-out", str(out)] if out else []), *(["--images", str(images)] if images else []))
     if out:
         row["images"] = torch.from_numpy(np.load(out)).float().reshape(-1, 1, 28, 28).clamp(0, 1)
     return row
@@ -90,16 +98,21 @@ def replay_gan(record: dict[str, np.ndarray], nudge: bool = False) -> np.ndarray
     model.noise = lambda n, device, generator=None: codes.pop(0)   # the recorded codes, in the order drawn
     model.train()
     losses = []
-    for s in range(sum(key.startswith("loss_") for key in record)):
+    for s in range(recorded_steps(record)):
         codes[:] = [torch.from_numpy(record[f"z1_{s}"]), torch.from_numpy(record[f"z2_{s}"])]
         out = model.training_step(torch.from_numpy(record[f"x_{s}"]).unsqueeze(1), None, optimizers)
         losses.append((out.terms["d_loss"].item(), out.terms["g_loss"].item()))
     return np.array(losses)
 
 
+def recorded_steps(record: dict[str, np.ndarray]) -> int:
+    """How many steps ``record`` holds (one ``loss_s`` each)."""
+    return sum(key.startswith("loss_") for key in record)
+
+
 def recorded_losses(record: dict[str, np.ndarray]) -> np.ndarray:
     """The recording tool's (d_loss, g_loss) of each step of ``record``, shape (steps, 2)."""
-    return np.stack([record[f"loss_{s}"] for s in range(sum(key.startswith("loss_") for key in record))])
+    return np.stack([record[f"loss_{s}"] for s in range(recorded_steps(record))])
 
 
 def first_step_apart(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-4) -> int | None:
@@ -112,10 +125,9 @@ def first_step_apart(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-4) -> i
 def lockstep(steps: int, seed: int) -> str:
     """Keras records ``steps`` steps of the book's GAN, AE Lab replays them: a markdown report."""
     with tempfile.TemporaryDirectory(prefix="aelab-bench-lockstep-") as folder:
-        out = Path(folder) / "record.npz"
-        subprocess.run([str(keras_python()), str(HERE / "keras_ref.py"), "--lockstep", str(steps),
-                        "--lockstep-out", str(out), "--seed", str(seed)], capture_output=True, text=True, check=True)
-        with np.load(out) as saved:
+        row = keras_ref("--lockstep", str(steps), "--lockstep-out", str(Path(folder) / "record.npz"),
+                        "--seed", str(seed))
+        with np.load(row["record"]) as saved:
             record = dict(saved)
     keras = recorded_losses(record)
     ours, nudged = replay_gan(record), replay_gan(record, nudge=True)

@@ -256,11 +256,14 @@ def test_the_gan_preset_replays_the_books_loop_step_for_step():
         replay_gan({**record, "init0": record["init0"].T})
 
 
-# answers like keras_ref.py --lockstep: checks its arguments, then saves the prepared record where it is asked to
-LOCKSTEP_STAND_IN = """import shutil, sys
+# answers like keras_ref.py --lockstep: checks its arguments, saves the prepared record where it is asked to and
+# prints where, as a JSON line
+LOCKSTEP_STAND_IN = """import json, shutil, sys
 args = sys.argv[1:]
 assert args[args.index('--lockstep') + 1] == '6' and args[args.index('--seed') + 1] == '3', args
-shutil.copy(sys.argv[0].replace('keras_ref.py', 'prepared.npz'), args[args.index('--lockstep-out') + 1])
+out = args[args.index('--lockstep-out') + 1]
+shutil.copy(sys.argv[0].replace('keras_ref.py', 'prepared.npz'), out)
+print(json.dumps({"preset": "gan", "lockstep": 6, "record": out}))
 """
 
 
@@ -278,6 +281,17 @@ def test_the_lockstep_report_replays_the_keras_record_beside_a_nudged_replay(tmp
     assert [row.split(" | ")[0] for row in report[4:]] == [f"| {s}" for s in range(6)]   # every step of 6
     keras_cell, ours_cell = report[4].split(" | ")[1:3]
     assert keras_cell == ours_cell   # step 0, to 5 decimals
+
+
+def test_a_failed_keras_run_raises_with_what_it_wrote_to_stderr(tmp_path, monkeypatch):
+    import bench.gan
+
+    (tmp_path / "keras_ref.py").write_text("import sys; print('half a line'); "
+                                           "sys.exit('ValueError: no preset ' + sys.argv[2])")
+    monkeypatch.setattr(bench.gan, "keras_python", lambda: Path(sys.executable))
+    monkeypatch.setattr(bench.gan, "HERE", tmp_path)
+    with pytest.raises(RuntimeError, match=r"keras_ref.py --presets wgan exited with 1: ValueError: no preset wgan"):
+        bench.gan.keras_ref("--presets", "wgan")
 
 
 def test_the_presets_bench_estimates_an_epoch_from_each_block_between_handoffs():
