@@ -5,7 +5,7 @@ VENV   ?= .venv
 PORT   ?= 8501
 PY     := $(VENV)/bin/python
 
-.PHONY: run dev test lint bench examples data browser translations clean
+.PHONY: run dev test lint docs bench examples data browser translations clean
 
 run: $(VENV)/.runtime data
 	$(PY) -m pages.shared.serve run streamlit_app.py --server.port $(PORT)
@@ -22,11 +22,15 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# The documentation site (docs/, mkdocs.yml) into site/, offline; --strict fails on a broken link or reference.
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(VENV)/.dev data browser
 	$(PY) -m bench
 
 # After changing a message of the app: extract them all (babel.cfg), bring the catalogs up to date (new messages
-# come in untranslated, `make test` says which), and compile them. See README "Languages".
+# come in untranslated, `make test` says which), and compile them. See docs/languages.md.
 # The messages: _() and N_() in pages and aelab, and the templates of the errors pages show (aelab.errors).
 LOCALES := aelab/locales
 KEYWORDS := -k N_ -k said -k ConfigError -k TrainingDiverged -k DataError -k UploadError -k RunError -k JobRefused
@@ -57,4 +61,4 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-ray.txt
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache site

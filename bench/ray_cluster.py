@@ -1,6 +1,6 @@
 """A Ray cluster on this machine for the benchmarks: a head (no CPUs of its own: it holds the cluster's
 state and AE Lab's queue) and ``workers`` worker nodes of ``cpus`` CPUs each, all on 127.0.0.1, the commands
-of README "Deploy". Each runs with ``--block`` in a process group of its own, so leaving the ``with`` stops
+of docs/deploy.md. Each runs with ``--block`` in a process group of its own, so leaving the ``with`` stops
 exactly what it started."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Take the README's screenshots (docs/*.png) of the example runs on Fashion-MNIST.
+"""Take the documentation's screenshots (docs/images/*.png) of the example runs on Fashion-MNIST.
 
 Starts `streamlit run` on a free port with an empty runs directory (so the pages show the shipped
 examples), opens each page in Debian's Chromium and saves a screenshot. Usage:
@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
+DOCS = ROOT / "docs" / "images"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-dev-shm-usage"]
 # page -> (path, text that says it is ready); a fresh session's active run is the newest example
@@ -140,7 +140,7 @@ def main(pages: list[str]) -> None:
                     page.locator(".js-plotly-plot .legendtext").first.wait_for(timeout=60_000)
                     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60_000)
                 time.sleep(2)
-                DOCS.mkdir(exist_ok=True)
+                DOCS.mkdir(parents=True, exist_ok=True)
                 if name in SECTIONS:
                     section = page.locator(SECTIONS[name])
                     section.scroll_into_view_if_needed()
@@ -148,7 +148,7 @@ def main(pages: list[str]) -> None:
                     section.screenshot(path=str(DOCS / f"{name}.png"))
                 else:
                     page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
-                print(f"docs/{name}.png")
+                print(f"docs/images/{name}.png")
             browser.close()
     finally:
         server.terminate()

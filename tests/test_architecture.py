@@ -63,7 +63,7 @@ def test_repository_holds_no_build_outputs():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in tracked if f.endswith((".whl", ".pyc", ".egg-info"))]
     ignored = (ROOT / ".gitignore").read_text().split()
-    assert {"*.whl", "dist/", "build/", ".coverage"} <= set(ignored)
+    assert {"*.whl", "dist/", "build/", ".coverage", "site/"} <= set(ignored)
     docker = (ROOT / ".dockerignore").read_text().split()
     assert {".pytest_cache", "data", "tests", "docs"} <= set(docker)
 
