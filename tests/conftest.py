@@ -1,6 +1,8 @@
+import contextlib
 import gzip
 import io
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -38,6 +40,21 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test leaves a screenshot of its page: test-artifacts/failed-TEST.png."""
+    report = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and page is not None:
+        artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        try:
+            page.screenshot(path=str(artifacts / f"failed-{item.name}.png"), full_page=True)
+        except Exception as e:   # a closed page or browser: the report says why the test failed
+            report.sections.append(("screenshot", f"no screenshot: {e}"))
+    return report
+
+
 @pytest.fixture
 def idx_dir(tmp_path) -> Path:
     """A tiny Fashion-MNIST-shaped IDX directory: 60 train and 20 test 28x28 images."""
@@ -52,6 +69,17 @@ def idx_dir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def digits():
     return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_classifier(digits, tmp_path_factory):
+    """The quality measure's classifier (preset `classifier`, 15 epochs) on digits, run `clf`: trained once for
+    the session, read by the quality tests and the pages that score samples."""
+    import aelab
+
+    cfg = aelab.preset("classifier", "digits")
+    cfg.train.epochs = 15
+    return aelab.train(cfg, runs_dir=tmp_path_factory.mktemp("clf"), name="clf", dataset=digits).run
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +124,20 @@ def app(page: str | None = None, query: dict | None = None, timeout: float = 120
 
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m aelab ARGS`` run in this process (no new interpreter, no second import of torch): its exit
+    status (a usage error's too), stdout and stderr, as subprocess.run would give them."""
+    from aelab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args)) or 0
+        except SystemExit as exit:   # argparse's usage errors
+            code = exit.code if isinstance(exit.code, int) else 1
+    return subprocess.CompletedProcess(["python", "-m", "aelab", *args], code, out.getvalue(), err.getvalue())
+
+
 def free_port() -> int:
     import socket
 
@@ -136,7 +178,7 @@ def ray_head(tmp_path_factory):
     yield address
     os.killpg(head.pid, signal.SIGTERM)   # --block: the head stops what it started (it drains up to 30 s)
     try:
-        head.wait(5)
+        head.wait(1)
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)   # its processes share its group: nothing is left behind
         head.wait(10)

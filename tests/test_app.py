@@ -45,20 +45,13 @@ def trained_runs(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def trained_classifier(tmp_path_factory):
-    cfg = aelab.preset("classifier", "digits")
-    cfg.train.epochs = 10
-    return aelab.train(cfg, runs_dir=tmp_path_factory.mktemp("clf"), name="clf-digits").run
-
-
 @pytest.fixture
-def classifier(with_runs, trained_classifier):
+def classifier(with_runs, digits_classifier):
     """The domain classifier of the quality measure, among the runs for one test."""
     import shutil
 
-    path = shutil.copytree(trained_classifier.path, with_runs / trained_classifier.name)
-    yield aelab.RunStore(with_runs).open(trained_classifier.name)
+    path = shutil.copytree(digits_classifier.path, with_runs / digits_classifier.name)
+    yield aelab.RunStore(with_runs).open(digits_classifier.name)
     shutil.rmtree(path)
 
 
@@ -258,7 +251,7 @@ def test_generate_page_scores_samples_with_the_domain_classifier(with_runs, clas
     fids = [m for m in at.metric if m.label == "FID (domain)"]
     assert len(fids) == 2 and all(float(m.value) > 0 for m in fids)
     assert len(at.get("plotly_chart")) == 1   # predicted class shares: test images, VAE, GAN
-    assert "clf-digits" in at.expander[0].markdown[0].value
+    assert "(run **clf**, " in at.expander[0].markdown[0].value
 
 
 @pytest.mark.parametrize("page, message", [("pages/reconstructions.py", "A GAN has no encoder"),

@@ -5,10 +5,11 @@ import sys
 import pytest
 
 from aelab.cli import main
+from conftest import run_cli
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "aelab", *args], capture_output=True, text=True, cwd=cwd)
+def run_process(*args):
+    return subprocess.run([sys.executable, "-m", "aelab", *args], capture_output=True, text=True)
 
 
 def test_train_json_prints_exactly_one_object(tmp_path):
@@ -44,7 +45,7 @@ def test_bad_flags_are_usage_errors(args, message, tmp_path, capsys):
 
 
 def test_data_command():
-    p = run_cli("data", "--json")
+    p = run_process("data", "--json")   # the one check of `python -m aelab` as a process of its own
     doc = json.loads(p.stdout)
     assert {d["name"] for d in doc["datasets"]} == {"fashion-mnist", "mnist", "digits"}
     assert doc["default"] in ("fashion-mnist", "digits") and doc["reason"]

@@ -48,24 +48,6 @@ def test_shards_split_every_batch_once_and_weigh_it_exactly():
             assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
-def test_two_processes_train_the_same_run_as_one(tmp_path, capsys):
-    flags = ["train", "--preset", "stacked", "--epochs", "2", "--batch-size", "31", *SMALL]
-    p = torchrun("-m", "aelab", *flags, "--runs-dir", str(tmp_path / "ddp"))
-    assert p.returncode == 0, p.stderr[-3000:]
-    summary = json.loads(p.stdout)   # exactly one JSON object: rank 0's
-    assert main([*flags, "--runs-dir", str(tmp_path / "one")]) == 0
-    one = json.loads(capsys.readouterr().out)
-    assert summary["status"] == "finished" and summary["epochs"] == 2
-    # batch 31 splits 16 + 15: the weighted mean makes the two processes' updates the single process's
-    assert abs(summary["val_loss"] - one["val_loss"]) < 1e-3
-    assert summary["distributed"] == {"world_size": 2, "backend": "gloo",
-                                      "devices": [f"{socket.gethostname()}:cpu"] * 2}
-    run = only_run(tmp_path / "ddp")
-    assert run.meta["distributed"]["world_size"] == 2 and run.trained_on == "2 x cpu (gloo)"   # the Runs page's
-    ddp_curve, one_curve = run.history["val_loss"], only_run(tmp_path / "one").history["val_loss"]
-    assert len(ddp_curve) == 2 and max(abs(a - b) for a, b in zip(ddp_curve, one_curve)) < 1e-3
-
-
 def test_a_convolutional_gan_with_batch_norm_trains_distributed(tmp_path):
     # the DCGAN: convolutions and transposed convolutions, two networks stepping in turn, synchronised batch norm
     p = torchrun("-m", "aelab", "train", "--preset", "dcgan", "--epochs", "1", "--channels", "8,16", *SMALL,
@@ -118,18 +100,28 @@ def test_ctrl_c_stops_every_rank_and_saves_a_stopped_run(tmp_path):
     assert run.meta["status"] == "stopped" and run.meta["distributed"]["world_size"] == 2
 
 
-def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_one_run(tmp_path):
+def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_the_same_run_as_one_process(tmp_path, capsys):
+    """Two torchrun agents (two "machines", one process each) meet at a c10d rendezvous and train one run;
+    batch 31 splits 16 + 15, and the weighted mean makes their updates the single process's."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     launch = ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "t"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [*TORCHRUN, *launch, "--nproc-per-node", "1", "-m", "aelab", "train", "--preset", "stacked",
-            "--epochs", "1", *SMALL, "--runs-dir", str(tmp_path)]
+    flags = ["train", "--preset", "stacked", "--epochs", "2", "--batch-size", "31", *SMALL]
+    args = [*TORCHRUN, *launch, "--nproc-per-node", "1", "-m", "aelab", *flags, "--runs-dir", str(tmp_path / "ddp")]
     nodes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
              for _ in range(2)]
     outs = [node.communicate(timeout=240) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outs]
-    printed = [json.loads(out) for out, _ in outs if out.strip()]
-    assert len(printed) == 1 and printed[0]["distributed"]["world_size"] == 2
-    assert only_run(tmp_path).meta["distributed"]["world_size"] == 2
+    (summary,) = [json.loads(out) for out, _ in outs if out.strip()]   # exactly one JSON object: rank 0's
+    assert summary["status"] == "finished" and summary["epochs"] == 2
+    assert summary["distributed"] == {"world_size": 2, "backend": "gloo",
+                                      "devices": [f"{socket.gethostname()}:cpu"] * 2}
+    assert main([*flags, "--runs-dir", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert abs(summary["val_loss"] - one["val_loss"]) < 1e-3
+    run = only_run(tmp_path / "ddp")
+    assert run.meta["distributed"]["world_size"] == 2 and run.trained_on == "2 x cpu (gloo)"   # the Runs page's
+    ddp_curve, one_curve = run.history["val_loss"], only_run(tmp_path / "one").history["val_loss"]
+    assert len(ddp_curve) == 2 and max(abs(a - b) for a, b in zip(ddp_curve, one_curve)) < 1e-3

@@ -1,7 +1,5 @@
 """GANs and the quality measure: the alternating step, both presets, the domain classifier and the FID."""
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +13,7 @@ from aelab.data import to_float
 from aelab.models import build_model
 from aelab.optim import KerasRMSprop
 from aelab.train import precision_update
+from conftest import run_cli
 
 DENSE = GANConfig(arch="dense", hidden=(32, 16), codings=4, d_activation="selu")
 CONV = GANConfig(arch="conv", channels=(8, 16), kernel_size=5, codings=8, d_dropout=0.4, batch_norm=True,
@@ -116,11 +115,9 @@ def test_gan_configs_are_checked():
         build_model(replace(CONV, channels=(8, 8, 8, 8)), (1, 8, 8))
 
 
-@pytest.fixture(scope="module")
-def classifier_run(digits, tmp_path_factory):
-    cfg = aelab.preset("classifier", "digits")
-    cfg.train.epochs = 15
-    return aelab.train(cfg, runs_dir=tmp_path_factory.mktemp("clf"), name="clf", dataset=digits).run
+@pytest.fixture
+def classifier_run(digits_classifier):
+    return digits_classifier
 
 
 def test_classifier_learns_the_classes(classifier_run):
@@ -175,15 +172,13 @@ def test_cli_trains_a_gan_and_scores_it_with_the_stored_classifier(classifier_ru
     import shutil
 
     shutil.copytree(classifier_run.path, tmp_path / "clf")
-    p = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "dcgan", "--data", "digits",
-                        "--channels", "8,16", "--epochs", "1", "--runs-dir", str(tmp_path), "--name", "dc", "--json"],
-                       capture_output=True, text=True)
+    p = run_cli("train", "--preset", "dcgan", "--data", "digits",
+                        "--channels", "8,16", "--epochs", "1", "--runs-dir", str(tmp_path), "--name", "dc", "--json")
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
     assert summary["status"] == "finished" and summary["quality"]["classifier"] == "clf"
     assert summary["quality"]["fid"] > 0 and "d_loss" in p.stderr
-    ev = subprocess.run([sys.executable, "-m", "aelab", "eval", "dc", "--runs-dir", str(tmp_path)],
-                        capture_output=True, text=True)
+    ev = run_cli("eval", "dc", "--runs-dir", str(tmp_path))
     assert ev.returncode == 0 and "FID(domain)" in ev.stdout, ev.stderr
 
 

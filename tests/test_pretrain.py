@@ -1,8 +1,6 @@
 """Unsupervised pretraining studies on digits: the variants, the subsets, the store, the CLI, the job and the page."""
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from aelab.config import AutoencoderConfig, StudyConfig
 from aelab.errors import ConfigError, RunError
 from aelab.jobs import Registry
 from aelab.runs import RunStore, find_run
-from conftest import app
+from conftest import app, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(epochs=2, min_steps=30)   # a study on digits in seconds
@@ -125,19 +123,17 @@ def test_damaged_studies_are_reported_and_wrong_encoders_refused(encoder_run, tm
             StudyConfig(**bad).validate()
 
 
-def test_the_cli_prints_one_json_object_with_every_budget_and_variant(encoder_run):
-    out = subprocess.run([sys.executable, "-m", "aelab", "pretrain", "--encoder", "enc", "--labels", "10,30",
-                          "--seeds", "2", "--seed", "5", "--epochs", "2", "--min-steps", "30", "--head", "mlp",
-                          "--runs-dir", str(encoder_run.path.parent), "--json"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_the_cli_prints_one_json_object_with_every_budget_and_variant(encoder_run, tmp_path):
+    shutil.copytree(encoder_run.path, tmp_path / encoder_run.name)   # its study lands beside it, not in the fixture's
+    out = run_cli("pretrain", "--encoder", "enc", "--labels", "10,30", "--seeds", "2", "--seed", "5", "--epochs", "2",
+                  "--min-steps", "30", "--head", "mlp", "--runs-dir", str(tmp_path), "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)   # exactly one object on stdout
     assert doc["run"].startswith("pretrain-digits-") and doc["config"]["head"] == "mlp"
     assert {(r["labels"], r["variant"]) for r in doc["results"]} == \
         {(n, v) for n in (10, 30) for v in ("scratch", "frozen", "finetuned", "pixels")}
     assert all(len(r["seeds"]) == 2 and set(r) >= {"labels", "variant", "mean", "std", "seeds"} for r in doc["results"])
-    bad = subprocess.run([sys.executable, "-m", "aelab", "pretrain", "--encoder", "nope", "--runs-dir",
-                          str(encoder_run.path.parent)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = run_cli("pretrain", "--encoder", "nope", "--runs-dir", str(tmp_path))
     assert bad.returncode == 1 and "no run named 'nope'" in bad.stderr
 
 

@@ -410,7 +410,7 @@ def test_keras_and_a_real_aelab_run_take_turns_every_block_of_batches(tmp_path, 
 
 def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
     from bench.__main__ import autoencoder_presets
-    from bench.fidelity import FIDELITY_EPOCHS, table
+    from bench.fidelity import FIDELITY_EPOCHS, past_book_bound, table
 
     rows = {"stacked": {"epochs": 10, "aelab": 0.2875, "keras": 0.2887},
             "vae": {"epochs": 25, "aelab": 0.3210, "keras": 0.3160}, "conv": {"epochs": 5, "aelab": 0.27, "keras": 0.27}}
@@ -419,6 +419,8 @@ def test_the_fidelity_check_flags_a_moved_loss_and_a_distant_keras_twin():
     assert lines[3] == ("| `vae` | 25 | 0.3210 | 0.3160 | +0.0050 (over 0.004) | 0.3178 | +0.0032 **over the limit** |")
     assert lines[4] == "| `conv` | 5 | 0.2700 | 0.2700 | +0.0000 |  |  |"   # no record yet
     assert set(FIDELITY_EPOCHS) <= {"recurrent", "stacked-greedy"}
+    assert past_book_bound(rows) == [] and past_book_bound({"stacked": {**rows["stacked"], "aelab": 0.2905}}) == ["stacked"]
+    assert "above the book's 0.29" in table({"stacked": {**rows["stacked"], "aelab": 0.2905}}, {})[2]
     # what make bench and the fidelity check run: the presets with a Keras twin
     assert len(autoencoder_presets()) == 12 and {"gan", "dcgan", "classifier"}.isdisjoint(autoencoder_presets())
     assert autoencoder_presets(["vae", "gan", "stacked"]) == ["stacked", "vae"]   # in the presets' order

@@ -1,15 +1,13 @@
 """Your own images: valid .npz and .zip uploads, and every hostile case rejected with its message."""
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import aelab
 from aelab.uploads import UploadError, read_images
-from conftest import png_bytes, zip_bytes
+from conftest import png_bytes, run_cli, zip_bytes
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -63,8 +61,8 @@ def test_cli_trains_on_a_file_path(digit_images, tmp_path):
     x, y = digit_images
     path = tmp_path / "mine.npz"
     path.write_bytes(npz_bytes(images=np.concatenate([x] * 3), labels=np.concatenate([y] * 3)))
-    p = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "stacked", "--data", str(path),
-                        "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--json"], capture_output=True, text=True)
+    p = run_cli("train", "--preset", "stacked", "--data", str(path),
+                        "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--json")
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
     run = aelab.RunStore(tmp_path / "runs").open(summary["run"])
@@ -72,8 +70,8 @@ def test_cli_trains_on_a_file_path(digit_images, tmp_path):
 
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    p = subprocess.run([sys.executable, "-m", "aelab", "train", "--data", str(bad), "--epochs", "1",
-                        "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True)
+    p = run_cli("train", "--data", str(bad), "--epochs", "1",
+                        "--runs-dir", str(tmp_path / "runs"))
     assert p.returncode == 1 and "damaged" in p.stderr
 
 
