@@ -195,7 +195,7 @@ def check_decode_and_timelapse(page):
     lapse.scroll_into_view_if_needed()
     assert "epoch=0" in lapse.locator(".slider-container").text_content()
     lapse.locator(".updatemenu-button").first.click()   # play
-    page.wait_for_function("el => el.querySelector('.slider-container').textContent.includes('epoch=3')",
+    page.wait_for_function("el => el.querySelector('.slider-container').textContent.includes('epoch=2')",
                            arg=lapse.element_handle(), timeout=30_000)
     shot(page, "timelapse")
 
@@ -345,7 +345,7 @@ def stacked_from_the_train_page(server, browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1900})
     try:
         page = context.new_page()
-        first_point = train_from_page(page, server, "preset=stacked&data=digits&epochs=3")
+        first_point = train_from_page(page, server, "preset=stacked&data=digits&epochs=2")
         page.get_by_text("Validation loss").first.wait_for(timeout=30_000)   # the finished run's metrics
         shot(page, "train")
     finally:

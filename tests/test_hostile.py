@@ -24,9 +24,10 @@ RSS_BOUND_MB, CPU_BOUND_S = 500, 60
 
 
 # ------------------------------------------------------------------------------------- uploads
-def test_a_1gb_array_in_a_1mb_npz_is_streamed_within_the_bounds(tmp_path):
-    path = hostile.zeros_npz(tmp_path / "zeros.npz", (240, 2048, 2048))
-    assert path.stat().st_size < 1.1e6
+def test_a_half_gb_array_in_a_half_mb_npz_is_streamed_within_the_bounds(tmp_path):
+    # memory stays at a chunk whatever the array's size (1 GB: python -m bench.hostile, case 1)
+    path = hostile.zeros_npz(tmp_path / "zeros.npz", (120, 2048, 2048))
+    assert path.stat().st_size < 0.6e6
     r = hostile.measure(hostile.READ.format(path=str(path)))
     assert r["outcome"] == "accepted", r
     assert r["rss_mb"] < RSS_BOUND_MB and r["cpu_s"] < CPU_BOUND_S, r
