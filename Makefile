@@ -54,6 +54,7 @@ $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "AE Lab needs Python >= 3.10, this is " + sys.version.split()[0]'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -c 'import aelab.latent; aelab.latent.compile_umap()'   # numba's cache: a first UMAP without waiting
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-ray.txt

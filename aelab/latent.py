@@ -163,6 +163,14 @@ def _numba_cached():
     return umap
 
 
+def compile_umap() -> None:
+    """Fill numba's on-disk cache with umap-learn's functions by drawing one small map, so that no visitor's
+    first UMAP waits for the compilation. `make` calls it once after installing the requirements: like Python's
+    .pyc files, the compiled code belongs to the installation."""
+    codes = np.random.default_rng(0).random((300, 8), dtype=np.float32)
+    umap_projection(codes, 2, 15, 0.1, 0)
+
+
 def project_images(model, x_uint8: torch.Tensor, method: str = "pca", dims: int = 2,
                    **options) -> tuple[Projection, np.ndarray]:
     """(projection, codes (N, latent)): encode images and project their codes (see :func:`project`)."""

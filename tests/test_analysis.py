@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,13 @@ def test_generation(trained):
     assert np.allclose(path[0], ends[0], atol=1e-5) and np.allclose(path[-1], ends[1], atol=1e-5)
     assert generate.traverse(model, ds.x_test[0], dim=1, steps=5).shape == (5, 8, 8)
     assert generate.manifold_grid(model, n=4).shape == (4, 4, 8, 8)
+
+
+def test_compile_umap_leaves_umaps_functions_in_numbas_cache():
+    """What `make` runs after installing: the map's numba functions land in the on-disk cache of the venv."""
+    import umap
+
+    latent.compile_umap()
+    cached = {p.name.split("-")[0] for p in (Path(umap.__file__).parent / "__pycache__").glob("*.nbi")}
+    assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths",
+            "layouts._optimize_layout_euclidean_single_epoch"} <= cached, cached
