@@ -26,15 +26,26 @@ pytestmark = [pytest.mark.browser,
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app served as `make run` serves it, on a free port with an empty runs directory."""
-    yield from run_server(tmp_path_factory)
+def servers(tmp_path_factory):
+    """The module's two servers, started at once (each start is seconds of imports): the app as `make run`
+    serves it, and the same in hosted mode (AELAB_HOSTED=1, strangers on one server); each on a free port with
+    an empty runs directory."""
+    started = {"local": start_server(tmp_path_factory),
+               "hosted": start_server(tmp_path_factory, {"AELAB_HOSTED": "1"})}
+    try:
+        yield {name: wait_healthy(server) for name, server in started.items()}
+    finally:
+        stop_server(*started.values())
 
 
 @pytest.fixture(scope="module")
-def hosted_server(tmp_path_factory):
-    """The same in hosted mode (AELAB_HOSTED=1): strangers on one server."""
-    yield from run_server(tmp_path_factory, {"AELAB_HOSTED": "1"})
+def server(servers):
+    return servers["local"]
+
+
+@pytest.fixture(scope="module")
+def hosted_server(servers):
+    return servers["hosted"]
 
 
 def start_server(tmp_path_factory, extra_env: dict | None = None, runs: Path | None = None) -> dict:
@@ -70,12 +81,6 @@ def stop_server(*servers: dict) -> None:
     for server in servers:
         server["process"].wait(10)
         server["log_file"].close()
-
-
-def run_server(tmp_path_factory, extra_env: dict | None = None, runs: Path | None = None):
-    server = wait_healthy(start_server(tmp_path_factory, extra_env, runs))
-    yield server
-    stop_server(server)
 
 
 @pytest.fixture(scope="module")
