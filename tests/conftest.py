@@ -133,8 +133,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(list(args)) or 0
-        except SystemExit as exit:   # argparse's usage errors
-            code = exit.code if isinstance(exit.code, int) else 1
+        except SystemExit as stop:   # argparse's usage errors
+            code = stop.code if isinstance(stop.code, int) else 1
     return subprocess.CompletedProcess(["python", "-m", "aelab", *args], code, out.getvalue(), err.getvalue())
 
 
@@ -176,9 +176,9 @@ def ray_head(tmp_path_factory):
         assert head.poll() is None and time.time() < deadline, Path(log.name).read_text()[-2000:]
         time.sleep(0.5)
     yield address
-    os.killpg(head.pid, signal.SIGTERM)   # --block: the head stops what it started (it drains up to 30 s)
+    os.killpg(head.pid, signal.SIGTERM)   # --block: the head stops what it started, if it can within a second
     try:
-        head.wait(1)
+        head.wait(1)   # its graceful drain takes up to 30 s, which the suite does not wait for
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)   # its processes share its group: nothing is left behind
         head.wait(10)
